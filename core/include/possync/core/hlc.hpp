@@ -1,0 +1,71 @@
+#pragma once
+// Hybrid logical clock (Kulkarni et al.): a timestamp that follows physical time
+// when clocks behave and stays monotonic and causal when they do not (backward
+// jumps, hours of skew between nodes). No wall-clock comparison decides anything on
+// its own; ordering ties are broken by node id.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "possync/core/ids.hpp"
+
+namespace possync::core {
+
+/// HLC timestamp. Ordered by (wall_ms, logical, node).
+struct hlc_timestamp {
+  uint64_t wall_ms = 0;  ///< ms since Unix epoch, max physical time seen
+  uint32_t logical = 0;  ///< orders events within one wall_ms
+  node_id node = 0;      ///< writer; breaks ties
+
+  friend bool operator==(const hlc_timestamp& a, const hlc_timestamp& b) {
+    return a.wall_ms == b.wall_ms && a.logical == b.logical && a.node == b.node;
+  }
+  friend bool operator!=(const hlc_timestamp& a, const hlc_timestamp& b) { return !(a == b); }
+  friend bool operator<(const hlc_timestamp& a, const hlc_timestamp& b) {
+    if (a.wall_ms != b.wall_ms) return a.wall_ms < b.wall_ms;
+    if (a.logical != b.logical) return a.logical < b.logical;
+    return a.node < b.node;
+  }
+  friend bool operator>(const hlc_timestamp& a, const hlc_timestamp& b) { return b < a; }
+  friend bool operator<=(const hlc_timestamp& a, const hlc_timestamp& b) { return !(b < a); }
+  std::string to_string() const;  ///< "1700000000123.4@00ab..."
+};
+
+/// Physical clock: returns ms since the Unix epoch. Injected so tests and the
+/// simulator control time.
+using physical_clock = std::function<uint64_t()>;
+
+/// One node's HLC. Not thread-safe (the owner serializes access).
+class hlc_clock {
+public:
+  /// `max_forward_ms`: a remote timestamp further ahead of our physical clock than
+  /// this is still adopted (ordering must hold) but counted in `skew_events()` and
+  /// reported by `last_skew_ms()`. Default 5 minutes.
+  hlc_clock(node_id self, physical_clock clock, uint64_t max_forward_ms = 300'000);
+
+  /// Timestamp for a local event or a send.
+  hlc_timestamp now();
+  /// Merge a received timestamp; returns the timestamp of the receive event,
+  /// greater than both `remote` and every earlier timestamp of this clock.
+  hlc_timestamp update(const hlc_timestamp& remote);
+  /// Restore after restart: never issue a timestamp <= `persisted`.
+  void restore(const hlc_timestamp& persisted);
+  /// Last issued timestamp.
+  hlc_timestamp last() const { return last_; }
+  /// remote.wall_ms - physical now at the last update() (signed).
+  int64_t last_skew_ms() const { return last_skew_ms_; }
+  /// How many update() calls saw a remote clock beyond max_forward_ms.
+  uint64_t skew_events() const { return skew_events_; }
+  node_id self() const { return self_; }
+
+private:
+  node_id self_;
+  physical_clock clock_;
+  uint64_t max_forward_ms_;
+  hlc_timestamp last_;
+  int64_t last_skew_ms_ = 0;
+  uint64_t skew_events_ = 0;
+};
+
+} // namespace possync::core

@@ -1,0 +1,93 @@
+#pragma once
+// Conflict policies (DESIGN.md §3): how a record's siblings are read, and what a
+// local write of each kind produces. All functions are pure and deterministic:
+// every node holding the same sibling set reads the same value.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "possync/core/record.hpp"
+
+namespace possync::core {
+
+enum class policy : uint8_t {
+  immutable,    ///< written once; a second different version is a conflict for operators
+  counter,      ///< PN-counter (stock): per-node max merge, value = sum(inc) - sum(dec)
+  field_merge,  ///< per top-level field: causal winner, concurrent same-field -> tie rule
+  lww,          ///< highest HLC wins (ties by node id)
+  hq_wins,      ///< a concurrent version written at HQ wins; else lww
+  manual,       ///< siblings kept; provisional winner by lww; operator resolves
+};
+const char* to_string(policy p) noexcept;
+std::optional<policy> parse_policy(std::string_view name);
+
+/// Tie rule used by field_merge for the same field edited concurrently.
+enum class tie_rule : uint8_t { lww, hq_wins };
+const char* to_string(tie_rule t) noexcept;
+
+/// What a reader sees of a record under a policy.
+struct resolved_view {
+  bool exists = false;       ///< false: no versions, or the winner is a tombstone
+  bool tombstone = false;    ///< the winner is a delete
+  bool conflicted = false;   ///< siblings disagree in a way the policy does not settle
+                             ///< on its own (immutable, manual, field_merge same field)
+  size_t siblings = 0;
+  std::string body;          ///< the value (for field_merge: the merged body)
+  hlc_timestamp hlc;         ///< clock of the winning version (max over fields for field_merge)
+  std::map<uint32_t, field_stamp> fields;  ///< field_merge: stamp of each field's winner
+  std::optional<dot> winner; ///< dot of the winning version (not set for counter/field_merge merges)
+};
+
+/// Deterministic read of `r` under `p` (`tie` applies to field_merge).
+resolved_view resolve(const record& r, policy p, tie_rule tie = tie_rule::lww);
+
+/// A conflict worth an operator's attention, detected in a record state.
+struct conflict_info {
+  std::string rule;  ///< what was applied: "siblings kept", "lww", "hq_wins", "field tie: lww" ...
+  std::vector<uint32_t> fields;  ///< field_merge: the fields edited concurrently
+};
+/// Non-empty when the siblings of `r` are a conflict under `p`: immutable or manual
+/// with bodies that differ; lww/hq_wins with more than one sibling; field_merge with
+/// the same field edited concurrently. Counter siblings never conflict.
+std::optional<conflict_info> detect_conflict(const record& r, policy p, tie_rule tie = tie_rule::lww);
+
+// -- counter -------------------------------------------------------------------
+
+/// PN-counter state: node -> (inc, dec), both monotonic.
+struct pn_counter {
+  std::map<node_id, std::pair<int64_t, int64_t>> entries;
+  int64_t value() const;
+  /// Per-node max.
+  void merge(const pn_counter& other);
+  friend bool operator==(const pn_counter& a, const pn_counter& b) { return a.entries == b.entries; }
+};
+/// Body encoding: a possync.v1.StockCounter message.
+std::string encode_counter(const pn_counter& c);
+result<pn_counter> decode_counter(std::string_view body);
+/// Merged counter of every sibling of `r` (undecodable bodies count as empty).
+pn_counter counter_of(const record& r);
+/// Body for a local counter write by `self` that adds `delta` (negative = decrement)
+/// to the merged state of `r`.
+std::string counter_add_body(const record& r, node_id self, int64_t delta);
+
+// -- field_merge -----------------------------------------------------------------
+
+/// Top-level fields of a serialized protobuf message, by field number, each the raw
+/// bytes of all its occurrences (tag included) in order. Fails on malformed wire data.
+result<std::map<uint32_t, std::string>> split_fields(std::string_view body);
+/// Inverse of split_fields (fields in ascending number).
+std::string join_fields(const std::map<uint32_t, std::string>& fields);
+
+/// Field stamps for a local field_merge write of `new_body` over what the writer
+/// read (`before`): fields whose bytes changed (set, changed or cleared) get
+/// {new_dot, hlc, hq}; unchanged fields keep their stamps.
+result<std::map<uint32_t, field_stamp>> stamp_fields(const resolved_view& before,
+                                                     std::string_view new_body,
+                                                     const dot& new_dot,
+                                                     const hlc_timestamp& hlc, bool hq);
+
+} // namespace possync::core

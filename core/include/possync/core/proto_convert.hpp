@@ -1,0 +1,27 @@
+#pragma once
+// Conversion between core types and possync.v1 protobuf messages. Include only where
+// wire or stored messages are handled (storage, sessions): it pulls in protobuf.
+
+#include <string>
+#include <string_view>
+
+#include "possync/core/record.hpp"
+#include "possync/v1/records.pb.h"
+
+namespace possync::core {
+
+void to_proto(const hlc_timestamp& in, v1::Hlc* out);
+hlc_timestamp from_proto(const v1::Hlc& in);
+void to_proto(const record_key& in, v1::RecordKey* out);
+record_key from_proto(const v1::RecordKey& in);
+void to_proto(const version& in, v1::Version* out);
+/// invalid_argument on a missing or invalid dot, or a malformed vector.
+result<version> from_proto(const v1::Version& in);
+void to_proto(const record& in, v1::Record* out);
+result<record> from_proto(const v1::Record& in);
+
+/// Serialized possync.v1.Record.
+std::string encode_record(const record& r);
+result<record> decode_record(std::string_view bytes);
+
+} // namespace possync::core

@@ -1,0 +1,287 @@
+#pragma once
+// The node store: one RocksDB per process (`database`), holding one or more logical
+// node stores (`node_store`) separated by a key prefix ("space"). A terminal app has
+// one space; the simulator runs thousands of terminals in one database; HQ keeps all
+// tenants in one space (the tenant is part of every record key).
+//
+// Column families (DESIGN.md §4): records, feed, outbox, cursors, conflicts, audit,
+// meta, index. A local write is one WriteBatch: records + feed + outbox (+ stock
+// counters for a sale) + secondary indexes + meta counters, acknowledged only after
+// the WAL is synced. All writes of a database go through one committer that groups
+// the writes waiting for it under one fsync (group commit). Reads go straight to
+// RocksDB from any thread.
+//
+// Thread-safety: every member of `database` and `node_store` may be called from any
+// thread. rocksdb::Status never leaves this folder: errors are possync::error.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "possync/core/error.hpp"
+#include "possync/core/hlc.hpp"
+#include "possync/core/ids.hpp"
+#include "possync/core/record.hpp"
+#include "possync/core/schema.hpp"
+
+namespace possync::storage {
+
+/// Switches that make the file system under RocksDB fail, for tests and the
+/// simulator. Flip them at any time; writes then fail with a clear error and are
+/// never acknowledged; reads keep working.
+struct io_faults {
+  std::atomic<bool> disk_full{false};  ///< appends/syncs fail with "no space left"
+  std::atomic<bool> io_error{false};   ///< appends/syncs fail with an I/O error
+};
+
+/// Options of one RocksDB database.
+struct db_options {
+  std::string path;                    ///< directory (created if missing); required unless in_memory
+  bool in_memory = false;              ///< RocksDB's in-memory Env (simulation); nothing survives close
+  bool sync = true;                    ///< fsync the WAL before acknowledging (never off in production)
+  bool group_commit = true;            ///< dedicated committer thread; false = commit on the caller's thread
+  size_t block_cache_bytes = 32u << 20; ///< LRU block cache, bytes
+  size_t write_buffer_bytes = 16u << 20; ///< memtable size per column family, bytes
+  std::shared_ptr<io_faults> faults;   ///< optional fault injection
+};
+
+class database_impl;
+
+/// One RocksDB instance and its committer.
+class database {
+public:
+  /// Opens or creates. invalid_argument on bad options, unavailable/data_loss on
+  /// I/O errors or corruption (with RocksDB's message).
+  static result<std::shared_ptr<database>> open(const db_options& opts);
+  ~database();
+  database(const database&) = delete;
+  database& operator=(const database&) = delete;
+
+  /// After a disk-full or I/O error has been cleared: let writes through again.
+  status resume();
+  /// Flush memtables (tests, benchmarks, before backups).
+  status flush();
+  const db_options& options() const;
+  database_impl& impl() { return *impl_; }
+
+private:
+  explicit database(std::unique_ptr<database_impl> impl);
+  std::unique_ptr<database_impl> impl_;
+};
+
+enum class node_role : uint8_t { terminal = 1, branch = 2, hq = 3 };
+const char* to_string(node_role r) noexcept;
+
+/// Options of one logical store.
+struct store_options {
+  uint32_t space = 0;                  ///< key prefix of this logical store
+  node_role role = node_role::terminal;
+  core::node_id node = 0;              ///< 0: the id kept in meta, or a new random one for a new store
+  core::physical_clock clock;          ///< ms since epoch; default: system clock
+  std::shared_ptr<core::random_source> rng;  ///< node ids and ULIDs; default: seeded from std::random_device
+  std::shared_ptr<const core::collection_registry> registry;  ///< default: the POS schema
+  core::record_limits limits;
+  bool outbox = true;                  ///< queue local and relayed writes for an upstream (false on HQ)
+};
+
+/// Put a whole body (create or replace), or delete with tombstone = true.
+struct put_op {
+  core::record_key key;
+  std::string body;
+  bool tombstone = false;
+  /// What the writer read (record::context() of what it saw). nullopt: the store's
+  /// current state, i.e. the write replaces every sibling. A stale context leaves
+  /// the siblings it did not see in place.
+  std::optional<core::version_vector> context;
+};
+/// Add `delta` to a counter record (policy counter), e.g. -1000 for one piece sold.
+struct counter_op {
+  core::record_key key;
+  int64_t delta = 0;
+};
+using write_op = std::variant<put_op, counter_op>;
+
+/// One record changed by a commit.
+struct change {
+  core::record_key key;
+  uint8_t lane = 0;
+  uint64_t seq = 0;             ///< feed (and outbox) sequence number in that lane
+  std::optional<core::dot> dot; ///< local writes: the new version's dot
+};
+
+/// Outcome of a local write.
+struct commit_result {
+  std::vector<change> changes;
+  core::hlc_timestamp hlc;
+};
+
+/// Where remote record states come from.
+struct apply_source {
+  core::node_id peer = 0;
+  bool from_downstream = false;  ///< relay: queue what changed in our outbox for our upstream
+};
+
+/// A refused remote record (not stored).
+struct rejection {
+  core::record_key key;
+  error why;
+};
+
+/// Outcome of applying remote record states.
+struct apply_result {
+  size_t applied = 0;    ///< records that changed
+  size_t unchanged = 0;  ///< already covered (replays, duplicates): no-ops
+  std::vector<rejection> rejected;
+  std::vector<change> changes;
+};
+
+struct feed_entry {
+  uint64_t seq = 0;
+  core::record rec;
+};
+struct outbox_entry {
+  uint64_t seq = 0;
+  core::record rec;     ///< record state when it was queued
+  int64_t queued_ms = 0;
+};
+
+/// A detected conflict (conflicts column family).
+struct conflict_entry {
+  uint64_t id = 0;
+  core::record_key key;
+  std::vector<core::version> versions;
+  std::string policy;
+  std::string rule;
+  core::hlc_timestamp detected;
+  bool resolved = false;
+  std::string resolved_by;
+  std::string resolution;
+};
+
+/// One sync session, for the audit column family.
+struct session_audit {
+  core::node_id peer = 0;
+  std::string peer_role;
+  int64_t started_ms = 0;
+  int64_t ended_ms = 0;
+  uint64_t records_up = 0, records_down = 0, bytes_up = 0, bytes_down = 0;
+  std::string result;
+};
+
+/// Called on the committer thread after every durable commit of this store, with
+/// what changed. Must not block (hand work to an actor).
+using commit_listener = std::function<void(const std::vector<change>&)>;
+
+class node_store_impl;
+
+/// One logical node store.
+class node_store {
+public:
+  static result<std::unique_ptr<node_store>> open(std::shared_ptr<database> db, store_options opts);
+  ~node_store();
+  node_store(const node_store&) = delete;
+  node_store& operator=(const node_store&) = delete;
+
+  core::node_id node() const;
+  node_role role() const;
+  uint32_t space() const;
+  const core::collection_registry& registry() const;
+
+  // -- local writes: durable when they return ------------------------------------
+
+  /// Applies `ops` atomically as one commit. Validates every key and body first
+  /// (invalid_argument, nothing written). Immutable collections refuse a second
+  /// write to an existing id (already_exists). Disk full -> resource_exhausted,
+  /// other I/O errors -> unavailable; never acknowledged then.
+  result<commit_result> write(std::vector<write_op> ops);
+  /// Same, completing on the committer thread.
+  void write_async(std::vector<write_op> ops, std::function<void(result<commit_result>)> done);
+  /// Records a possync.v1.Sale (serialized) under key (collection "sale", scope =
+  /// branch, id = ULID) and decrements the branch's stock of every item in the same
+  /// commit (items of one product are summed).
+  result<commit_result> record_sale(const core::record_key& key, std::string sale_body);
+  /// A new ULID for a record made here.
+  std::string new_id();
+
+  // -- remote states ------------------------------------------------------------------
+
+  /// Merges record states received from a peer, as one commit. Invalid records are
+  /// rejected one by one (the rest still apply). Covered states are no-ops, so
+  /// replays never duplicate. Conflicts are written to the conflicts table.
+  result<apply_result> apply_remote(std::vector<core::record> states, apply_source from);
+
+  // -- reads ----------------------------------------------------------------------
+
+  /// The record with all siblings, or nullopt.
+  result<std::optional<core::record>> get(const core::record_key& key) const;
+  /// The record as its policy resolves it (exists == false if absent or deleted).
+  result<core::resolved_view> read(const core::record_key& key) const;
+  /// Stock level (thousandths) of a product in a branch; 0 if never counted.
+  result<int64_t> stock_level(const std::string& tenant, const std::string& branch,
+                              const std::string& product_id) const;
+  /// Product id for a barcode (main or alternative), or nullopt.
+  result<std::optional<std::string>> product_by_barcode(const std::string& tenant,
+                                                        const std::string& barcode) const;
+  /// Up to `limit` product ids whose name starts with `prefix` (case-insensitive,
+  /// ASCII), in name order.
+  result<std::vector<std::string>> search_products(const std::string& tenant, const std::string& prefix,
+                                                   size_t limit) const;
+  /// Keys of sales of a branch with from_ms <= time_ms < to_ms, oldest first.
+  result<std::vector<core::record_key>> sales_between(const std::string& tenant, const std::string& branch,
+                                                      int64_t from_ms, int64_t to_ms, size_t limit) const;
+
+  // -- feed -------------------------------------------------------------------------
+
+  /// Entries of (tenant, scope, lane) with seq > after, oldest first, at most `limit`.
+  result<std::vector<feed_entry>> read_feed(const std::string& tenant, const std::string& scope,
+                                            uint8_t lane, uint64_t after, size_t limit) const;
+  /// Highest sequence number issued in `lane` (all tenants and scopes).
+  uint64_t lane_head(uint8_t lane) const;
+
+  // -- outbox -------------------------------------------------------------------------
+
+  /// Outbox entries of `lane` with seq > after, oldest first, at most `limit`.
+  result<std::vector<outbox_entry>> outbox_window(uint8_t lane, uint64_t after, size_t limit) const;
+  /// Upstream durably holds everything of `lane` up to `seq`: remove those entries.
+  status ack_outbox(uint8_t lane, uint64_t seq);
+  /// Outbox entries waiting, per lane.
+  std::array<uint64_t, core::lane_count> pending() const;
+
+  // -- cursors ------------------------------------------------------------------------
+
+  /// How far this node has consumed `peer`'s feed of (tenant, scope, lane); 0 if never.
+  result<uint64_t> cursor(core::node_id peer, const std::string& tenant, const std::string& scope,
+                          uint8_t lane) const;
+  /// Durably store a cursor.
+  status set_cursor(core::node_id peer, const std::string& tenant, const std::string& scope, uint8_t lane,
+                    uint64_t seq);
+  /// Forget every cursor of `peer` (full resync).
+  status clear_cursors(core::node_id peer);
+
+  // -- conflicts and audit ------------------------------------------------------------
+
+  result<std::vector<conflict_entry>> conflicts(bool unresolved_only, size_t limit) const;
+  status record_session(const session_audit& a);
+  result<std::vector<session_audit>> sessions(size_t limit) const;
+
+  // -- misc -----------------------------------------------------------------------------
+
+  /// This store's HLC (thread-safe wrapper): now() for a local event.
+  core::hlc_timestamp clock_now();
+  /// Merge a peer's clock; returns the receive timestamp.
+  core::hlc_timestamp clock_update(const core::hlc_timestamp& remote);
+  /// Called after each durable commit of this store (one listener; replaces).
+  void set_listener(commit_listener l);
+
+private:
+  explicit node_store(std::unique_ptr<node_store_impl> impl);
+  std::unique_ptr<node_store_impl> impl_;
+};
+
+} // namespace possync::storage
