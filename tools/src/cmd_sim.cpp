@@ -1,0 +1,59 @@
+// `possync sim --workload NAME`: run one benchmark workload and print its report.
+
+#include <cstdio>
+#include <string>
+
+#include "commands.hpp"
+#include "possync/sim/workload_local.hpp"
+#include "possync/sim/workloads.hpp"
+
+namespace possync::tools {
+
+namespace {
+
+/// Flags of `possync sim`.
+struct sim_config {
+  std::string workload;
+  sim::local_options local;
+  bool json = false;
+};
+
+int run_sim(const sim_config& cfg) {
+  if (cfg.workload == "local") {
+    auto rep = sim::run_local(cfg.local);
+    if (!rep) {
+      std::fprintf(stderr, "possync sim: workload local failed: %s\n", rep.err().to_string().c_str());
+      return exit_failure;
+    }
+    std::printf("%s\n", cfg.json ? sim::to_json(*rep).c_str() : sim::to_text(*rep).c_str());
+    return rep->converged ? exit_ok : exit_failure;
+  }
+  std::string names;
+  for (const auto& w : sim::known_workloads()) names += "\n  " + w.name + "  " + w.description;
+  std::fprintf(stderr, "possync sim: unknown workload '%s'; this build knows:%s\n", cfg.workload.c_str(),
+               names.c_str());
+  return exit_usage;
+}
+
+} // namespace
+
+void add_sim_command(CLI::App& app, command_fn& run) {
+  auto cfg = std::make_shared<sim_config>();
+  auto* cmd = app.add_subcommand("sim", "run a benchmark workload (see TARGETS.md) and report figures");
+  cmd->add_option("--workload", cfg->workload, "workload name (local = W8)")->required();
+  cmd->add_option("--products", cfg->local.products, "catalogue size")->capture_default_str();
+  cmd->add_option("--sales", cfg->local.sales, "single-writer sale commits (latency sample)")->capture_default_str();
+  cmd->add_option("--writers", cfg->local.writers, "concurrent writer threads")->capture_default_str();
+  cmd->add_option("--concurrent-sales", cfg->local.concurrent_sales, "sale commits shared by the concurrent writers")
+      ->capture_default_str();
+  cmd->add_option("--lookups", cfg->local.lookups, "product lookups by id and by barcode (each)")
+      ->capture_default_str();
+  cmd->add_option("--searches", cfg->local.searches, "name-prefix searches")->capture_default_str();
+  cmd->add_option("--seed", cfg->local.seed, "random seed")->capture_default_str();
+  cmd->add_option("--dir", cfg->local.dir, "parent directory of the temporary store (default $TMPDIR or /tmp)");
+  cmd->add_flag("--keep", cfg->local.keep_dir, "keep the store directory afterwards");
+  cmd->add_flag("--json", cfg->json, "print one JSON object instead of a summary");
+  cmd->callback([cfg, &run] { run = [cfg] { return run_sim(*cfg); }; });
+}
+
+} // namespace possync::tools

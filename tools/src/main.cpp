@@ -1,0 +1,27 @@
+// possync: the command-line tool. One subcommand per file (cmd_*.cpp).
+
+#include <cstdio>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"possync: sync engine for point-of-sale chains"};
+  app.require_subcommand(1);
+  possync::tools::command_fn run;
+  possync::tools::add_terminal_command(app, run);
+  possync::tools::add_sim_command(app, run);
+  possync::tools::add_crash_writer_command(app, run);
+  possync::tools::add_version_command(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    // CLI11 returns 0 for --help; everything else is a usage error.
+    return rc == 0 ? 0 : possync::tools::exit_usage;
+  }
+  if (!run) {
+    std::fprintf(stderr, "possync: no command given (try --help)\n");
+    return possync::tools::exit_usage;
+  }
+  return run();
+}
