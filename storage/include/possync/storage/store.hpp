@@ -68,6 +68,11 @@ public:
   /// Flush memtables (tests, benchmarks, before backups).
   status flush();
   const db_options& options() const;
+  /// Durable RocksDB writes made by the committer so far (one per commit group).
+  uint64_t commit_groups() const;
+  /// Requests acknowledged as durable so far (local writes, applies, cursor/audit
+  /// updates, acks). commits() / commit_groups() is the average group size.
+  uint64_t commits() const;
   database_impl& impl() { return *impl_; }
 
 private:

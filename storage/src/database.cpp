@@ -1,0 +1,365 @@
+// database: RocksDB setup, fault injection and the committer.
+
+#include <algorithm>
+#include <utility>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/file_system.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+
+#include "database_impl.hpp"
+
+namespace possync::storage {
+
+namespace {
+
+const char* const cf_names[cf_count] = {"records", "feed", "outbox", "cursors",
+                                        "conflicts", "audit", "meta", "index"};
+
+/// Fails writes while the fault flags are set. Nothing reaches the wrapped file on
+/// a failed append, so an unacknowledged write never lands in the WAL.
+class fault_file final : public rocksdb::FSWritableFileOwnerWrapper {
+public:
+  fault_file(std::unique_ptr<rocksdb::FSWritableFile> f, std::shared_ptr<io_faults> faults)
+      : FSWritableFileOwnerWrapper(std::move(f)), faults_(std::move(faults)) {}
+
+  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
+                           rocksdb::IODebugContext* dbg) override {
+    if (auto s = check(); !s.ok()) return s;
+    return FSWritableFileOwnerWrapper::Append(data, o, dbg);
+  }
+  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
+                           const rocksdb::DataVerificationInfo& v, rocksdb::IODebugContext* dbg) override {
+    if (auto s = check(); !s.ok()) return s;
+    return FSWritableFileOwnerWrapper::Append(data, o, v, dbg);
+  }
+  rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t off, const rocksdb::IOOptions& o,
+                                     rocksdb::IODebugContext* dbg) override {
+    if (auto s = check(); !s.ok()) return s;
+    return FSWritableFileOwnerWrapper::PositionedAppend(data, off, o, dbg);
+  }
+  rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t off, const rocksdb::IOOptions& o,
+                                     const rocksdb::DataVerificationInfo& v,
+                                     rocksdb::IODebugContext* dbg) override {
+    if (auto s = check(); !s.ok()) return s;
+    return FSWritableFileOwnerWrapper::PositionedAppend(data, off, o, v, dbg);
+  }
+  rocksdb::IOStatus Flush(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    if (auto s = check(); !s.ok()) return s;
+    return FSWritableFileOwnerWrapper::Flush(o, dbg);
+  }
+  rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    if (auto s = check(); !s.ok()) return s;
+    return FSWritableFileOwnerWrapper::Sync(o, dbg);
+  }
+  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    if (auto s = check(); !s.ok()) return s;
+    return FSWritableFileOwnerWrapper::Fsync(o, dbg);
+  }
+
+private:
+  rocksdb::IOStatus check() const {
+    if (faults_->disk_full.load(std::memory_order_relaxed))
+      return rocksdb::IOStatus::NoSpace("injected: no space left on device");
+    if (faults_->io_error.load(std::memory_order_relaxed))
+      return rocksdb::IOStatus::IOError("injected: I/O error");
+    return rocksdb::IOStatus::OK();
+  }
+  std::shared_ptr<io_faults> faults_;
+};
+
+class fault_fs final : public rocksdb::FileSystemWrapper {
+public:
+  fault_fs(const std::shared_ptr<rocksdb::FileSystem>& base, std::shared_ptr<io_faults> faults)
+      : FileSystemWrapper(base), faults_(std::move(faults)) {}
+  const char* Name() const override { return "possync_fault_fs"; }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                    rocksdb::IODebugContext* dbg) override {
+    return wrap(FileSystemWrapper::NewWritableFile(f, o, r, dbg), r);
+  }
+  rocksdb::IOStatus ReopenWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                       std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                       rocksdb::IODebugContext* dbg) override {
+    return wrap(FileSystemWrapper::ReopenWritableFile(f, o, r, dbg), r);
+  }
+  rocksdb::IOStatus ReuseWritableFile(const std::string& f, const std::string& old, const rocksdb::FileOptions& o,
+                                      std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                      rocksdb::IODebugContext* dbg) override {
+    return wrap(FileSystemWrapper::ReuseWritableFile(f, old, o, r, dbg), r);
+  }
+
+private:
+  rocksdb::IOStatus wrap(rocksdb::IOStatus s, std::unique_ptr<rocksdb::FSWritableFile>* r) {
+    if (s.ok() && *r) *r = std::make_unique<fault_file>(std::move(*r), faults_);
+    return s;
+  }
+  std::shared_ptr<io_faults> faults_;
+};
+
+rocksdb::ColumnFamilyOptions cf_options(const db_options& opts, const std::shared_ptr<rocksdb::Cache>& cache,
+                                        bool point_lookups) {
+  rocksdb::ColumnFamilyOptions o;
+  o.write_buffer_size = opts.write_buffer_bytes;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  if (point_lookups) {
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    t.whole_key_filtering = true;
+  }
+  t.format_version = 5;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+} // namespace
+
+error map_status(const rocksdb::Status& s, const char* what) {
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsNoSpace()) return error(errc::resource_exhausted, "disk full: " + msg);
+  if (s.IsCorruption()) return error(errc::data_loss, msg);
+  if (s.IsIOError()) return error(errc::unavailable, msg);
+  if (s.IsInvalidArgument()) return error(errc::invalid_argument, msg);
+  if (s.IsNotFound()) return error(errc::not_found, msg);
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return error(errc::unavailable, msg);
+  if (s.IsNotSupported()) return error(errc::failed_precondition, msg);
+  return error(errc::internal, msg);
+}
+
+// -- txn -----------------------------------------------------------------------------
+
+result<std::optional<std::string>> txn::get(cf_id cf, const std::string& key) const {
+  if (auto it = staged_[cf].find(key); it != staged_[cf].end()) return it->second;
+  if (auto it = group_[cf].find(key); it != group_[cf].end()) return it->second;
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), cfs_[cf], key, &v);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return map_status(s, "read");
+  return std::optional<std::string>(std::move(v));
+}
+
+result<std::vector<std::string>> txn::keys_in(cf_id cf, const std::string& begin, const std::string& end) const {
+  std::set<std::string> keys;
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[cf]));
+  for (it->Seek(begin); it->Valid(); it->Next()) keys.insert(it->key().ToString());
+  if (!it->status().ok()) return map_status(it->status(), "scan");
+  for (const overlay* o : {&group_, &staged_}) {
+    for (const auto& [k, v] : (*o)[cf]) {
+      if (k < begin || k >= end) continue;
+      if (v) keys.insert(k);
+      else keys.erase(k);
+    }
+  }
+  return std::vector<std::string>(keys.begin(), keys.end());
+}
+
+// -- database_impl ---------------------------------------------------------------------
+
+result<std::unique_ptr<database_impl>> database_impl::open(const db_options& opts) {
+  if (!opts.in_memory && opts.path.empty())
+    return error(errc::invalid_argument, "db_options.path is required unless in_memory");
+  if (opts.write_buffer_bytes < (64u << 10))
+    return error(errc::invalid_argument, "db_options.write_buffer_bytes must be at least 64 KiB");
+
+  std::unique_ptr<database_impl> d(new database_impl());
+  d->opts_ = opts;
+  std::string path = opts.path.empty() ? std::string("/possync-mem") : opts.path;
+
+  std::shared_ptr<rocksdb::FileSystem> fs;
+  if (opts.in_memory) {
+    d->mem_base_.reset(rocksdb::NewMemEnv(rocksdb::Env::Default()));
+    fs = d->mem_base_->GetFileSystem();
+  } else {
+    fs = rocksdb::FileSystem::Default();
+  }
+  if (opts.faults) fs = std::make_shared<fault_fs>(fs, opts.faults);
+  if (opts.faults || opts.in_memory) d->env_ = rocksdb::NewCompositeEnv(fs);
+
+  d->cache_ = rocksdb::NewLRUCache(std::max<size_t>(opts.block_cache_bytes, 1u << 20));
+
+  rocksdb::DBOptions dbo;
+  dbo.create_if_missing = true;
+  dbo.create_missing_column_families = true;
+  dbo.max_background_jobs = 2;
+  dbo.manual_wal_flush = false;
+  dbo.avoid_flush_during_shutdown = false;
+  dbo.info_log_level = rocksdb::WARN_LEVEL;
+  dbo.keep_log_file_num = 4;
+  dbo.max_total_wal_size = 64u << 20;
+  if (d->env_) dbo.env = d->env_.get();
+
+  // RocksDB requires the default column family; it stays empty.
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  descs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options(opts, d->cache_, false));
+  for (int i = 0; i < cf_count; ++i) {
+    bool point = i == cf_records || i == cf_index || i == cf_meta;
+    descs.emplace_back(cf_names[i], cf_options(opts, d->cache_, point));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(dbo, path, descs, &handles, &db);
+  if (!s.ok()) return map_status(s, "open");
+  d->db_ = db;
+  d->default_cf_ = handles[0];
+  for (int i = 0; i < cf_count; ++i) d->cfs_[i] = handles[i + 1];
+  if (opts.group_commit) d->committer_ = std::thread([p = d.get()] { p->run_committer(); });
+  return d;
+}
+
+database_impl::~database_impl() {
+  if (committer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lk(queue_mu_);
+      stop_ = true;
+    }
+    queue_cv_.notify_all();
+    committer_.join();
+  }
+  if (db_) {
+    for (auto* h : cfs_)
+      if (h) db_->DestroyColumnFamilyHandle(h);
+    if (default_cf_) db_->DestroyColumnFamilyHandle(default_cf_);
+    db_->Close();
+    delete db_;
+  }
+}
+
+void database_impl::submit(std::unique_ptr<write_request> r) {
+  if (!opts_.group_commit) {
+    std::lock_guard<std::mutex> lk(commit_mu_);
+    std::vector<std::unique_ptr<write_request>> one;
+    one.push_back(std::move(r));
+    process_group(one);
+    return;
+  }
+  bool closing = false;
+  {
+    std::lock_guard<std::mutex> lk(queue_mu_);
+    closing = stop_;
+    if (!closing) queue_.push_back(std::move(r));
+  }
+  if (closing) r->finish(error(errc::unavailable, "database is closing"));
+  else queue_cv_.notify_one();
+}
+
+void database_impl::run_committer() {
+  std::vector<std::unique_ptr<write_request>> group;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(queue_mu_);
+      queue_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty() && stop_) return;
+      group.swap(queue_);
+    }
+    process_group(group);
+    group.clear();
+  }
+}
+
+void database_impl::process_group(std::vector<std::unique_ptr<write_request>>& group) {
+  overlay ov;
+  rocksdb::WriteBatch batch;
+  std::vector<status> results(group.size());
+  std::vector<commit_participant*> parts;
+  size_t accepted = 0;
+
+  for (size_t i = 0; i < group.size(); ++i) {
+    auto& r = *group[i];
+    txn t(db_, cfs_, ov);
+    if (r.participant) r.participant->request_begin();
+    status s = r.prepare(t);
+    if (!s && r.participant) s = r.participant->request_accept(t);
+    if (s) {
+      if (r.participant) r.participant->request_abort();
+      results[i] = std::move(s);
+      continue;
+    }
+    for (int cf = 0; cf < cf_count; ++cf) {
+      for (auto& [k, v] : t.staged()[cf]) {
+        if (v) batch.Put(cfs_[cf], k, *v);
+        else batch.Delete(cfs_[cf], k);
+        ov[cf][k] = std::move(v);
+      }
+    }
+    if (r.participant && std::find(parts.begin(), parts.end(), r.participant) == parts.end())
+      parts.push_back(r.participant);
+    results[i] = status();
+    ++accepted;
+  }
+
+  status write_err;
+  if (batch.Count() > 0) {
+    rocksdb::WriteOptions wo;
+    wo.sync = opts_.sync;
+    auto s = db_->Write(wo, &batch);
+    groups_.fetch_add(1, std::memory_order_relaxed);
+    if (!s.ok()) write_err = map_status(s, "commit");
+  }
+  for (auto* p : parts) {
+    if (write_err) p->group_failed();
+    else p->group_committed();
+  }
+  if (!write_err) commits_.fetch_add(accepted, std::memory_order_relaxed);
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (!results[i] && write_err) results[i] = write_err;
+    group[i]->finish(results[i]);
+  }
+}
+
+status database_impl::resume() {
+  auto s = db_->Resume();
+  if (!s.ok()) return map_status(s, "resume");
+  return status();
+}
+
+status database_impl::flush() {
+  rocksdb::FlushOptions fo;
+  std::vector<rocksdb::ColumnFamilyHandle*> hs(cfs_.begin(), cfs_.end());
+  auto s = db_->Flush(fo, hs);
+  if (!s.ok()) return map_status(s, "flush");
+  return status();
+}
+
+bool database_impl::claim_space(uint32_t space) {
+  std::lock_guard<std::mutex> lk(spaces_mu_);
+  return spaces_.insert(space).second;
+}
+
+void database_impl::release_space(uint32_t space) {
+  std::lock_guard<std::mutex> lk(spaces_mu_);
+  spaces_.erase(space);
+}
+
+// -- database ------------------------------------------------------------------------------
+
+database::database(std::unique_ptr<database_impl> impl) : impl_(std::move(impl)) {}
+database::~database() = default;
+
+result<std::shared_ptr<database>> database::open(const db_options& opts) {
+  auto d = database_impl::open(opts);
+  if (!d) return std::move(d).err();
+  return std::shared_ptr<database>(new database(std::move(d).value()));
+}
+
+status database::resume() { return impl_->resume(); }
+status database::flush() { return impl_->flush(); }
+const db_options& database::options() const { return impl_->options(); }
+uint64_t database::commit_groups() const { return impl_->commit_groups(); }
+uint64_t database::commits() const { return impl_->commits(); }
+
+const char* to_string(node_role r) noexcept {
+  switch (r) {
+    case node_role::terminal: return "terminal";
+    case node_role::branch: return "branch";
+    case node_role::hq: return "hq";
+  }
+  return "unknown";
+}
+
+} // namespace possync::storage

@@ -1,0 +1,150 @@
+#pragma once
+// Private: the RocksDB instance, its column families and the single committer
+// through which every write of the database goes (see storage/README.md).
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/write_batch.h>
+
+#include "possync/storage/store.hpp"
+
+namespace possync::storage {
+
+/// Column families, in the order they are opened.
+enum cf_id : uint8_t {
+  cf_records,
+  cf_feed,
+  cf_outbox,
+  cf_cursors,
+  cf_conflicts,
+  cf_audit,
+  cf_meta,
+  cf_index,
+  cf_count
+};
+
+/// Maps a RocksDB status to a possync error (never call with an ok status).
+error map_status(const rocksdb::Status& s, const char* what);
+
+/// Keys modified by the requests already accepted into the current group
+/// (nullopt = deleted), per column family.
+using overlay = std::array<std::unordered_map<std::string, std::optional<std::string>>, cf_count>;
+
+/// Writes staged by one request on top of the group's overlay and the DB. Reads see
+/// this request's own staged writes first, then the group's, then the DB.
+class txn {
+public:
+  txn(rocksdb::DB* db, const std::array<rocksdb::ColumnFamilyHandle*, cf_count>& cfs, const overlay& group)
+      : db_(db), cfs_(cfs), group_(group) {}
+
+  /// Current value of `key` (nullopt if absent); unavailable/data_loss on read errors.
+  result<std::optional<std::string>> get(cf_id cf, const std::string& key) const;
+  void put(cf_id cf, std::string key, std::string value) { staged_[cf][std::move(key)] = std::move(value); }
+  void del(cf_id cf, std::string key) { staged_[cf][std::move(key)] = std::nullopt; }
+  /// Keys present in [begin, end) (sorted), counting staged and group writes.
+  result<std::vector<std::string>> keys_in(cf_id cf, const std::string& begin, const std::string& end) const;
+
+  overlay& staged() { return staged_; }
+
+private:
+  rocksdb::DB* db_;
+  const std::array<rocksdb::ColumnFamilyHandle*, cf_count>& cfs_;
+  const overlay& group_;
+  overlay staged_;
+};
+
+/// A store that keeps in-memory counters which must follow the durable state.
+/// All methods run on the committer (thread or commit mutex).
+class commit_participant {
+public:
+  virtual ~commit_participant() = default;
+  /// Before a request of this store is prepared.
+  virtual void request_begin() = 0;
+  /// The request prepared successfully: stage counter updates into `t`. An error
+  /// fails the request.
+  virtual status request_accept(txn& t) = 0;
+  /// The request failed its preparation: forget what it did to the counters.
+  virtual void request_abort() = 0;
+  /// The group containing accepted requests of this store is durable.
+  virtual void group_committed() = 0;
+  /// The group's write failed: roll the counters back to their durable values.
+  virtual void group_failed() = 0;
+};
+
+/// One unit of work for the committer.
+class write_request {
+public:
+  virtual ~write_request() = default;
+  /// Stage writes into `t` (committer). An error fails this request only.
+  virtual status prepare(txn& t) = 0;
+  /// After the group is durable (ok) or failed, or after prepare failed (committer).
+  virtual void finish(const status& s) = 0;
+  /// Store whose counters this request touches (nullable).
+  commit_participant* participant = nullptr;
+};
+
+class database_impl {
+public:
+  static result<std::unique_ptr<database_impl>> open(const db_options& opts);
+  ~database_impl();
+
+  /// Queue a request (group commit) or run it now under the commit mutex.
+  void submit(std::unique_ptr<write_request> r);
+
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::ColumnFamilyHandle* cf(cf_id id) const { return cfs_[id]; }
+  const db_options& options() const { return opts_; }
+
+  status resume();
+  status flush();
+
+  /// Claim a space for one open node_store; false if already open.
+  bool claim_space(uint32_t space);
+  void release_space(uint32_t space);
+
+  uint64_t commit_groups() const { return groups_.load(std::memory_order_relaxed); }
+  uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+
+private:
+  database_impl() = default;
+  void run_committer();
+  void process_group(std::vector<std::unique_ptr<write_request>>& group);
+
+  db_options opts_;
+  std::unique_ptr<rocksdb::Env> env_;         // mem env or composite env over the fault FS
+  std::unique_ptr<rocksdb::Env> mem_base_;    // mem env underneath (in_memory)
+  std::shared_ptr<rocksdb::Cache> cache_;
+  rocksdb::DB* db_ = nullptr;
+  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
+  std::array<rocksdb::ColumnFamilyHandle*, cf_count> cfs_{};
+
+  std::mutex commit_mu_;  // group_commit == false: serializes commits
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<std::unique_ptr<write_request>> queue_;
+  bool stop_ = false;
+  std::thread committer_;
+
+  std::mutex spaces_mu_;
+  std::set<uint32_t> spaces_;
+
+  std::atomic<uint64_t> groups_{0};
+  std::atomic<uint64_t> commits_{0};
+};
+
+} // namespace possync::storage

@@ -1,0 +1,958 @@
+// node_store: local writes, remote merges, indexes and reads of one space.
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <map>
+#include <random>
+#include <set>
+#include <utility>
+
+#include <rocksdb/iterator.h>
+#include <rocksdb/slice.h>
+
+#include "keys.hpp"
+#include "node_store_impl.hpp"
+#include "possync/core/policy.hpp"
+#include "possync/core/proto_convert.hpp"
+#include "possync/v1/pos.pb.h"
+#include "possync/v1/store.pb.h"
+
+namespace possync::storage {
+
+namespace {
+
+constexpr const char* product_type = "possync.v1.Product";
+constexpr const char* sale_type = "possync.v1.Sale";
+constexpr const char* return_type = "possync.v1.Return";
+constexpr const char* movement_type = "possync.v1.StockMovement";
+constexpr const char* stock_collection = "stock";
+constexpr uint64_t schema_version = 1;
+
+/// The writer's random source when none is injected.
+class device_random final : public core::random_source {
+public:
+  device_random() {
+    std::random_device rd;
+    gen_.seed((uint64_t{rd()} << 32) ^ rd());
+  }
+  uint64_t next_u64() override { return gen_(); }
+
+private:
+  std::mt19937_64 gen_;
+};
+
+std::string lower_ascii(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    else if (c == '\0') c = ' ';
+  }
+  return out;
+}
+
+std::string encode_hlc(const core::hlc_timestamp& h) {
+  v1::Hlc p;
+  core::to_proto(h, &p);
+  return p.SerializeAsString();
+}
+
+/// Iterator over [prefix, prefix_end(prefix)).
+struct bounded_iter {
+  std::string lower, upper;
+  rocksdb::Slice lower_s, upper_s;
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it;
+  bounded_iter(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string prefix,
+               const rocksdb::Snapshot* snap = nullptr)
+      : lower(std::move(prefix)), upper(keys::prefix_end(lower)), lower_s(lower), upper_s(upper) {
+    ro.iterate_lower_bound = &lower_s;
+    if (!upper.empty()) ro.iterate_upper_bound = &upper_s;
+    ro.snapshot = snap;
+    it.reset(db->NewIterator(ro, cf));
+  }
+};
+
+/// Releases a snapshot on scope exit.
+struct snapshot_guard {
+  rocksdb::DB* db;
+  const rocksdb::Snapshot* snap;
+  explicit snapshot_guard(rocksdb::DB* d) : db(d), snap(d->GetSnapshot()) {}
+  ~snapshot_guard() { db->ReleaseSnapshot(snap); }
+};
+
+result<std::optional<uint64_t>> get_u64(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string& key) {
+  std::string v;
+  auto s = db->Get(rocksdb::ReadOptions(), cf, key, &v);
+  if (s.IsNotFound()) return std::optional<uint64_t>();
+  if (!s.ok()) return map_status(s, "read");
+  if (v.size() != 8) return error(errc::data_loss, "meta value has " + std::to_string(v.size()) + " bytes, expected 8");
+  return std::optional<uint64_t>(keys::get_u64(v));
+}
+
+/// Adds (product -> quantity) of sale/return lines.
+template <class Items>
+void sum_items(const Items& items, std::map<std::string, int64_t>& per_product) {
+  for (const auto& it : items) {
+    if (it.product_id().empty() || it.quantity() == 0) continue;
+    per_product[it.product_id()] += it.quantity();
+  }
+}
+
+result<std::vector<core::version>> decode_versions(
+    const google::protobuf::RepeatedPtrField<v1::Version>& vs, const char* what) {
+  std::vector<core::version> out;
+  out.reserve(static_cast<size_t>(vs.size()));
+  for (const auto& pv : vs) {
+    auto v = core::from_proto(pv);
+    if (!v) return error(errc::data_loss, std::string(what) + ": " + v.err().message);
+    out.push_back(std::move(v).value());
+  }
+  return out;
+}
+
+} // namespace
+
+result<stored_record> decode_stored(std::string_view bytes, const core::record_key& key) {
+  v1::StoredRecord sr;
+  if (!sr.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return error(errc::data_loss, "stored record " + key.to_string() + " does not parse");
+  stored_record out;
+  out.rec.key = key;
+  auto vs = decode_versions(sr.versions(), "stored record");
+  if (!vs) return std::move(vs).err();
+  out.rec.versions = std::move(vs).value();
+  out.feed_seq = sr.feed_seq();
+  out.exists = true;
+  return out;
+}
+
+// -- request -----------------------------------------------------------------------
+
+namespace {
+
+class store_request final : public write_request {
+public:
+  store_request(node_store_impl* s, node_store_impl::prep_fn p, node_store_impl::done_fn d)
+      : store_(s), prep_(std::move(p)), done_(std::move(d)) {
+    participant = s;
+  }
+  status prepare(txn& t) override {
+    changes_.clear();
+    return prep_(t, changes_);
+  }
+  void finish(const status& s) override {
+    if (!s && !changes_.empty()) store_->notify(changes_);
+    if (done_) done_(s, std::move(changes_));
+  }
+
+private:
+  node_store_impl* store_;
+  node_store_impl::prep_fn prep_;
+  node_store_impl::done_fn done_;
+  std::vector<change> changes_;
+};
+
+} // namespace
+
+// -- open / close --------------------------------------------------------------------
+
+node_store_impl::node_store_impl(std::shared_ptr<database> db, store_options opts)
+    : db_holder_(std::move(db)), db_(db_holder_->impl()), opts_(std::move(opts)), space_(opts_.space) {}
+
+result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<database> db, store_options opts) {
+  if (!db) return error(errc::invalid_argument, "node_store::open: no database");
+  if (!opts.clock)
+    opts.clock = [] {
+      return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    };
+  if (!opts.rng) opts.rng = std::make_shared<device_random>();
+  if (!opts.registry) opts.registry = std::make_shared<const core::collection_registry>(core::collection_registry::pos());
+
+  std::unique_ptr<node_store_impl> s(new node_store_impl(std::move(db), std::move(opts)));
+  s->reg_ = s->opts_.registry;
+  if (!s->db_.claim_space(s->space_))
+    return error(errc::failed_precondition, "space " + std::to_string(s->space_) + " is already open");
+  s->space_claimed_ = true;
+
+  rocksdb::DB* rdb = s->db_.db();
+  auto* meta = s->db_.cf(cf_meta);
+  auto stored_node = get_u64(rdb, meta, keys::meta(s->space_, "node_id"));
+  if (!stored_node) return std::move(stored_node).err();
+  for (uint8_t l = 0; l < core::lane_count; ++l) {
+    auto v = get_u64(rdb, meta, keys::meta(s->space_, "lane_seq/" + std::to_string(l)));
+    if (!v) return std::move(v).err();
+    s->durable_.lane_seq[l] = v->value_or(0);
+  }
+  for (auto [name, field] : {std::pair<const char*, uint64_t*>{"conflict_seq", &s->durable_.conflict_seq},
+                             std::pair<const char*, uint64_t*>{"audit_seq", &s->durable_.audit_seq}}) {
+    auto v = get_u64(rdb, meta, keys::meta(s->space_, name));
+    if (!v) return std::move(v).err();
+    *field = v->value_or(0);
+  }
+  {
+    std::string v;
+    auto st = rdb->Get(rocksdb::ReadOptions(), meta, keys::meta(s->space_, "hlc"), &v);
+    if (st.ok()) {
+      v1::Hlc h;
+      if (!h.ParseFromString(v)) return error(errc::data_loss, "meta hlc does not parse");
+      s->durable_.hlc = core::from_proto(h);
+    } else if (!st.IsNotFound()) {
+      return map_status(st, "open store");
+    }
+  }
+  // Count what waits in the outbox; the lane counter is at least the newest entry.
+  for (uint8_t l = 0; l < core::lane_count; ++l) {
+    bounded_iter bi(rdb, s->db_.cf(cf_outbox), keys::outbox_prefix(s->space_, l));
+    uint64_t n = 0, last = 0;
+    for (bi.it->SeekToFirst(); bi.it->Valid(); bi.it->Next()) {
+      ++n;
+      last = keys::get_u64(bi.it->key().ToStringView(), bi.lower.size());
+    }
+    if (!bi.it->status().ok()) return map_status(bi.it->status(), "open store");
+    s->durable_.pending[l] = n;
+    s->durable_.lane_seq[l] = std::max(s->durable_.lane_seq[l], last);
+  }
+
+  core::node_id node = s->opts_.node;
+  if (node == 0) node = stored_node->value_or(0);
+  if (node == 0) node = core::new_node_id(*s->opts_.rng);
+  s->node_ = node;
+  s->clock_ = std::make_unique<core::hlc_clock>(node, s->opts_.clock);
+  if (s->durable_.hlc.wall_ms != 0) s->clock_->restore(s->durable_.hlc);
+  s->ulid_ = std::make_unique<core::ulid_generator>(*s->opts_.rng);
+  s->working_ = s->durable_;
+  for (uint8_t l = 0; l < core::lane_count; ++l) {
+    s->head_pub_[l].store(s->durable_.lane_seq[l]);
+    s->pending_pub_[l].store(s->durable_.pending[l]);
+  }
+
+  if (stored_node->value_or(0) != node) {
+    uint32_t space = s->space_;
+    auto st = s->commit(
+        [space, node](txn& t, std::vector<change>&) {
+          t.put(cf_meta, keys::meta(space, "node_id"), keys::encode_u64(node));
+          t.put(cf_meta, keys::meta(space, "schema_version"), keys::encode_u64(schema_version));
+          return status();
+        },
+        nullptr);
+    if (st) return st;
+  }
+  return s;
+}
+
+node_store_impl::~node_store_impl() {
+  // Requests are processed in order: once this no-op is done, none of ours is pending.
+  if (space_claimed_) {
+    (void)commit([](txn&, std::vector<change>&) { return status(); }, nullptr);
+    db_.release_space(space_);
+  }
+}
+
+// -- committer plumbing ---------------------------------------------------------------
+
+void node_store_impl::submit(prep_fn prep, done_fn done) {
+  db_.submit(std::make_unique<store_request>(this, std::move(prep), std::move(done)));
+}
+
+status node_store_impl::commit(prep_fn prep, std::vector<change>* changes) {
+  auto pr = std::make_shared<std::promise<status>>();
+  auto f = pr->get_future();
+  submit(std::move(prep), [pr, changes](const status& s, std::vector<change>&& ch) {
+    if (changes) *changes = std::move(ch);
+    pr->set_value(s);
+  });
+  return f.get();
+}
+
+void node_store_impl::notify(const std::vector<change>& changes) {
+  std::shared_ptr<commit_listener> l;
+  {
+    std::lock_guard<std::mutex> lk(listener_mu_);
+    l = listener_;
+  }
+  if (l && *l) (*l)(changes);
+}
+
+status node_store_impl::request_accept(txn& t) {
+  for (uint8_t l = 0; l < core::lane_count; ++l)
+    if (scratch_.lane_seq[l] != working_.lane_seq[l])
+      t.put(cf_meta, keys::meta(space_, "lane_seq/" + std::to_string(l)), keys::encode_u64(scratch_.lane_seq[l]));
+  if (scratch_.conflict_seq != working_.conflict_seq)
+    t.put(cf_meta, keys::meta(space_, "conflict_seq"), keys::encode_u64(scratch_.conflict_seq));
+  if (scratch_.audit_seq != working_.audit_seq)
+    t.put(cf_meta, keys::meta(space_, "audit_seq"), keys::encode_u64(scratch_.audit_seq));
+  if (working_.hlc < scratch_.hlc) t.put(cf_meta, keys::meta(space_, "hlc"), encode_hlc(scratch_.hlc));
+  working_ = scratch_;
+  return status();
+}
+
+void node_store_impl::group_committed() {
+  durable_ = working_;
+  for (uint8_t l = 0; l < core::lane_count; ++l) {
+    head_pub_[l].store(durable_.lane_seq[l], std::memory_order_release);
+    pending_pub_[l].store(durable_.pending[l], std::memory_order_release);
+  }
+}
+
+// -- clock ------------------------------------------------------------------------------
+
+core::hlc_timestamp node_store_impl::clock_now() {
+  std::lock_guard<std::mutex> lk(clock_mu_);
+  return clock_->now();
+}
+
+core::hlc_timestamp node_store_impl::clock_update(const core::hlc_timestamp& remote) {
+  std::lock_guard<std::mutex> lk(clock_mu_);
+  return clock_->update(remote);
+}
+
+// -- writes -------------------------------------------------------------------------------
+
+status node_store_impl::check_ops(std::vector<write_op>& ops) const {
+  if (ops.empty()) return error(errc::invalid_argument, "write: no operations");
+  std::vector<write_op> extra;
+  for (auto& op : ops) {
+    if (auto* p = std::get_if<put_op>(&op)) {
+      if (auto s = core::validate_key(p->key, *reg_, opts_.limits)) return s;
+      const auto* info = reg_->find(p->key.collection);
+      if (info->policy == core::policy::counter)
+        return error(errc::invalid_argument,
+                     "collection '" + info->name + "' is a counter: write it with counter_op, not put_op");
+      if (p->tombstone) {
+        p->body.clear();
+        continue;
+      }
+      if (auto s = core::validate_body(*info, p->body)) return s;
+      // Stock effects of returns and stock movements travel in the same commit.
+      std::map<std::string, int64_t> delta;
+      if (info->body_type == return_type && info->restocks) {
+        v1::Return r;
+        if (!r.ParseFromString(p->body)) return error(errc::invalid_argument, "return body does not parse");
+        sum_items(r.items(), delta);
+      } else if (info->body_type == movement_type) {
+        v1::StockMovement m;
+        if (!m.ParseFromString(p->body)) return error(errc::invalid_argument, "stock_movement body does not parse");
+        if (!m.product_id().empty() && m.delta() != 0) delta[m.product_id()] += m.delta();
+      }
+      for (auto& [product, qty] : delta)
+        if (qty != 0)
+          extra.push_back(counter_op{core::record_key{p->key.tenant, p->key.scope, stock_collection, product}, qty});
+    } else {
+      auto& c = std::get<counter_op>(op);
+      if (auto s = core::validate_key(c.key, *reg_, opts_.limits)) return s;
+      const auto* info = reg_->find(c.key.collection);
+      if (info->policy != core::policy::counter)
+        return error(errc::invalid_argument, "collection '" + info->name + "' is not a counter (policy " +
+                                                 core::to_string(info->policy) + ")");
+    }
+  }
+  for (auto& op : extra) {
+    auto& c = std::get<counter_op>(op);
+    if (auto s = core::validate_key(c.key, *reg_, opts_.limits))
+      return error(errc::invalid_argument, "stock of " + c.key.id + ": " + s.message);
+    const auto* info = reg_->find(c.key.collection);
+    if (info->policy != core::policy::counter)
+      return error(errc::invalid_argument, "collection 'stock' is not a counter");
+    ops.push_back(std::move(op));
+  }
+  return status();
+}
+
+result<stored_record> node_store_impl::load(txn& t, const core::record_key& key) {
+  auto v = t.get(cf_records, keys::record(space_, key));
+  if (!v) return std::move(v).err();
+  if (!v->has_value()) {
+    stored_record out;
+    out.rec.key = key;
+    return out;
+  }
+  return decode_stored(**v, key);
+}
+
+status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::hlc_timestamp& hlc,
+                                      std::vector<change>& ch) {
+  const bool hq = opts_.role == node_role::hq;
+  for (auto& op : ops) {
+    const core::record_key& key =
+        std::holds_alternative<put_op>(op) ? std::get<put_op>(op).key : std::get<counter_op>(op).key;
+    const auto* info = reg_->find(key.collection);
+    auto cur = load(t, key);
+    if (!cur) return std::move(cur).err();
+    core::record after = cur->rec;
+
+    core::write_spec spec;
+    spec.writer = node_;
+    spec.hq = hq;
+    if (auto* p = std::get_if<put_op>(&op)) {
+      if (info->policy == core::policy::immutable && !cur->rec.empty())
+        return error(errc::already_exists, key.to_string() + " exists and its collection is immutable");
+      spec.context = p->context;
+      spec.tombstone = p->tombstone;
+      spec.body = p->body;
+    } else {
+      spec.body = core::counter_add_body(cur->rec, node_, std::get<counter_op>(op).delta);
+    }
+    spec.hlc = hlc = clock_now();
+    const core::version& made = core::apply_local_write(after, spec);
+    core::dot d = made.id;
+    if (info->policy == core::policy::field_merge && !spec.tombstone) {
+      auto before_view = core::resolve(cur->rec, info->policy, info->tie);
+      auto stamps = core::stamp_fields(before_view, spec.body, d, spec.hlc, hq);
+      if (!stamps) return error(errc::invalid_argument, key.to_string() + ": " + stamps.err().message);
+      for (auto& v : after.versions)
+        if (v.id == d) v.fields = std::move(stamps).value();
+    }
+    if (info->policy != core::policy::counter && info->policy != core::policy::immutable)
+      note_conflict(t, *info, cur->rec, after);
+    if (auto s = store_record(t, *info, cur->rec, cur->feed_seq, after, opts_.outbox, d, ch)) return s;
+  }
+  return status();
+}
+
+status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states, bool from_downstream,
+                                      apply_result& out, std::vector<change>& ch) {
+  for (auto& st : states) {
+    const auto* info = reg_->find(st.key.collection);
+    if (!info) continue;  // rejected before submit
+    auto cur = load(t, st.key);
+    if (!cur) return std::move(cur).err();
+    core::record after = cur->rec;
+    auto outcome = core::merge_into(after, st);
+    if (!outcome.changed) {
+      ++out.unchanged;
+      continue;
+    }
+    note_conflict(t, *info, cur->rec, after);
+    if (auto s = store_record(t, *info, cur->rec, cur->feed_seq, after, from_downstream && opts_.outbox,
+                              std::nullopt, ch))
+      return s;
+    ++out.applied;
+  }
+  return status();
+}
+
+status node_store_impl::store_record(txn& t, const core::collection_info& info, const core::record& before,
+                                     uint64_t before_seq, const core::record& after, bool to_outbox,
+                                     std::optional<core::dot> d, std::vector<change>& ch) {
+  const auto& key = after.key;
+  const uint8_t lane = info.lane;
+  const uint64_t seq = ++scratch_.lane_seq[lane];
+  const auto now_ms = static_cast<int64_t>(opts_.clock());
+  if (before_seq != 0) t.del(cf_feed, keys::feed(space_, key.tenant, key.scope, lane, before_seq));
+  t.put(cf_feed, keys::feed(space_, key.tenant, key.scope, lane, seq), keys::feed_value(key));
+
+  v1::StoredRecord sr;
+  for (const auto& v : after.versions) core::to_proto(v, sr.add_versions());
+  sr.set_feed_seq(seq);
+  sr.set_written_ms(now_ms);
+  t.put(cf_records, keys::record(space_, key), sr.SerializeAsString());
+
+  if (to_outbox) {
+    v1::OutboxEntry oe;
+    core::to_proto(key, oe.mutable_key());
+    *oe.mutable_versions() = sr.versions();
+    oe.set_queued_ms(now_ms);
+    t.put(cf_outbox, keys::outbox(space_, lane, seq), oe.SerializeAsString());
+    ++scratch_.pending[lane];
+  }
+  for (const auto& v : after.versions) scratch_.hlc = std::max(scratch_.hlc, v.hlc);
+  if (auto s = update_indexes(t, info, before, after)) return s;
+  ch.push_back(change{key, lane, seq, d});
+  return status();
+}
+
+void node_store_impl::note_conflict(txn& t, const core::collection_info& info, const core::record& before,
+                                    const core::record& after) {
+  if (info.policy == core::policy::counter) return;
+  auto c = core::detect_conflict(after, info.policy, info.tie);
+  if (!c) return;
+  // Only a new sibling set is a new conflict.
+  if (before.versions.size() == after.versions.size() &&
+      std::equal(before.versions.begin(), before.versions.end(), after.versions.begin(),
+                 [](const core::version& a, const core::version& b) { return a.id == b.id; }))
+    return;
+  const uint64_t id = ++scratch_.conflict_seq;
+  v1::ConflictEntry e;
+  core::to_proto(after.key, e.mutable_key());
+  for (const auto& v : after.versions) core::to_proto(v, e.add_versions());
+  e.set_policy(core::to_string(info.policy));
+  std::string rule = c->rule;
+  if (!c->fields.empty()) {
+    rule += " (fields";
+    for (auto f : c->fields) rule += " " + std::to_string(f);
+    rule += ")";
+  }
+  e.set_rule(rule);
+  core::to_proto(clock_now(), e.mutable_detected());
+  t.put(cf_conflicts, keys::numbered(space_, id), e.SerializeAsString());
+}
+
+status node_store_impl::update_indexes(txn& t, const core::collection_info& info, const core::record& before,
+                                       const core::record& after) {
+  if (info.body_type == product_type) {
+    struct terms {
+      std::set<std::string> codes;
+      std::string name;
+    };
+    auto extract = [&](const core::record& r) {
+      terms out;
+      if (r.empty()) return out;
+      auto view = core::resolve(r, info.policy, info.tie);
+      if (!view.exists) return out;
+      v1::Product p;
+      if (!p.ParseFromString(view.body)) return out;
+      auto add = [&](const std::string& c) {
+        if (!c.empty() && c.find('\0') == std::string::npos) out.codes.insert(c);
+      };
+      add(p.barcode());
+      for (const auto& c : p.alt_barcodes()) add(c);
+      out.name = lower_ascii(p.name());
+      return out;
+    };
+    const auto& key = after.key;
+    terms old_t = extract(before), new_t = extract(after);
+    for (const auto& c : old_t.codes) {
+      if (new_t.codes.count(c)) continue;
+      auto k = keys::barcode(space_, key.tenant, c);
+      auto cur = t.get(cf_index, k);
+      if (!cur) return std::move(cur).err();
+      if (cur->has_value() && **cur == key.id) t.del(cf_index, std::move(k));
+    }
+    for (const auto& c : new_t.codes) {
+      auto k = keys::barcode(space_, key.tenant, c);
+      auto cur = t.get(cf_index, k);
+      if (!cur) return std::move(cur).err();
+      if (!cur->has_value() || **cur != key.id) t.put(cf_index, std::move(k), key.id);
+    }
+    if (old_t.name != new_t.name) {
+      if (!old_t.name.empty()) t.del(cf_index, keys::name(space_, key.tenant, old_t.name, key.id));
+      if (!new_t.name.empty()) t.put(cf_index, keys::name(space_, key.tenant, new_t.name, key.id), std::string());
+    }
+  } else if (info.body_type == sale_type) {
+    auto time_of = [&](const core::record& r) -> std::optional<int64_t> {
+      if (r.empty()) return std::nullopt;
+      auto view = core::resolve(r, info.policy, info.tie);
+      if (!view.exists) return std::nullopt;
+      v1::Sale s;
+      if (!s.ParseFromString(view.body)) return std::nullopt;
+      return s.time_ms();
+    };
+    const auto& key = after.key;
+    auto old_time = time_of(before), new_time = time_of(after);
+    if (old_time != new_time) {
+      if (old_time) t.del(cf_index, keys::sale_time(space_, key.tenant, key.scope, *old_time, key.id));
+      if (new_time) t.put(cf_index, keys::sale_time(space_, key.tenant, key.scope, *new_time, key.id), std::string());
+    }
+  }
+  return status();
+}
+
+// -- reads -----------------------------------------------------------------------------------
+
+result<std::optional<core::record>> node_store_impl::get(const core::record_key& key) const {
+  std::string v;
+  auto s = db_.db()->Get(rocksdb::ReadOptions(), db_.cf(cf_records), keys::record(space_, key), &v);
+  if (s.IsNotFound()) return std::optional<core::record>();
+  if (!s.ok()) return map_status(s, "read");
+  auto d = decode_stored(v, key);
+  if (!d) return std::move(d).err();
+  return std::optional<core::record>(std::move(d->rec));
+}
+
+// -- node_store ---------------------------------------------------------------------------------
+
+node_store::node_store(std::unique_ptr<node_store_impl> impl) : impl_(std::move(impl)) {}
+node_store::~node_store() = default;
+
+result<std::unique_ptr<node_store>> node_store::open(std::shared_ptr<database> db, store_options opts) {
+  auto s = node_store_impl::open(std::move(db), std::move(opts));
+  if (!s) return std::move(s).err();
+  return std::unique_ptr<node_store>(new node_store(std::move(s).value()));
+}
+
+core::node_id node_store::node() const { return impl_->node_; }
+node_role node_store::role() const { return impl_->opts_.role; }
+uint32_t node_store::space() const { return impl_->space_; }
+const core::collection_registry& node_store::registry() const { return *impl_->reg_; }
+
+result<commit_result> node_store::write(std::vector<write_op> ops) {
+  if (auto s = impl_->check_ops(ops)) return s;
+  commit_result out;
+  auto* im = impl_.get();
+  auto s = im->commit(
+      [im, &ops, &out](txn& t, std::vector<change>& ch) { return im->prepare_write(t, ops, out.hlc, ch); },
+      &out.changes);
+  if (s) return s;
+  return out;
+}
+
+void node_store::write_async(std::vector<write_op> ops, std::function<void(result<commit_result>)> done) {
+  if (auto s = impl_->check_ops(ops)) {
+    if (done) done(std::move(s));
+    return;
+  }
+  struct state {
+    std::vector<write_op> ops;
+    core::hlc_timestamp hlc;
+  };
+  auto st = std::make_shared<state>();
+  st->ops = std::move(ops);
+  auto* im = impl_.get();
+  im->submit([im, st](txn& t, std::vector<change>& ch) { return im->prepare_write(t, st->ops, st->hlc, ch); },
+             [st, done = std::move(done)](const status& s, std::vector<change>&& ch) {
+               if (!done) return;
+               if (s) {
+                 done(error(s.code, s.message));
+                 return;
+               }
+               done(commit_result{std::move(ch), st->hlc});
+             });
+}
+
+result<commit_result> node_store::record_sale(const core::record_key& key, std::string sale_body) {
+  const auto* info = impl_->reg_->find(key.collection);
+  if (!info || info->body_type != sale_type)
+    return error(errc::invalid_argument, "record_sale: collection '" + key.collection + "' does not hold sales");
+  v1::Sale sale;
+  if (!sale.ParseFromString(sale_body)) return error(errc::invalid_argument, "record_sale: body is not a Sale");
+  std::map<std::string, int64_t> per_product;
+  sum_items(sale.items(), per_product);
+  std::vector<write_op> ops;
+  ops.reserve(1 + per_product.size());
+  ops.push_back(put_op{key, std::move(sale_body), false, std::nullopt});
+  for (auto& [product, qty] : per_product)
+    if (qty != 0) ops.push_back(counter_op{core::record_key{key.tenant, key.scope, stock_collection, product}, -qty});
+  return write(std::move(ops));
+}
+
+std::string node_store::new_id() {
+  std::lock_guard<std::mutex> lk(impl_->ulid_mu_);
+  return impl_->ulid_->next(impl_->opts_.clock());
+}
+
+result<apply_result> node_store::apply_remote(std::vector<core::record> states, apply_source from) {
+  apply_result out;
+  std::vector<core::record> ok;
+  ok.reserve(states.size());
+  core::hlc_timestamp newest;
+  for (auto& st : states) {
+    if (auto s = core::validate_record(st, *impl_->reg_, impl_->opts_.limits)) {
+      out.rejected.push_back(rejection{st.key, std::move(s)});
+      continue;
+    }
+    for (const auto& v : st.versions) newest = std::max(newest, v.hlc);
+    ok.push_back(std::move(st));
+  }
+  if (ok.empty()) return out;
+  // Later local writes must order after what we received.
+  if (newest.wall_ms != 0) impl_->clock_update(newest);
+  auto* im = impl_.get();
+  apply_result staged;
+  auto s = im->commit(
+      [im, &ok, &staged, &from](txn& t, std::vector<change>& ch) {
+        staged = apply_result();
+        return im->prepare_apply(t, ok, from.from_downstream, staged, ch);
+      },
+      &out.changes);
+  if (s) return s;
+  out.applied = staged.applied;
+  out.unchanged = staged.unchanged;
+  return out;
+}
+
+result<std::optional<core::record>> node_store::get(const core::record_key& key) const {
+  if (auto s = core::validate_key(key, *impl_->reg_, impl_->opts_.limits)) return s;
+  return impl_->get(key);
+}
+
+result<core::resolved_view> node_store::read(const core::record_key& key) const {
+  if (auto s = core::validate_key(key, *impl_->reg_, impl_->opts_.limits)) return s;
+  const auto* info = impl_->reg_->find(key.collection);
+  auto r = impl_->get(key);
+  if (!r) return std::move(r).err();
+  if (!r->has_value()) return core::resolved_view();
+  return core::resolve(**r, info->policy, info->tie);
+}
+
+result<int64_t> node_store::stock_level(const std::string& tenant, const std::string& branch,
+                                        const std::string& product_id) const {
+  core::record_key key{tenant, branch, stock_collection, product_id};
+  if (auto s = core::validate_key(key, *impl_->reg_, impl_->opts_.limits)) return s;
+  auto r = impl_->get(key);
+  if (!r) return std::move(r).err();
+  if (!r->has_value()) return int64_t{0};
+  return core::counter_of(**r).value();
+}
+
+result<std::optional<std::string>> node_store::product_by_barcode(const std::string& tenant,
+                                                                  const std::string& barcode) const {
+  if (barcode.empty() || barcode.find('\0') != std::string::npos || tenant.find('\0') != std::string::npos)
+    return std::optional<std::string>();
+  std::string v;
+  auto s = impl_->db_.db()->Get(rocksdb::ReadOptions(), impl_->db_.cf(cf_index),
+                                keys::barcode(impl_->space_, tenant, barcode), &v);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return map_status(s, "read");
+  return std::optional<std::string>(std::move(v));
+}
+
+result<std::vector<std::string>> node_store::search_products(const std::string& tenant, const std::string& prefix,
+                                                             size_t limit) const {
+  std::vector<std::string> out;
+  if (limit == 0 || tenant.find('\0') != std::string::npos) return out;
+  bounded_iter bi(impl_->db_.db(), impl_->db_.cf(cf_index),
+                  keys::name_prefix(impl_->space_, tenant, lower_ascii(prefix)));
+  for (bi.it->SeekToFirst(); bi.it->Valid() && out.size() < limit; bi.it->Next()) {
+    auto k = bi.it->key().ToStringView();
+    auto pos = k.rfind('\0');
+    if (pos == std::string_view::npos || pos < bi.lower.size()) continue;
+    out.emplace_back(k.substr(pos + 1));
+  }
+  if (!bi.it->status().ok()) return map_status(bi.it->status(), "search");
+  return out;
+}
+
+result<std::vector<core::record_key>> node_store::sales_between(const std::string& tenant, const std::string& branch,
+                                                                int64_t from_ms, int64_t to_ms,
+                                                                size_t limit) const {
+  std::vector<core::record_key> out;
+  if (limit == 0 || from_ms >= to_ms || tenant.find('\0') != std::string::npos ||
+      branch.find('\0') != std::string::npos)
+    return out;
+  std::string prefix = keys::sale_time_prefix(impl_->space_, tenant, branch);
+  std::string lower = prefix, upper = prefix;
+  keys::put_u64(lower, keys::sortable_i64(from_ms));
+  keys::put_u64(upper, keys::sortable_i64(to_ms));
+  rocksdb::Slice lo(lower), hi(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lo;
+  ro.iterate_upper_bound = &hi;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db_.db()->NewIterator(ro, impl_->db_.cf(cf_index)));
+  const size_t id_at = prefix.size() + 9;
+  for (it->SeekToFirst(); it->Valid() && out.size() < limit; it->Next()) {
+    auto k = it->key().ToStringView();
+    if (k.size() <= id_at) continue;
+    out.push_back(core::record_key{tenant, branch, "sale", std::string(k.substr(id_at))});
+  }
+  if (!it->status().ok()) return map_status(it->status(), "sales_between");
+  return out;
+}
+
+result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant, const std::string& scope,
+                                                      uint8_t lane, uint64_t after, size_t limit) const {
+  std::vector<feed_entry> out;
+  if (limit == 0 || after == UINT64_MAX || lane >= core::lane_count || tenant.find('\0') != std::string::npos ||
+      scope.find('\0') != std::string::npos)
+    return out;
+  auto* db = impl_->db_.db();
+  snapshot_guard snap(db);
+  bounded_iter bi(db, impl_->db_.cf(cf_feed), keys::feed_prefix(impl_->space_, tenant, scope, lane), snap.snap);
+  std::vector<std::string> rkeys;
+  std::vector<core::record_key> rks;
+  std::vector<uint64_t> seqs;
+  for (bi.it->Seek(keys::feed(impl_->space_, tenant, scope, lane, after + 1));
+       bi.it->Valid() && seqs.size() < limit; bi.it->Next()) {
+    auto k = bi.it->key().ToStringView();
+    auto v = bi.it->value().ToStringView();
+    auto sep = v.find('\0');
+    if (k.size() != bi.lower.size() + 8 || sep == std::string_view::npos)
+      return error(errc::data_loss, "malformed feed entry");
+    core::record_key rk{tenant, scope, std::string(v.substr(0, sep)), std::string(v.substr(sep + 1))};
+    rkeys.push_back(keys::record(impl_->space_, rk));
+    rks.push_back(std::move(rk));
+    seqs.push_back(keys::get_u64(k, bi.lower.size()));
+  }
+  if (!bi.it->status().ok()) return map_status(bi.it->status(), "read_feed");
+  if (seqs.empty()) return out;
+  std::vector<rocksdb::Slice> slices(rkeys.begin(), rkeys.end());
+  std::vector<rocksdb::PinnableSlice> values(rkeys.size());
+  std::vector<rocksdb::Status> statuses(rkeys.size());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap.snap;
+  db->MultiGet(ro, impl_->db_.cf(cf_records), slices.size(), slices.data(), values.data(), statuses.data());
+  out.reserve(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    if (statuses[i].IsNotFound())
+      return error(errc::data_loss, "feed entry " + std::to_string(seqs[i]) + " names missing record " +
+                                        rks[i].to_string());
+    if (!statuses[i].ok()) return map_status(statuses[i], "read_feed");
+    auto d = decode_stored(values[i].ToStringView(), rks[i]);
+    if (!d) return std::move(d).err();
+    out.push_back(feed_entry{seqs[i], std::move(d->rec)});
+  }
+  return out;
+}
+
+uint64_t node_store::lane_head(uint8_t lane) const {
+  if (lane >= core::lane_count) return 0;
+  return impl_->head_pub_[lane].load(std::memory_order_acquire);
+}
+
+result<std::vector<outbox_entry>> node_store::outbox_window(uint8_t lane, uint64_t after, size_t limit) const {
+  std::vector<outbox_entry> out;
+  if (limit == 0 || after == UINT64_MAX || lane >= core::lane_count) return out;
+  bounded_iter bi(impl_->db_.db(), impl_->db_.cf(cf_outbox), keys::outbox_prefix(impl_->space_, lane));
+  for (bi.it->Seek(keys::outbox(impl_->space_, lane, after + 1)); bi.it->Valid() && out.size() < limit;
+       bi.it->Next()) {
+    v1::OutboxEntry oe;
+    auto v = bi.it->value();
+    if (!oe.ParseFromArray(v.data(), static_cast<int>(v.size())))
+      return error(errc::data_loss, "outbox entry does not parse");
+    outbox_entry e;
+    e.seq = keys::get_u64(bi.it->key().ToStringView(), bi.lower.size());
+    e.rec.key = core::from_proto(oe.key());
+    auto vs = decode_versions(oe.versions(), "outbox entry");
+    if (!vs) return std::move(vs).err();
+    e.rec.versions = std::move(vs).value();
+    e.queued_ms = oe.queued_ms();
+    out.push_back(std::move(e));
+  }
+  if (!bi.it->status().ok()) return map_status(bi.it->status(), "outbox_window");
+  return out;
+}
+
+status node_store::ack_outbox(uint8_t lane, uint64_t seq) {
+  if (lane >= core::lane_count) return error(errc::invalid_argument, "lane " + std::to_string(lane) + " out of range");
+  if (seq == 0) return status();
+  auto* im = impl_.get();
+  return im->commit(
+      [im, lane, seq](txn& t, std::vector<change>&) -> status {
+        std::string begin = keys::outbox(im->space_, lane, 0);
+        std::string end = seq == UINT64_MAX ? keys::prefix_end(keys::outbox_prefix(im->space_, lane))
+                                            : keys::outbox(im->space_, lane, seq + 1);
+        auto ks = t.keys_in(cf_outbox, begin, end);
+        if (!ks) return std::move(ks).err();
+        for (auto& k : *ks) t.del(cf_outbox, std::move(k));
+        auto n = static_cast<uint64_t>(ks->size());
+        im->scratch_.pending[lane] -= std::min(n, im->scratch_.pending[lane]);
+        return status();
+      },
+      nullptr);
+}
+
+std::array<uint64_t, core::lane_count> node_store::pending() const {
+  std::array<uint64_t, core::lane_count> out{};
+  for (size_t l = 0; l < core::lane_count; ++l) out[l] = impl_->pending_pub_[l].load(std::memory_order_acquire);
+  return out;
+}
+
+result<uint64_t> node_store::cursor(core::node_id peer, const std::string& tenant, const std::string& scope,
+                                    uint8_t lane) const {
+  auto v = get_u64(impl_->db_.db(), impl_->db_.cf(cf_cursors), keys::cursor(impl_->space_, peer, tenant, scope, lane));
+  if (!v) return std::move(v).err();
+  return v->value_or(0);
+}
+
+status node_store::set_cursor(core::node_id peer, const std::string& tenant, const std::string& scope, uint8_t lane,
+                              uint64_t seq) {
+  if (tenant.find('\0') != std::string::npos || scope.find('\0') != std::string::npos)
+    return error(errc::invalid_argument, "set_cursor: tenant or scope contains NUL");
+  auto k = keys::cursor(impl_->space_, peer, tenant, scope, lane);
+  return impl_->commit(
+      [k = std::move(k), seq](txn& t, std::vector<change>&) {
+        t.put(cf_cursors, k, keys::encode_u64(seq));
+        return status();
+      },
+      nullptr);
+}
+
+status node_store::clear_cursors(core::node_id peer) {
+  auto prefix = keys::cursor_prefix(impl_->space_, peer);
+  return impl_->commit(
+      [prefix](txn& t, std::vector<change>&) -> status {
+        auto ks = t.keys_in(cf_cursors, prefix, keys::prefix_end(prefix));
+        if (!ks) return std::move(ks).err();
+        for (auto& k : *ks) t.del(cf_cursors, std::move(k));
+        return status();
+      },
+      nullptr);
+}
+
+result<std::vector<conflict_entry>> node_store::conflicts(bool unresolved_only, size_t limit) const {
+  std::vector<conflict_entry> out;
+  if (limit == 0) return out;
+  bounded_iter bi(impl_->db_.db(), impl_->db_.cf(cf_conflicts), keys::space_prefix(impl_->space_));
+  for (bi.it->SeekToFirst(); bi.it->Valid() && out.size() < limit; bi.it->Next()) {
+    v1::ConflictEntry e;
+    auto v = bi.it->value();
+    if (!e.ParseFromArray(v.data(), static_cast<int>(v.size())))
+      return error(errc::data_loss, "conflict entry does not parse");
+    if (unresolved_only && e.resolved()) continue;
+    conflict_entry c;
+    c.id = keys::get_u64(bi.it->key().ToStringView(), 4);
+    c.key = core::from_proto(e.key());
+    auto vs = decode_versions(e.versions(), "conflict entry");
+    if (!vs) return std::move(vs).err();
+    c.versions = std::move(vs).value();
+    c.policy = e.policy();
+    c.rule = e.rule();
+    c.detected = core::from_proto(e.detected());
+    c.resolved = e.resolved();
+    c.resolved_by = e.resolved_by();
+    c.resolution = e.resolution();
+    out.push_back(std::move(c));
+  }
+  if (!bi.it->status().ok()) return map_status(bi.it->status(), "conflicts");
+  return out;
+}
+
+status node_store::record_session(const session_audit& a) {
+  v1::SessionAudit p;
+  p.set_peer(a.peer);
+  p.set_peer_role(a.peer_role);
+  p.set_started_ms(a.started_ms);
+  p.set_ended_ms(a.ended_ms);
+  p.set_records_up(a.records_up);
+  p.set_records_down(a.records_down);
+  p.set_bytes_up(a.bytes_up);
+  p.set_bytes_down(a.bytes_down);
+  p.set_result(a.result);
+  auto* im = impl_.get();
+  return im->commit(
+      [im, value = p.SerializeAsString()](txn& t, std::vector<change>&) {
+        t.put(cf_audit, keys::numbered(im->space_, ++im->scratch_.audit_seq), value);
+        return status();
+      },
+      nullptr);
+}
+
+result<std::vector<session_audit>> node_store::sessions(size_t limit) const {
+  std::vector<session_audit> out;
+  if (limit == 0) return out;
+  bounded_iter bi(impl_->db_.db(), impl_->db_.cf(cf_audit), keys::space_prefix(impl_->space_));
+  for (bi.it->SeekToLast(); bi.it->Valid() && out.size() < limit; bi.it->Prev()) {
+    v1::SessionAudit p;
+    auto v = bi.it->value();
+    if (!p.ParseFromArray(v.data(), static_cast<int>(v.size())))
+      return error(errc::data_loss, "session audit entry does not parse");
+    session_audit a;
+    a.peer = p.peer();
+    a.peer_role = p.peer_role();
+    a.started_ms = p.started_ms();
+    a.ended_ms = p.ended_ms();
+    a.records_up = p.records_up();
+    a.records_down = p.records_down();
+    a.bytes_up = p.bytes_up();
+    a.bytes_down = p.bytes_down();
+    a.result = p.result();
+    out.push_back(std::move(a));
+  }
+  if (!bi.it->status().ok()) return map_status(bi.it->status(), "sessions");
+  return out;
+}
+
+core::hlc_timestamp node_store::clock_now() { return impl_->clock_now(); }
+core::hlc_timestamp node_store::clock_update(const core::hlc_timestamp& remote) {
+  return impl_->clock_update(remote);
+}
+
+void node_store::set_listener(commit_listener l) {
+  auto p = std::make_shared<commit_listener>(std::move(l));
+  std::lock_guard<std::mutex> lk(impl_->listener_mu_);
+  impl_->listener_ = std::move(p);
+}
+
+} // namespace possync::storage

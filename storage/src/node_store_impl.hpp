@@ -1,0 +1,101 @@
+#pragma once
+// Private: one logical node store (a space) on top of database_impl.
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "database_impl.hpp"
+#include "possync/storage/store.hpp"
+
+namespace possync::storage {
+
+/// A decoded `records` value.
+struct stored_record {
+  core::record rec;           ///< key set, versions (empty if absent)
+  uint64_t feed_seq = 0;      ///< this record's feed entry (0 if absent)
+  bool exists = false;
+};
+
+class node_store_impl final : public commit_participant {
+public:
+  using prep_fn = std::function<status(txn&, std::vector<change>&)>;
+  using done_fn = std::function<void(const status&, std::vector<change>&&)>;
+
+  static result<std::unique_ptr<node_store_impl>> open(std::shared_ptr<database> db, store_options opts);
+  ~node_store_impl() override;
+
+  // commit_participant
+  void request_begin() override { scratch_ = working_; }
+  status request_accept(txn& t) override;
+  void request_abort() override {}
+  void group_committed() override;
+  void group_failed() override { working_ = durable_; }
+
+  /// Queue `prep` on the committer; `done` runs there after the commit.
+  void submit(prep_fn prep, done_fn done);
+  /// Same, blocking until durable (or failed).
+  status commit(prep_fn prep, std::vector<change>* changes);
+  /// Called by requests after a durable commit with changes.
+  void notify(const std::vector<change>& changes);
+
+  // Local writes.
+  status check_ops(std::vector<write_op>& ops) const;
+  status prepare_write(txn& t, std::vector<write_op>& ops, core::hlc_timestamp& hlc, std::vector<change>& ch);
+  status prepare_apply(txn& t, std::vector<core::record>& states, bool from_downstream, apply_result& out,
+                       std::vector<change>& ch);
+
+  // Reads.
+  result<std::optional<core::record>> get(const core::record_key& key) const;
+  result<stored_record> load(txn& t, const core::record_key& key);
+
+  core::hlc_timestamp clock_now();
+  core::hlc_timestamp clock_update(const core::hlc_timestamp& remote);
+
+  std::shared_ptr<database> db_holder_;
+  database_impl& db_;
+  store_options opts_;
+  uint32_t space_ = 0;
+  core::node_id node_ = 0;
+  std::shared_ptr<const core::collection_registry> reg_;
+
+  std::mutex clock_mu_;
+  std::unique_ptr<core::hlc_clock> clock_;
+  std::mutex ulid_mu_;
+  std::unique_ptr<core::ulid_generator> ulid_;
+  std::mutex listener_mu_;
+  std::shared_ptr<commit_listener> listener_;
+
+  /// Counters that follow the durable state (committer only).
+  struct counters {
+    std::array<uint64_t, core::lane_count> lane_seq{};
+    std::array<uint64_t, core::lane_count> pending{};
+    uint64_t conflict_seq = 0;
+    uint64_t audit_seq = 0;
+    core::hlc_timestamp hlc;
+  };
+  counters durable_, working_, scratch_;
+  std::array<std::atomic<uint64_t>, core::lane_count> head_pub_{};
+  std::array<std::atomic<uint64_t>, core::lane_count> pending_pub_{};
+
+private:
+  node_store_impl(std::shared_ptr<database> db, store_options opts);
+  status store_record(txn& t, const core::collection_info& info, const core::record& before, uint64_t before_seq,
+                      const core::record& after, bool to_outbox, std::optional<core::dot> d,
+                      std::vector<change>& ch);
+  status update_indexes(txn& t, const core::collection_info& info, const core::record& before,
+                        const core::record& after);
+  void note_conflict(txn& t, const core::collection_info& info, const core::record& before,
+                     const core::record& after);
+  bool space_claimed_ = false;
+};
+
+/// Decodes a `records` value; data_loss if it does not parse.
+result<stored_record> decode_stored(std::string_view bytes, const core::record_key& key);
+
+} // namespace possync::storage
