@@ -234,7 +234,9 @@ void verify_store(const std::string& dir, history& h) {
       qty[l.product_id] += l.quantity;
     }
     auto p = h.printed.find(k.id);
-    if (p != h.printed.end()) EXPECT_EQ(p->second.qty, qty) << "sale " << k.id << " body differs from what was sold";
+    if (p != h.printed.end()) {
+      EXPECT_EQ(p->second.qty, qty) << "sale " << k.id << " body differs from what was sold";
+    }
   }
   for (const auto& [id, sale] : h.printed) EXPECT_EQ(stored.count(id), 1u) << "sale " << id << " missing from the sales index";
   EXPECT_GE(stored.size(), h.stored_sales) << "sales disappeared";
