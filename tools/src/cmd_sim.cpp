@@ -16,9 +16,18 @@ struct sim_config {
   std::string workload;
   sim::local_options local;
   bool json = false;
+  bool list = false;
 };
 
 int run_sim(const sim_config& cfg) {
+  if (cfg.list) {
+    for (const auto& w : sim::known_workloads()) std::printf("%s\t%s\n", w.name.c_str(), w.description.c_str());
+    return exit_ok;
+  }
+  if (cfg.workload.empty()) {
+    std::fprintf(stderr, "possync sim: --workload NAME is required (--list shows the names)\n");
+    return exit_usage;
+  }
   if (cfg.workload == "local") {
     auto rep = sim::run_local(cfg.local);
     if (!rep) {
@@ -40,7 +49,8 @@ int run_sim(const sim_config& cfg) {
 void add_sim_command(CLI::App& app, command_fn& run) {
   auto cfg = std::make_shared<sim_config>();
   auto* cmd = app.add_subcommand("sim", "run a benchmark workload (see TARGETS.md) and report figures");
-  cmd->add_option("--workload", cfg->workload, "workload name (local = W8)")->required();
+  cmd->add_option("--workload", cfg->workload, "workload name (local = W8; --list shows all)");
+  cmd->add_flag("--list", cfg->list, "list the workloads this build knows and exit");
   cmd->add_option("--products", cfg->local.products, "catalogue size")->capture_default_str();
   cmd->add_option("--sales", cfg->local.sales, "single-writer sale commits (latency sample)")->capture_default_str();
   cmd->add_option("--writers", cfg->local.writers, "concurrent writer threads")->capture_default_str();
