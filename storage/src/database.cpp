@@ -1,6 +1,7 @@
 // database: RocksDB setup, fault injection and the committer.
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include <rocksdb/cache.h>
@@ -14,6 +15,8 @@
 namespace possync::storage {
 
 namespace {
+
+constexpr const char* no_space_text = "No space left on device";
 
 const char* const cf_names[cf_count] = {"records", "feed", "outbox", "cursors",
                                         "conflicts", "audit", "meta", "index"};
@@ -61,11 +64,18 @@ public:
 
 private:
   rocksdb::IOStatus check() const {
+    // Both are retryable I/O errors: RocksDB stops writes (hard error) and
+    // database::resume() recovers once the fault clears. Disk full is not given
+    // the kNoSpace subcode on purpose: RocksDB hands that to its SstFileManager,
+    // whose background recovery, failing while the fault lasts, makes the error
+    // unrecoverable. map_status recognises the message instead.
+    rocksdb::IOStatus s;
     if (faults_->disk_full.load(std::memory_order_relaxed))
-      return rocksdb::IOStatus::NoSpace("injected: no space left on device");
-    if (faults_->io_error.load(std::memory_order_relaxed))
-      return rocksdb::IOStatus::IOError("injected: I/O error");
-    return rocksdb::IOStatus::OK();
+      s = rocksdb::IOStatus::IOError(no_space_text, "injected");
+    else if (faults_->io_error.load(std::memory_order_relaxed))
+      s = rocksdb::IOStatus::IOError("injected I/O error");
+    if (!s.ok()) s.SetRetryable(true);
+    return s;
   }
   std::shared_ptr<io_faults> faults_;
 };
@@ -119,7 +129,8 @@ rocksdb::ColumnFamilyOptions cf_options(const db_options& opts, const std::share
 
 error map_status(const rocksdb::Status& s, const char* what) {
   std::string msg = std::string(what) + ": " + s.ToString();
-  if (s.IsNoSpace()) return error(errc::resource_exhausted, "disk full: " + msg);
+  if (s.IsNoSpace() || (s.IsIOError() && msg.find(no_space_text) != std::string::npos))
+    return error(errc::resource_exhausted, "disk full: " + msg);
   if (s.IsCorruption()) return error(errc::data_loss, msg);
   if (s.IsIOError()) return error(errc::unavailable, msg);
   if (s.IsInvalidArgument()) return error(errc::invalid_argument, msg);
@@ -192,6 +203,9 @@ result<std::unique_ptr<database_impl>> database_impl::open(const db_options& opt
   dbo.info_log_level = rocksdb::WARN_LEVEL;
   dbo.keep_log_file_num = 4;
   dbo.max_total_wal_size = 64u << 20;
+  // Recovery from write errors only through database::resume(): RocksDB's own
+  // retries, running while the fault lasts, can turn it into an unrecoverable error.
+  dbo.max_bgerror_resume_count = 0;
   if (d->env_) dbo.env = d->env_.get();
 
   // RocksDB requires the default column family; it stays empty.
@@ -313,7 +327,13 @@ void database_impl::process_group(std::vector<std::unique_ptr<write_request>>& g
 }
 
 status database_impl::resume() {
-  auto s = db_->Resume();
+  // RocksDB may already be recovering on its own (Busy): wait for it, bounded.
+  rocksdb::Status s;
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    s = db_->Resume();
+    if (!s.IsBusy()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   if (!s.ok()) return map_status(s, "resume");
   return status();
 }

@@ -1,0 +1,392 @@
+// node_store: local writes, reads, feed, outbox, indexes, cursors, audit.
+
+#include <future>
+#include <set>
+
+#include "possync/core/policy.hpp"
+#include "test_util.hpp"
+
+namespace possync::storage::test {
+namespace {
+
+TEST(node_store, open_reopen_keeps_node_id_and_counters) {
+  temp_dir dir;
+  core::node_id node = 0;
+  uint64_t head = 0;
+  {
+    auto db = open_db(dir.str());
+    auto s = open_store(db);
+    node = s->node();
+    EXPECT_NE(node, 0u);
+    auto r = s->write({put_op{product_key("p1"), product_body("Milk", "111", 100)}});
+    ASSERT_TRUE(r) << r.err().to_string();
+    head = s->lane_head(core::lane_catalog);
+    EXPECT_EQ(head, 1u);
+  }
+  auto db = open_db(dir.str());
+  auto s = open_store(db);
+  EXPECT_EQ(s->node(), node);
+  EXPECT_EQ(s->lane_head(core::lane_catalog), head);
+  EXPECT_EQ(s->pending()[core::lane_catalog], 1u);
+  auto g = s->get(product_key("p1"));
+  ASSERT_TRUE(g && g->has_value());
+  EXPECT_EQ((*g)->versions.size(), 1u);
+}
+
+TEST(node_store, new_store_gets_new_node_id_and_space_opened_once) {
+  auto db = open_mem_db();
+  auto a = open_store(db, 1);
+  auto b = open_store(db, 2);
+  EXPECT_NE(a->node(), b->node());
+  store_options o;
+  o.space = 1;
+  auto again = node_store::open(db, o);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.err().code, errc::failed_precondition);
+}
+
+TEST(node_store, local_write_lands_record_feed_outbox_and_index_in_one_commit) {
+  temp_dir dir;
+  auto db = open_db(dir.str());
+  auto s = open_store(db);
+  std::vector<change> heard;
+  s->set_listener([&](const std::vector<change>& ch) { heard.insert(heard.end(), ch.begin(), ch.end()); });
+  auto groups_before = db->commit_groups();
+  auto r = s->write({put_op{product_key("p1"), product_body("Whole Milk", "8991", 12500)}});
+  ASSERT_TRUE(r) << r.err().to_string();
+  EXPECT_EQ(db->commit_groups(), groups_before + 1);
+  ASSERT_EQ(r->changes.size(), 1u);
+  const auto& c = r->changes[0];
+  EXPECT_EQ(c.lane, core::lane_catalog);
+  EXPECT_EQ(c.seq, 1u);
+  ASSERT_TRUE(c.dot);
+  EXPECT_EQ(c.dot->node, s->node());
+  EXPECT_EQ(c.dot->counter, 1u);
+  ASSERT_EQ(heard.size(), 1u);
+  EXPECT_EQ(heard[0].seq, 1u);
+
+  auto v = s->read(product_key("p1"));
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->exists);
+  v1::Product p;
+  ASSERT_TRUE(p.ParseFromString(v->body));
+  EXPECT_EQ(p.name(), "Whole Milk");
+
+  auto feed = s->read_feed("t1", "", core::lane_catalog, 0, 10);
+  ASSERT_TRUE(feed);
+  ASSERT_EQ(feed->size(), 1u);
+  EXPECT_EQ((*feed)[0].seq, 1u);
+  EXPECT_EQ((*feed)[0].rec.key, product_key("p1"));
+
+  auto ob = s->outbox_window(core::lane_catalog, 0, 10);
+  ASSERT_TRUE(ob);
+  ASSERT_EQ(ob->size(), 1u);
+  EXPECT_EQ((*ob)[0].seq, 1u);
+  EXPECT_EQ((*ob)[0].rec.versions.size(), 1u);
+  EXPECT_EQ(s->pending()[core::lane_catalog], 1u);
+
+  auto bc = s->product_by_barcode("t1", "8991");
+  ASSERT_TRUE(bc && bc->has_value());
+  EXPECT_EQ(**bc, "p1");
+}
+
+TEST(node_store, record_sale_decrements_stock_atomically) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  ASSERT_TRUE(s->write({counter_op{{"t1", "b1", "stock", "p1"}, 10000}}));
+  auto key = sale_key(*s);
+  auto r = s->record_sale(key, sale_body({{"p1", 2000}, {"p2", 1000}, {"p1", 500}}, 1000));
+  ASSERT_TRUE(r) << r.err().to_string();
+  EXPECT_EQ(r->changes.size(), 3u);  // sale + two stock counters
+  EXPECT_EQ(*s->stock_level("t1", "b1", "p1"), 7500);
+  EXPECT_EQ(*s->stock_level("t1", "b1", "p2"), -1000);  // oversold is allowed
+  EXPECT_EQ(*s->stock_level("t1", "b1", "p3"), 0);
+  // A second write of the same sale id is refused and takes no stock.
+  auto again = s->record_sale(key, sale_body({{"p1", 1000}}, 1000));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.err().code, errc::already_exists);
+  EXPECT_EQ(*s->stock_level("t1", "b1", "p1"), 7500);
+  EXPECT_EQ(s->pending()[core::lane_sales], 1u);
+  EXPECT_EQ(s->pending()[core::lane_stock], 3u);  // the initial count + the two decrements
+}
+
+TEST(node_store, returns_and_stock_movements_adjust_stock) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  ASSERT_TRUE(s->record_sale(sale_key(*s), sale_body({{"p1", 3000}}, 1)));
+  v1::Return ret;
+  auto* it = ret.add_items();
+  it->set_product_id("p1");
+  it->set_quantity(1000);
+  auto r = s->write({put_op{{"t1", "b1", "return", s->new_id()}, ret.SerializeAsString()}});
+  ASSERT_TRUE(r) << r.err().to_string();
+  EXPECT_EQ(*s->stock_level("t1", "b1", "p1"), -2000);
+  v1::StockMovement m;
+  m.set_product_id("p1");
+  m.set_delta(12000);
+  m.set_kind("receive");
+  ASSERT_TRUE(s->write({put_op{{"t1", "b1", "stock_movement", s->new_id()}, m.SerializeAsString()}}));
+  EXPECT_EQ(*s->stock_level("t1", "b1", "p1"), 10000);
+}
+
+TEST(node_store, feed_holds_one_entry_per_key) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(s->write({put_op{product_key("p1"), product_body("Milk " + std::to_string(i), "1", i)}}));
+  ASSERT_TRUE(s->write({put_op{product_key("p2"), product_body("Bread", "2", 1)}}));
+  ASSERT_TRUE(s->write({put_op{product_key("p3", "t2"), product_body("Other tenant", "3", 1)}}));
+  EXPECT_EQ(s->lane_head(core::lane_catalog), 7u);
+  auto feed = s->read_feed("t1", "", core::lane_catalog, 0, 100);
+  ASSERT_TRUE(feed);
+  ASSERT_EQ(feed->size(), 2u);
+  EXPECT_EQ((*feed)[0].seq, 5u);
+  EXPECT_EQ((*feed)[0].rec.key.id, "p1");
+  EXPECT_EQ((*feed)[1].seq, 6u);
+  // after / limit
+  auto tail = s->read_feed("t1", "", core::lane_catalog, 5, 100);
+  ASSERT_TRUE(tail);
+  ASSERT_EQ(tail->size(), 1u);
+  EXPECT_EQ((*tail)[0].rec.key.id, "p2");
+  auto one = s->read_feed("t1", "", core::lane_catalog, 0, 1);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->size(), 1u);
+  EXPECT_TRUE(s->read_feed("t1", "", core::lane_sales, 0, 100)->empty());
+  EXPECT_EQ(s->read_feed("t2", "", core::lane_catalog, 0, 100)->size(), 1u);
+  EXPECT_TRUE(s->read_feed("t1", "b1", core::lane_catalog, 0, 100)->empty());
+}
+
+TEST(node_store, outbox_window_ack_and_pending) {
+  temp_dir dir;
+  {
+    auto db = open_db(dir.str());
+    auto s = open_store(db);
+    for (int i = 0; i < 10; ++i)
+      ASSERT_TRUE(s->write({put_op{product_key("p" + std::to_string(i)), product_body("n", "", i)}}));
+    EXPECT_EQ(s->pending()[core::lane_catalog], 10u);
+    auto w = s->outbox_window(core::lane_catalog, 0, 4);
+    ASSERT_TRUE(w);
+    ASSERT_EQ(w->size(), 4u);
+    EXPECT_EQ(w->back().seq, 4u);
+    auto w2 = s->outbox_window(core::lane_catalog, 4, 100);
+    ASSERT_EQ(w2->size(), 6u);
+    EXPECT_EQ(w2->front().seq, 5u);
+    ASSERT_FALSE(s->ack_outbox(core::lane_catalog, 4));
+    EXPECT_EQ(s->pending()[core::lane_catalog], 6u);
+    EXPECT_EQ(s->outbox_window(core::lane_catalog, 0, 100)->front().seq, 5u);
+    ASSERT_FALSE(s->ack_outbox(core::lane_catalog, 4));  // repeated ack: no-op
+    EXPECT_EQ(s->pending()[core::lane_catalog], 6u);
+    ASSERT_FALSE(s->ack_outbox(core::lane_catalog, 7));
+    EXPECT_EQ(s->pending()[core::lane_catalog], 3u);
+  }
+  auto db = open_db(dir.str());
+  auto s = open_store(db);
+  EXPECT_EQ(s->pending()[core::lane_catalog], 3u);  // rebuilt by counting
+  ASSERT_FALSE(s->ack_outbox(core::lane_catalog, UINT64_MAX));
+  EXPECT_EQ(s->pending()[core::lane_catalog], 0u);
+  EXPECT_TRUE(s->outbox_window(core::lane_catalog, 0, 100)->empty());
+}
+
+TEST(node_store, outbox_off_queues_nothing) {
+  auto db = open_mem_db();
+  auto s = open_store(db, 0, node_role::hq, false);
+  ASSERT_TRUE(s->write({put_op{product_key("p1"), product_body("a", "1", 1)}}));
+  EXPECT_EQ(s->pending()[core::lane_catalog], 0u);
+  EXPECT_EQ(s->lane_head(core::lane_catalog), 1u);
+}
+
+TEST(node_store, product_indexes_follow_updates) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  ASSERT_TRUE(s->write({put_op{product_key("p1"), product_body("Milk UHT", "111", 1, {"112"})}}));
+  ASSERT_TRUE(s->write({put_op{product_key("p2"), product_body("milk powder", "222", 1)}}));
+  ASSERT_TRUE(s->write({put_op{product_key("p3"), product_body("Bread", "333", 1)}}));
+  ASSERT_TRUE(s->write({put_op{product_key("p9", "t2"), product_body("Milk", "111", 1)}}));
+  EXPECT_EQ(**s->product_by_barcode("t1", "112"), "p1");
+  EXPECT_EQ(**s->product_by_barcode("t2", "111"), "p9");
+  EXPECT_FALSE(s->product_by_barcode("t1", "999")->has_value());
+  auto found = s->search_products("t1", "MILK", 50);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(*found, (std::vector<std::string>{"p2", "p1"}));  // "milk powder" < "milk uht"
+  EXPECT_EQ(s->search_products("t1", "milk", 1)->size(), 1u);
+  EXPECT_EQ(s->search_products("t1", "", 50)->size(), 3u);
+
+  // Rename and re-barcode p1: old entries go away.
+  ASSERT_TRUE(s->write({put_op{product_key("p1"), product_body("Yoghurt", "113", 1)}}));
+  EXPECT_FALSE(s->product_by_barcode("t1", "111")->has_value());
+  EXPECT_FALSE(s->product_by_barcode("t1", "112")->has_value());
+  EXPECT_EQ(**s->product_by_barcode("t1", "113"), "p1");
+  EXPECT_EQ(*s->search_products("t1", "milk", 50), (std::vector<std::string>{"p2"}));
+  EXPECT_EQ(*s->search_products("t1", "yog", 50), (std::vector<std::string>{"p1"}));
+
+  // Delete: gone from every index.
+  ASSERT_TRUE(s->write({put_op{product_key("p1"), "", true}}));
+  EXPECT_FALSE(s->product_by_barcode("t1", "113")->has_value());
+  EXPECT_TRUE(s->search_products("t1", "yog", 50)->empty());
+  EXPECT_FALSE(s->read(product_key("p1"))->exists);
+}
+
+TEST(node_store, field_merge_write_stamps_fields) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  ASSERT_TRUE(s->write({put_op{product_key("p1"), product_body("A", "1", 100)}}));
+  ASSERT_TRUE(s->write({put_op{product_key("p1"), product_body("A", "1", 200)}}));
+  auto g = s->get(product_key("p1"));
+  ASSERT_TRUE(g && g->has_value());
+  ASSERT_EQ((*g)->versions.size(), 1u);
+  const auto& v = (*g)->versions[0];
+  EXPECT_EQ(v.id.counter, 2u);
+  ASSERT_TRUE(v.fields.count(5));  // price changed by the second write
+  EXPECT_EQ(v.fields.at(5).origin.counter, 2u);
+  ASSERT_TRUE(v.fields.count(3));  // name set by the first
+  EXPECT_EQ(v.fields.at(3).origin.counter, 1u);
+}
+
+TEST(node_store, sales_between_by_time) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  std::vector<core::record_key> keys;
+  for (int64_t t : {5000, 1000, 3000, 7000}) {
+    auto k = sale_key(*s);
+    ASSERT_TRUE(s->record_sale(k, sale_body({{"p1", 1000}}, t)));
+    keys.push_back(k);
+  }
+  ASSERT_TRUE(s->record_sale(sale_key(*s, "b2"), sale_body({{"p1", 1000}}, 3000)));
+  auto r = s->sales_between("t1", "b1", 1000, 7000, 100);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ((*r)[0], keys[1]);
+  EXPECT_EQ((*r)[1], keys[2]);
+  EXPECT_EQ((*r)[2], keys[0]);
+  EXPECT_EQ(s->sales_between("t1", "b1", 0, 100000, 2)->size(), 2u);
+  EXPECT_EQ(s->sales_between("t1", "b2", 0, 100000, 10)->size(), 1u);
+}
+
+TEST(node_store, invalid_key_or_body_refused_and_nothing_written) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  auto groups = db->commit_groups();
+  auto bad_id = s->write({put_op{product_key("bad id"), product_body("a", "1", 1)}});
+  ASSERT_FALSE(bad_id);
+  EXPECT_EQ(bad_id.err().code, errc::invalid_argument);
+  auto bad_col = s->write({put_op{{"t1", "", "nope", "x"}, "x"}});
+  EXPECT_EQ(bad_col.err().code, errc::invalid_argument);
+  auto bad_body = s->write({put_op{product_key("p1"), "\xff\xff\xff"}});
+  EXPECT_EQ(bad_body.err().code, errc::invalid_argument);
+  auto bad_scope = s->write({put_op{{"t1", "", "sale", s->new_id()}, sale_body({}, 1)}});
+  EXPECT_EQ(bad_scope.err().code, errc::invalid_argument);
+  // One bad op fails the whole commit.
+  auto mixed = s->write({put_op{product_key("p2"), product_body("a", "1", 1)},
+                         put_op{product_key("p3"), "\xff\xff"}});
+  EXPECT_EQ(mixed.err().code, errc::invalid_argument);
+  auto counter_on_product = s->write({counter_op{product_key("p1"), 1}});
+  EXPECT_EQ(counter_on_product.err().code, errc::invalid_argument);
+  auto put_on_counter = s->write({put_op{{"t1", "b1", "stock", "p1"}, ""}});
+  EXPECT_EQ(put_on_counter.err().code, errc::invalid_argument);
+  auto not_sale = s->record_sale(product_key("p1"), product_body("a", "1", 1));
+  EXPECT_EQ(not_sale.err().code, errc::invalid_argument);
+  EXPECT_EQ(db->commit_groups(), groups);
+  EXPECT_FALSE(s->get(product_key("p2"))->has_value());
+  EXPECT_EQ(s->lane_head(core::lane_catalog), 0u);
+  EXPECT_EQ(s->pending()[core::lane_catalog], 0u);
+}
+
+TEST(node_store, spaces_in_one_db_are_isolated) {
+  auto db = open_mem_db();
+  std::vector<std::unique_ptr<node_store>> stores;
+  for (uint32_t sp = 0; sp < 20; ++sp) stores.push_back(open_store(db, sp));
+  for (uint32_t sp = 0; sp < 20; ++sp) {
+    auto& s = *stores[sp];
+    for (uint32_t i = 0; i <= sp; ++i)
+      ASSERT_TRUE(s.write({put_op{product_key("p" + std::to_string(i)), product_body("n", std::to_string(i), sp)}}));
+    ASSERT_TRUE(s.write({counter_op{{"t1", "b1", "stock", "p0"}, static_cast<int64_t>(sp)}}));
+  }
+  for (uint32_t sp = 0; sp < 20; ++sp) {
+    auto& s = *stores[sp];
+    EXPECT_EQ(s.lane_head(core::lane_catalog), sp + 1);
+    EXPECT_EQ(s.read_feed("t1", "", core::lane_catalog, 0, 1000)->size(), sp + 1);
+    EXPECT_EQ(s.pending()[core::lane_catalog], sp + 1);
+    EXPECT_EQ(*s.stock_level("t1", "b1", "p0"), static_cast<int64_t>(sp));
+    EXPECT_EQ(s.search_products("t1", "n", 1000)->size(), sp + 1);
+    EXPECT_EQ(s.outbox_window(core::lane_catalog, 0, 1000)->size(), sp + 1);
+  }
+}
+
+TEST(node_store, seqs_and_dots_never_reused_after_reopen) {
+  temp_dir dir;
+  std::set<uint64_t> seqs;
+  uint64_t last_counter = 0;
+  core::hlc_timestamp last_hlc;
+  for (int round = 0; round < 3; ++round) {
+    auto db = open_db(dir.str());
+    auto s = open_store(db);
+    for (int i = 0; i < 5; ++i) {
+      auto r = s->write({counter_op{{"t1", "b1", "stock", "p1"}, -1}});
+      ASSERT_TRUE(r);
+      EXPECT_TRUE(seqs.insert(r->changes[0].seq).second) << "seq reused: " << r->changes[0].seq;
+      EXPECT_GT(r->changes[0].dot->counter, last_counter);
+      last_counter = r->changes[0].dot->counter;
+      EXPECT_TRUE(last_hlc < r->hlc);
+      last_hlc = r->hlc;
+    }
+    // Acked outbox entries must not let the sequence restart either.
+    ASSERT_FALSE(s->ack_outbox(core::lane_stock, UINT64_MAX));
+  }
+  EXPECT_EQ(seqs.size(), 15u);
+  EXPECT_EQ(*seqs.rbegin(), 15u);
+}
+
+TEST(node_store, cursors_and_sessions) {
+  temp_dir dir;
+  {
+    auto db = open_db(dir.str());
+    auto s = open_store(db);
+    EXPECT_EQ(*s->cursor(7, "t1", "b1", 0), 0u);
+    ASSERT_FALSE(s->set_cursor(7, "t1", "b1", 0, 42));
+    ASSERT_FALSE(s->set_cursor(7, "t1", "", 2, 9));
+    ASSERT_FALSE(s->set_cursor(8, "t1", "b1", 0, 5));
+    session_audit a;
+    a.peer = 7;
+    a.peer_role = "branch";
+    a.records_up = 3;
+    a.result = "ok";
+    ASSERT_FALSE(s->record_session(a));
+    a.result = "unavailable";
+    ASSERT_FALSE(s->record_session(a));
+  }
+  auto db = open_db(dir.str());
+  auto s = open_store(db);
+  EXPECT_EQ(*s->cursor(7, "t1", "b1", 0), 42u);
+  EXPECT_EQ(*s->cursor(7, "t1", "", 2), 9u);
+  ASSERT_FALSE(s->clear_cursors(7));
+  EXPECT_EQ(*s->cursor(7, "t1", "b1", 0), 0u);
+  EXPECT_EQ(*s->cursor(7, "t1", "", 2), 0u);
+  EXPECT_EQ(*s->cursor(8, "t1", "b1", 0), 5u);
+  session_audit a;
+  a.result = "third";
+  ASSERT_FALSE(s->record_session(a));
+  auto ss = s->sessions(10);
+  ASSERT_TRUE(ss);
+  ASSERT_EQ(ss->size(), 3u);
+  EXPECT_EQ((*ss)[0].result, "third");  // newest first
+  EXPECT_EQ((*ss)[1].result, "unavailable");
+  EXPECT_EQ((*ss)[2].records_up, 3u);
+  EXPECT_EQ(s->sessions(1)->size(), 1u);
+}
+
+TEST(node_store, write_async_completes_on_committer) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  std::promise<result<commit_result>> p;
+  s->write_async({put_op{product_key("p1"), product_body("a", "1", 1)}},
+                 [&](result<commit_result> r) { p.set_value(std::move(r)); });
+  auto r = p.get_future().get();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->changes.size(), 1u);
+  std::promise<result<commit_result>> bad;
+  s->write_async({put_op{product_key("bad id"), ""}}, [&](result<commit_result> r) { bad.set_value(std::move(r)); });
+  EXPECT_EQ(bad.get_future().get().err().code, errc::invalid_argument);
+}
+
+} // namespace
+} // namespace possync::storage::test
