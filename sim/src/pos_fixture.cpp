@@ -21,7 +21,8 @@ namespace {
 // EAN-13 from a 12-digit prefix: append the check digit.
 std::string ean13(const std::string& first12) {
   int sum = 0;
-  for (size_t i = 0; i < 12; ++i) sum += (first12[i] - '0') * (i % 2 == 0 ? 1 : 3);
+  for (size_t i = 0; i < 12; ++i)
+    sum += (first12[i] - '0') * (i % 2 == 0 ? 1 : 3);
   return first12 + static_cast<char>('0' + (10 - sum % 10) % 10);
 }
 
@@ -66,15 +67,17 @@ const std::vector<product_spec>& demo_catalog() {
 }
 
 std::vector<product_spec> generate_catalog(size_t n, uint64_t seed) {
-  static const char* brands[] = {"Abc",    "Bango",   "Cap Lang", "Dancow",  "Energen", "Fanta",  "Good Day",
-                                 "Hilo",   "Indomie", "Jawara",   "Kapal",   "Lays",    "Mamy",   "Nestle",
-                                 "Oreo",   "Pocari",  "Quaker",   "Rinso",   "Sedaap",  "Tango",  "Ultra",
-                                 "Vixal",  "Wardah",  "Yakult",   "Zwitsal", "Sunlight", "Pantene", "Molto"};
-  static const char* items[] = {"Biscuit", "Cereal",   "Coffee", "Cookies", "Crackers", "Detergent", "Juice",
-                                "Ketchup", "Milk",     "Noodles", "Oil",    "Rice",     "Sauce",     "Shampoo",
-                                "Snack",   "Soap",     "Soda",   "Sugar",   "Syrup",    "Tea",       "Water",
-                                "Wafer",   "Yoghurt",  "Candy",  "Chips",   "Flour",    "Jam",       "Butter"};
-  static const char* sizes[] = {"50g", "85g", "100g", "250g", "500g", "1kg", "250ml", "600ml", "1l", "1.5l", "2l", "6 pack"};
+  static const char* brands[] = {"Abc",   "Bango",   "Cap Lang", "Dancow",  "Energen",  "Fanta",   "Good Day",
+                                 "Hilo",  "Indomie", "Jawara",   "Kapal",   "Lays",     "Mamy",    "Nestle",
+                                 "Oreo",  "Pocari",  "Quaker",   "Rinso",   "Sedaap",   "Tango",   "Ultra",
+                                 "Vixal", "Wardah",  "Yakult",   "Zwitsal", "Sunlight", "Pantene", "Molto"};
+  static const char* items[] = {"Biscuit", "Cereal",  "Coffee", "Cookies", "Crackers", "Detergent",
+                                "Juice",   "Ketchup", "Milk",   "Noodles", "Oil",      "Rice",
+                                "Sauce",   "Shampoo", "Snack",  "Soap",    "Soda",     "Sugar",
+                                "Syrup",   "Tea",     "Water",  "Wafer",   "Yoghurt",  "Candy",
+                                "Chips",   "Flour",   "Jam",    "Butter"};
+  static const char* sizes[] = {"50g",   "85g",   "100g", "250g", "500g", "1kg",
+                                "250ml", "600ml", "1l",   "1.5l", "2l",   "6 pack"};
   rng r(seed);
   std::vector<product_spec> out;
   out.reserve(n);
@@ -90,7 +93,7 @@ std::vector<product_spec> generate_catalog(size_t n, uint64_t seed) {
     p.name = std::string(brands[r.below(std::size(brands))]) + " " + items[r.below(std::size(items))] + " " +
              sizes[r.below(std::size(sizes))] + " #" + std::to_string(i);
     p.unit = r.below(20) == 0 ? "kg" : "pcs";
-    p.price = r.between(10, 2000) * 500;  // 5,000 .. 1,000,000 rupiah in steps of 500
+    p.price = r.between(10, 2000) * 500; // 5,000 .. 1,000,000 rupiah in steps of 500
     p.cost = p.price * 8 / 10;
     p.tax_rate_bp = 1100;
     out.push_back(std::move(p));
@@ -135,7 +138,8 @@ status load_catalog(storage::node_store& store, const std::string& tenant, const
       put.key = product_key(tenant, catalog[i].id);
       put.body = product_body(catalog[i]);
       ops.emplace_back(std::move(put));
-      if (initial_stock != 0) ops.emplace_back(storage::counter_op{stock_key(tenant, branch, catalog[i].id), initial_stock});
+      if (initial_stock != 0)
+        ops.emplace_back(storage::counter_op{stock_key(tenant, branch, catalog[i].id), initial_stock});
     }
     auto res = store.write(std::move(ops));
     if (!res) {
@@ -182,9 +186,9 @@ sale_draft make_sale(rng& r, const std::vector<product_spec>& catalog, const std
     const product_spec& p = catalog[idx];
     int64_t qty = p.unit == "kg" ? r.between(1, 8) * 250 : r.between(1, 3) * 1000;
     int64_t gross = qty * p.price / 1000;
-    int64_t discount = r.below(10) == 0 ? gross / 10 : 0;  // one line in ten: 10% promotion
+    int64_t discount = r.below(10) == 0 ? gross / 10 : 0; // one line in ten: 10% promotion
     int64_t line_total = gross - discount;
-    int64_t tax = line_total * p.tax_rate_bp / (10'000 + p.tax_rate_bp);  // price includes tax
+    int64_t tax = line_total * p.tax_rate_bp / (10'000 + p.tax_rate_bp); // price includes tax
     auto* item = s.add_items();
     item->set_product_id(p.id);
     item->set_sku(p.sku);
@@ -232,10 +236,12 @@ sale_draft make_sale(rng& r, const std::vector<product_spec>& catalog, const std
 
 result<std::vector<sale_line>> parse_sale_lines(const std::string& sale_body) {
   v1::Sale s;
-  if (!s.ParseFromString(sale_body)) return error(errc::invalid_argument, "sale body does not parse as possync.v1.Sale");
+  if (!s.ParseFromString(sale_body))
+    return error(errc::invalid_argument, "sale body does not parse as possync.v1.Sale");
   std::vector<sale_line> out;
   out.reserve(s.items_size());
-  for (const auto& it : s.items()) out.push_back({it.product_id(), it.quantity()});
+  for (const auto& it : s.items())
+    out.push_back({it.product_id(), it.quantity()});
   return out;
 }
 

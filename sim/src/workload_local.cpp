@@ -27,10 +27,14 @@ using clock_type = std::chrono::steady_clock;
 
 const std::string tenant = "bench";
 const std::string branch = "b001";
-constexpr int64_t initial_stock = 1'000'000'000;  // thousandths: a million pieces, never runs out
+constexpr int64_t initial_stock = 1'000'000'000; // thousandths: a million pieces, never runs out
 
-double micros(clock_type::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
-double secs(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
+double micros(clock_type::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
+double secs(clock_type::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 double percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
@@ -40,7 +44,8 @@ double percentile(std::vector<double>& v, double p) {
 }
 
 int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -89,8 +94,8 @@ struct prepared_sale {
   sale_draft draft;
 };
 
-std::vector<prepared_sale> prepare(storage::node_store& store, const std::vector<product_spec>& catalog, rng& r,
-                                   size_t n, const std::string& terminal) {
+std::vector<prepared_sale> prepare(storage::node_store& store, const std::vector<product_spec>& catalog,
+                                   rng& r, size_t n, const std::string& terminal) {
   std::vector<prepared_sale> out;
   out.reserve(n);
   sale_context ctx;
@@ -194,7 +199,8 @@ result<local_report> run_local(const local_options& opts) {
     for (size_t w = 0; w < opts.writers; ++w) {
       threads.emplace_back([&, w] {
         ready.fetch_add(1);
-        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        while (!go.load(std::memory_order_acquire))
+          std::this_thread::yield();
         for (auto& s : work[w]) {
           auto res = store.record_sale(s.key, s.draft.body);
           if (!res) {
@@ -205,16 +211,19 @@ result<local_report> run_local(const local_options& opts) {
         }
       });
     }
-    while (ready.load() < opts.writers) std::this_thread::yield();
+    while (ready.load() < opts.writers)
+      std::this_thread::yield();
     auto begin = clock_type::now();
     go.store(true, std::memory_order_release);
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+      t.join();
     auto elapsed = secs(clock_type::now() - begin);
     size_t total = 0;
     for (size_t w = 0; w < opts.writers; ++w) {
       if (failures[w]) return std::move(failures[w]);
       total += done[w].size();
-      for (auto& c : done[w]) committed.push_back(std::move(c));
+      for (auto& c : done[w])
+        committed.push_back(std::move(c));
     }
     rep.commits_per_s = elapsed > 0 ? static_cast<double>(total) / elapsed : 0;
   }
@@ -271,12 +280,13 @@ result<local_report> run_local(const local_options& opts) {
   // 6. checks: every acknowledged sale exactly once (record, sales index, outbox),
   //    stock = initial - sold for every product.
   {
-    std::unordered_map<std::string, int> expected;  // sale id -> times seen
+    std::unordered_map<std::string, int> expected; // sale id -> times seen
     expected.reserve(committed.size() * 2);
     std::map<std::string, int64_t> sold;
     for (const auto& c : committed) {
       expected[c.key.id] = 0;
-      for (const auto& l : c.lines) sold[l.product_id] += l.quantity;
+      for (const auto& l : c.lines)
+        sold[l.product_id] += l.quantity;
     }
     std::vector<bool> lost_flag(committed.size(), false);
     for (size_t i = 0; i < committed.size(); ++i) {
@@ -297,7 +307,8 @@ result<local_report> run_local(const local_options& opts) {
                                       committed.size() * 2 + 16);
     if (!listed) return std::move(listed).err();
     std::vector<std::string> ids;
-    for (const auto& k : *listed) ids.push_back(k.id);
+    for (const auto& k : *listed)
+      ids.push_back(k.id);
     tally(ids);
     auto outbox = store.outbox_window(core::lane_sales, 0, committed.size() * 2 + 16);
     if (!outbox) return std::move(outbox).err();
@@ -305,12 +316,13 @@ result<local_report> run_local(const local_options& opts) {
     uint64_t last_seq = 0;
     for (const auto& e : *outbox) {
       if (e.rec.key.collection != "sale") continue;
-      if (e.seq <= last_seq) ++rep.duplicated;  // a reused or reordered sequence number
+      if (e.seq <= last_seq) ++rep.duplicated; // a reused or reordered sequence number
       last_seq = e.seq;
       ids.push_back(e.rec.key.id);
     }
     tally(ids);
-    for (bool f : lost_flag) rep.lost += f ? 1 : 0;
+    for (bool f : lost_flag)
+      rep.lost += f ? 1 : 0;
     for (const auto& p : catalog) {
       auto it = sold.find(p.id);
       int64_t want = initial_stock - (it == sold.end() ? 0 : it->second);
@@ -372,12 +384,14 @@ std::string to_text(const local_report& r) {
                 "  name search p99         %8.1f us   (target <= 1000)\n"
                 "  committed %llu, lost %llu, duplicated %llu, stock mismatches %llu, converged %s\n"
                 "  %.2f s in all, peak RSS %.1f MB\n",
-                r.opts.products, r.opts.sales, r.opts.writers, r.opts.concurrent_sales / std::max<size_t>(1, r.opts.writers),
-                r.opts.dir.c_str(), r.load_seconds, r.commit_p50_us, r.commit_p99_us, r.single_commits_per_s,
-                r.commits_per_s, r.lookup_id_p99_us, r.lookup_barcode_p99_us, r.search_p99_us,
+                r.opts.products, r.opts.sales, r.opts.writers,
+                r.opts.concurrent_sales / std::max<size_t>(1, r.opts.writers), r.opts.dir.c_str(),
+                r.load_seconds, r.commit_p50_us, r.commit_p99_us, r.single_commits_per_s, r.commits_per_s,
+                r.lookup_id_p99_us, r.lookup_barcode_p99_us, r.search_p99_us,
                 static_cast<unsigned long long>(r.committed), static_cast<unsigned long long>(r.lost),
-                static_cast<unsigned long long>(r.duplicated), static_cast<unsigned long long>(r.stock_mismatches),
-                r.converged ? "yes" : "NO", r.seconds, r.peak_rss_mb);
+                static_cast<unsigned long long>(r.duplicated),
+                static_cast<unsigned long long>(r.stock_mismatches), r.converged ? "yes" : "NO", r.seconds,
+                r.peak_rss_mb);
   return buf;
 }
 

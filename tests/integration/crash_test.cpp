@@ -61,7 +61,8 @@ public:
       int devnull = ::open("/dev/null", O_RDONLY);
       if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
       std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      for (const auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
       ::execv(argv[0], argv.data());
       ::_exit(127);
@@ -126,7 +127,7 @@ private:
 
 struct printed_sale {
   std::string id;
-  std::map<std::string, int64_t> qty;  // product -> thousandths
+  std::map<std::string, int64_t> qty; // product -> thousandths
 };
 
 // Complete "SALE <id> <product>:<qty>,..." lines; a torn last line is ignored
@@ -184,8 +185,8 @@ private:
 
 // State carried from one cycle to the next.
 struct history {
-  std::map<std::string, printed_sale> printed;  // every sale ever acknowledged
-  std::map<uint64_t, std::string> outbox;       // lane 0 seq -> sale id, as last seen
+  std::map<std::string, printed_sale> printed; // every sale ever acknowledged
+  std::map<uint64_t, std::string> outbox;      // lane 0 seq -> sale id, as last seen
   std::array<uint64_t, core::lane_count> heads{};
   size_t stored_sales = 0;
 };
@@ -238,7 +239,8 @@ void verify_store(const std::string& dir, history& h) {
       EXPECT_EQ(p->second.qty, qty) << "sale " << k.id << " body differs from what was sold";
     }
   }
-  for (const auto& [id, sale] : h.printed) EXPECT_EQ(stored.count(id), 1u) << "sale " << id << " missing from the sales index";
+  for (const auto& [id, sale] : h.printed)
+    EXPECT_EQ(stored.count(id), 1u) << "sale " << id << " missing from the sales index";
   EXPECT_GE(stored.size(), h.stored_sales) << "sales disappeared";
   h.stored_sales = stored.size();
 
@@ -260,7 +262,8 @@ void verify_store(const std::string& dir, history& h) {
   EXPECT_EQ(queued, stored) << "outbox and stored sales differ (a half-written commit?)";
   for (const auto& [seq, id] : h.outbox) {
     auto it = now.find(seq);
-    EXPECT_TRUE(it != now.end() && it->second == id) << "outbox seq " << seq << " (sale " << id << ") changed or vanished";
+    EXPECT_TRUE(it != now.end() && it->second == id)
+        << "outbox seq " << seq << " (sale " << id << ") changed or vanished";
   }
   h.outbox = std::move(now);
 
@@ -292,12 +295,13 @@ TEST(crash, sigkill_mid_sales_loses_nothing_and_tears_nothing) {
   for (int cycle = 0; cycle < cycles; ++cycle) {
     SCOPED_TRACE("cycle " + std::to_string(cycle) + " seed " + std::to_string(seed));
     int delay_ms = 50 + static_cast<int>(rnd() % 351);
-    bool from_ready = cycle % 2 == 1;  // odd cycles: count the delay from READY, so sales do happen
+    bool from_ready = cycle % 2 == 1; // odd cycles: count the delay from READY, so sales do happen
     {
       child_guard child;
-      ASSERT_TRUE(child.spawn({POSSYNC_BIN, "crash-writer", "--dir", dir.path(), "--seed",
-                               std::to_string(seed + static_cast<unsigned long long>(cycle)), "--tenant", tenant,
-                               "--branch", branch, "--initial-stock", std::to_string(initial_stock)}));
+      ASSERT_TRUE(
+          child.spawn({POSSYNC_BIN, "crash-writer", "--dir", dir.path(), "--seed",
+                       std::to_string(seed + static_cast<unsigned long long>(cycle)), "--tenant", tenant,
+                       "--branch", branch, "--initial-stock", std::to_string(initial_stock)}));
       bool open = true;
       if (from_ready) open = child.read_until(steady::now() + std::chrono::seconds(30), "READY");
       if (open) open = child.read_until(steady::now() + std::chrono::milliseconds(delay_ms));

@@ -20,8 +20,8 @@ struct crash_writer_config {
   uint64_t seed = 1;
   std::string tenant = "crash";
   std::string branch = "b1";
-  uint64_t max_sales = 0;         ///< 0: until killed
-  int64_t initial_stock = 1'000'000;  ///< thousandths per product, set when the catalogue is loaded
+  uint64_t max_sales = 0;            ///< 0: until killed
+  int64_t initial_stock = 1'000'000; ///< thousandths per product, set when the catalogue is loaded
 };
 
 int run_crash_writer(const crash_writer_config& cfg) {
@@ -38,7 +38,8 @@ int run_crash_writer(const crash_writer_config& cfg) {
     return exit_failure;
   }
   if (!*loaded) {
-    if (auto st = sim::load_catalog(store, cfg.tenant, cfg.branch, catalog, cfg.initial_stock, catalog.size())) {
+    if (auto st =
+            sim::load_catalog(store, cfg.tenant, cfg.branch, catalog, cfg.initial_stock, catalog.size())) {
       std::fprintf(stderr, "possync crash-writer: %s\n", st.to_string().c_str());
       return exit_failure;
     }
@@ -83,7 +84,8 @@ void add_crash_writer_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--seed", cfg->seed, "random seed of the generated sales")->capture_default_str();
   cmd->add_option("--tenant", cfg->tenant, "tenant id")->capture_default_str();
   cmd->add_option("--branch", cfg->branch, "branch id")->capture_default_str();
-  cmd->add_option("--initial-stock", cfg->initial_stock, "stock per product (thousandths) when loading the catalogue")
+  cmd->add_option("--initial-stock", cfg->initial_stock,
+                  "stock per product (thousandths) when loading the catalogue")
       ->capture_default_str();
   cmd->add_option("--max-sales", cfg->max_sales, "stop after this many sales (0: run until killed)")
       ->capture_default_str();

@@ -21,7 +21,8 @@ struct sim_config {
 
 int run_sim(const sim_config& cfg) {
   if (cfg.list) {
-    for (const auto& w : sim::known_workloads()) std::printf("%s\t%s\n", w.name.c_str(), w.description.c_str());
+    for (const auto& w : sim::known_workloads())
+      std::printf("%s\t%s\n", w.name.c_str(), w.description.c_str());
     return exit_ok;
   }
   if (cfg.workload.empty()) {
@@ -38,7 +39,8 @@ int run_sim(const sim_config& cfg) {
     return rep->converged ? exit_ok : exit_failure;
   }
   std::string names;
-  for (const auto& w : sim::known_workloads()) names += "\n  " + w.name + "  " + w.description;
+  for (const auto& w : sim::known_workloads())
+    names += "\n  " + w.name + "  " + w.description;
   std::fprintf(stderr, "possync sim: unknown workload '%s'; this build knows:%s\n", cfg.workload.c_str(),
                names.c_str());
   return exit_usage;
@@ -52,15 +54,18 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--workload", cfg->workload, "workload name (local = W8; --list shows all)");
   cmd->add_flag("--list", cfg->list, "list the workloads this build knows and exit");
   cmd->add_option("--products", cfg->local.products, "catalogue size")->capture_default_str();
-  cmd->add_option("--sales", cfg->local.sales, "single-writer sale commits (latency sample)")->capture_default_str();
+  cmd->add_option("--sales", cfg->local.sales, "single-writer sale commits (latency sample)")
+      ->capture_default_str();
   cmd->add_option("--writers", cfg->local.writers, "concurrent writer threads")->capture_default_str();
-  cmd->add_option("--concurrent-sales", cfg->local.concurrent_sales, "sale commits shared by the concurrent writers")
+  cmd->add_option("--concurrent-sales", cfg->local.concurrent_sales,
+                  "sale commits shared by the concurrent writers")
       ->capture_default_str();
   cmd->add_option("--lookups", cfg->local.lookups, "product lookups by id and by barcode (each)")
       ->capture_default_str();
   cmd->add_option("--searches", cfg->local.searches, "name-prefix searches")->capture_default_str();
   cmd->add_option("--seed", cfg->local.seed, "random seed")->capture_default_str();
-  cmd->add_option("--dir", cfg->local.dir, "parent directory of the temporary store (default $TMPDIR or /tmp)");
+  cmd->add_option("--dir", cfg->local.dir,
+                  "parent directory of the temporary store (default $TMPDIR or /tmp)");
   cmd->add_flag("--keep", cfg->local.keep_dir, "keep the store directory afterwards");
   cmd->add_flag("--json", cfg->json, "print one JSON object instead of a summary");
   cmd->callback([cfg, &run] { run = [cfg] { return run_sim(*cfg); }; });

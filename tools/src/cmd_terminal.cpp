@@ -19,15 +19,15 @@ namespace {
 
 /// Flags of `possync terminal`.
 struct terminal_config {
-  std::string dir = "./possync-data/terminal";  ///< store directory
-  size_t sales = 25;                            ///< sales to ring up this run
+  std::string dir = "./possync-data/terminal"; ///< store directory
+  size_t sales = 25;                           ///< sales to ring up this run
   std::string tenant = "acme";
   std::string branch = "jkt-01";
   std::string terminal_id = "T1";
-  uint64_t seed = 0;                            ///< 0: from the clock
+  uint64_t seed = 0; ///< 0: from the clock
 };
 
-constexpr int64_t initial_stock = 200'000;  // thousandths: 200 pieces (or kg) per product
+constexpr int64_t initial_stock = 200'000; // thousandths: 200 pieces (or kg) per product
 
 std::string money(int64_t minor) {
   // Rupiah with thousands separators: 1234567 -> "Rp 1.234.567".
@@ -76,15 +76,17 @@ int run_terminal(const terminal_config& cfg) {
       return fail("loading the catalogue", st);
   }
 
-  uint64_t seed = cfg.seed != 0 ? cfg.seed
-                                : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  uint64_t seed = cfg.seed != 0
+                      ? cfg.seed
+                      : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   sim::rng r(seed);
   auto now_ms = [] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  auto before = store.sales_between(cfg.tenant, cfg.branch, 0, std::numeric_limits<int64_t>::max(), 1'000'000);
+  auto before =
+      store.sales_between(cfg.tenant, cfg.branch, 0, std::numeric_limits<int64_t>::max(), 1'000'000);
   if (!before) return fail("counting earlier sales", before.err());
 
   int64_t takings = 0;
@@ -102,7 +104,8 @@ int run_terminal(const terminal_config& cfg) {
     by_method[draft.method == "cash" ? 0 : draft.method == "card" ? 1 : 2]++;
   }
 
-  auto all_sales = store.sales_between(cfg.tenant, cfg.branch, 0, std::numeric_limits<int64_t>::max(), 1'000'000);
+  auto all_sales =
+      store.sales_between(cfg.tenant, cfg.branch, 0, std::numeric_limits<int64_t>::max(), 1'000'000);
   if (!all_sales) return fail("counting sales", all_sales.err());
 
   std::printf("possync terminal %s  store %s\n", cfg.terminal_id.c_str(), cfg.dir.c_str());
@@ -142,8 +145,8 @@ int run_terminal(const terminal_config& cfg) {
     std::fprintf(stderr, "possync terminal: product %s is missing or unreadable\n", found->value().c_str());
     return exit_failure;
   }
-  std::printf("  scan %s -> %s  %s  %s\n", scanned.barcode.c_str(), found->value().c_str(), product.name().c_str(),
-              money(product.price()).c_str());
+  std::printf("  scan %s -> %s  %s  %s\n", scanned.barcode.c_str(), found->value().c_str(),
+              product.name().c_str(), money(product.price()).c_str());
 
   const std::string prefix = "ind";
   auto hits = store.search_products(cfg.tenant, prefix, 50);
@@ -167,7 +170,8 @@ void add_terminal_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--sales", cfg->sales, "sales to ring up")->capture_default_str();
   cmd->add_option("--tenant", cfg->tenant, "tenant id")->capture_default_str();
   cmd->add_option("--branch", cfg->branch, "branch id")->capture_default_str();
-  cmd->add_option("--terminal-id", cfg->terminal_id, "terminal id printed on receipts")->capture_default_str();
+  cmd->add_option("--terminal-id", cfg->terminal_id, "terminal id printed on receipts")
+      ->capture_default_str();
   cmd->add_option("--seed", cfg->seed, "random seed of the generated sales (0: from the clock)");
   cmd->callback([cfg, &run] { run = [cfg] { return run_terminal(*cfg); }; });
 }

@@ -14,8 +14,8 @@ using command_fn = std::function<int()>;
 /// Exit codes shared by the subcommands.
 enum exit_code : int {
   exit_ok = 0,
-  exit_failure = 1,  ///< the store or a check failed
-  exit_usage = 2,    ///< bad flags or an unknown name
+  exit_failure = 1, ///< the store or a check failed
+  exit_usage = 2,   ///< bad flags or an unknown name
 };
 
 void add_terminal_command(CLI::App& app, command_fn& run);

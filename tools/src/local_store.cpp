@@ -19,13 +19,16 @@ result<local_store> open_terminal_store(const std::string& dir) {
   storage::store_options so;
   so.role = storage::node_role::terminal;
   auto store = storage::node_store::open(*db, so);
-  if (!store) return error(store.err().code, "cannot open node store in '" + dir + "': " + store.err().message);
+  if (!store)
+    return error(store.err().code, "cannot open node store in '" + dir + "': " + store.err().message);
   local_store out;
   out.db = std::move(*db);
   out.store = std::move(*store);
   return out;
 }
 
-bool valid_name(const std::string& text) { return core::valid_id(text, 64); }
+bool valid_name(const std::string& text) {
+  return core::valid_id(text, 64);
+}
 
 } // namespace possync::tools

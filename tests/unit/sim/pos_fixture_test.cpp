@@ -35,7 +35,8 @@ TEST(pos_fixture, catalogues_have_unique_ids_and_valid_barcodes) {
 
 TEST(pos_fixture, generated_catalogue_is_deterministic) {
   auto a = sim::generate_catalog(100, 3), b = sim::generate_catalog(100, 3);
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].name, b[i].name);
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(a[i].name, b[i].name);
 }
 
 TEST(pos_fixture, sale_totals_add_up_in_minor_units) {
@@ -91,9 +92,10 @@ TEST(workload_local, small_run_converges_with_nothing_lost) {
   EXPECT_EQ(rep->stock_mismatches, 0u);
   EXPECT_TRUE(rep->converged);
   auto json = sim::to_json(*rep);
-  for (const char* field : {"\"workload\"", "\"parameters\"", "\"seconds\"", "\"commit_p50_us\"", "\"commit_p99_us\"",
-                            "\"commits_per_s\"", "\"lookup_p99_us\"", "\"search_p99_us\"", "\"lost\"",
-                            "\"duplicated\"", "\"converged\"", "\"peak_rss_mb\""})
+  for (const char* field :
+       {"\"workload\"", "\"parameters\"", "\"seconds\"", "\"commit_p50_us\"", "\"commit_p99_us\"",
+        "\"commits_per_s\"", "\"lookup_p99_us\"", "\"search_p99_us\"", "\"lost\"", "\"duplicated\"",
+        "\"converged\"", "\"peak_rss_mb\""})
     EXPECT_NE(json.find(field), std::string::npos) << field;
 }
 

@@ -25,7 +25,9 @@ public:
   /// Uniform in [0, n); n > 0.
   uint64_t below(uint64_t n) { return next_u64() % n; }
   /// Uniform in [lo, hi].
-  int64_t between(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(below(static_cast<uint64_t>(hi - lo + 1))); }
+  int64_t between(int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(below(static_cast<uint64_t>(hi - lo + 1)));
+  }
 
 private:
   uint64_t state_;
@@ -33,13 +35,13 @@ private:
 
 /// One product of a catalogue.
 struct product_spec {
-  std::string id;       ///< record id ("p000001")
+  std::string id; ///< record id ("p000001")
   std::string sku;
-  std::string barcode;  ///< 13-digit EAN with a valid check digit
+  std::string barcode; ///< 13-digit EAN with a valid check digit
   std::string name;
-  std::string unit;     ///< "pcs" or "kg" (kg products sell in fractions)
-  int64_t price = 0;    ///< minor units, tax included
-  int64_t cost = 0;     ///< minor units
+  std::string unit;  ///< "pcs" or "kg" (kg products sell in fractions)
+  int64_t price = 0; ///< minor units, tax included
+  int64_t cost = 0;  ///< minor units
   int32_t tax_rate_bp = 1100;
 };
 
@@ -68,7 +70,7 @@ result<bool> catalog_loaded(const storage::node_store& store, const std::string&
 /// One line of a generated sale.
 struct sale_line {
   std::string product_id;
-  int64_t quantity = 0;  ///< thousandths
+  int64_t quantity = 0; ///< thousandths
 };
 
 /// Who sells, for the receipt.
@@ -85,8 +87,8 @@ struct sale_context {
 struct sale_draft {
   std::string body;
   std::vector<sale_line> lines;
-  int64_t total = 0;   ///< minor units
-  std::string method;  ///< "cash", "card" or "qris"
+  int64_t total = 0;  ///< minor units
+  std::string method; ///< "cash", "card" or "qris"
 };
 
 /// A random sale of `min_items`..`max_items` lines (distinct products), integer

@@ -22,28 +22,28 @@ struct local_options {
   size_t lookups = 100'000;         ///< lookups by id and by barcode (each)
   size_t searches = 5'000;          ///< name-prefix searches (top 50)
   uint64_t seed = 1;
-  std::string dir;                  ///< store directory; "" = a fresh temp dir, removed afterwards
-  bool keep_dir = false;            ///< keep a temp dir for inspection
+  std::string dir;       ///< store directory; "" = a fresh temp dir, removed afterwards
+  bool keep_dir = false; ///< keep a temp dir for inspection
 };
 
 /// Results of W8. Latencies are microseconds.
 struct local_report {
   local_options opts;
-  double seconds = 0;               ///< wall time of the whole workload including load and checks
-  double load_seconds = 0;          ///< catalogue load
+  double seconds = 0;      ///< wall time of the whole workload including load and checks
+  double load_seconds = 0; ///< catalogue load
   double commit_p50_us = 0, commit_p99_us = 0, commit_max_us = 0;
-  double commits_per_s = 0;         ///< concurrent writers
-  double single_commits_per_s = 0;  ///< one writer
+  double commits_per_s = 0;        ///< concurrent writers
+  double single_commits_per_s = 0; ///< one writer
   double lookup_id_p99_us = 0, lookup_barcode_p99_us = 0;
-  double lookup_p99_us = 0;         ///< max of the two
+  double lookup_p99_us = 0; ///< max of the two
   double search_p99_us = 0;
   double search_p50_us = 0;
-  uint64_t committed = 0;           ///< sales acknowledged
-  uint64_t lost = 0;                ///< acknowledged but missing (read, sales index or outbox)
-  uint64_t duplicated = 0;          ///< present more than once, or present but never acknowledged
-  uint64_t stock_mismatches = 0;    ///< products whose stock != initial - sold
-  bool converged = false;           ///< lost == duplicated == stock_mismatches == 0
-  double peak_rss_mb = 0;           ///< VmHWM of this process
+  uint64_t committed = 0;        ///< sales acknowledged
+  uint64_t lost = 0;             ///< acknowledged but missing (read, sales index or outbox)
+  uint64_t duplicated = 0;       ///< present more than once, or present but never acknowledged
+  uint64_t stock_mismatches = 0; ///< products whose stock != initial - sold
+  bool converged = false;        ///< lost == duplicated == stock_mismatches == 0
+  double peak_rss_mb = 0;        ///< VmHWM of this process
 };
 
 /// Runs W8. Errors (store cannot open, a commit fails) are returned; check

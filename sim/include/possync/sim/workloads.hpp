@@ -8,8 +8,8 @@ namespace possync::sim {
 
 /// One runnable workload.
 struct workload_info {
-  std::string name;         ///< value of --workload
-  std::string description;  ///< one line
+  std::string name;        ///< value of --workload
+  std::string description; ///< one line
 };
 
 /// Every workload this build can run, in TARGETS.md order.
