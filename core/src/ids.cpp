@@ -108,7 +108,8 @@ bool is_ulid(std::string_view text) {
 uint64_t ulid_time_ms(std::string_view text) {
   if (!is_ulid(text)) return 0;
   uint64_t t = 0;
-  for (size_t i = 0; i < ulid_time_chars; ++i) t = (t << 5) | static_cast<uint64_t>(crockford_value(text[i]));
+  for (size_t i = 0; i < ulid_time_chars; ++i)
+    t = (t << 5) | static_cast<uint64_t>(crockford_value(text[i]));
   return t;
 }
 

@@ -10,14 +10,18 @@ namespace possync::core {
 
 namespace {
 
-error invalid(std::string message) { return error{errc::invalid_argument, std::move(message)}; }
+error invalid(std::string message) {
+  return error{errc::invalid_argument, std::move(message)};
+}
 
 void to_proto(const dot& in, v1::Dot* out) {
   out->set_node(in.node);
   out->set_counter(in.counter);
 }
 
-dot from_proto(const v1::Dot& in) { return dot{in.node(), in.counter()}; }
+dot from_proto(const v1::Dot& in) {
+  return dot{in.node(), in.counter()};
+}
 
 void to_proto(const version_vector& in, v1::VersionVector* out) {
   out->mutable_entries()->Reserve(static_cast<int>(in.size()));
@@ -52,7 +56,9 @@ void to_proto(const hlc_timestamp& in, v1::Hlc* out) {
   out->set_node(in.node);
 }
 
-hlc_timestamp from_proto(const v1::Hlc& in) { return hlc_timestamp{in.wall_ms(), in.logical(), in.node()}; }
+hlc_timestamp from_proto(const v1::Hlc& in) {
+  return hlc_timestamp{in.wall_ms(), in.logical(), in.node()};
+}
 
 void to_proto(const record_key& in, v1::RecordKey* out) {
   out->set_tenant(in.tenant);
@@ -61,7 +67,9 @@ void to_proto(const record_key& in, v1::RecordKey* out) {
   out->set_id(in.id);
 }
 
-record_key from_proto(const v1::RecordKey& in) { return record_key{in.tenant(), in.scope(), in.collection(), in.id()}; }
+record_key from_proto(const v1::RecordKey& in) {
+  return record_key{in.tenant(), in.scope(), in.collection(), in.id()};
+}
 
 void to_proto(const version& in, v1::Version* out) {
   to_proto(in.id, out->mutable_dot());
@@ -95,7 +103,8 @@ result<version> from_proto(const v1::Version& in) {
   for (const auto& f : in.fields()) {
     field_stamp stamp{from_proto(f.dot()), from_proto(f.hlc()), f.hq()};
     if (!out.fields.emplace(f.field(), stamp).second)
-      return invalid("version " + out.id.to_string() + " stamps field " + std::to_string(f.field()) + " twice");
+      return invalid("version " + out.id.to_string() + " stamps field " + std::to_string(f.field()) +
+                     " twice");
   }
   return out;
 }
@@ -103,7 +112,8 @@ result<version> from_proto(const v1::Version& in) {
 void to_proto(const record& in, v1::Record* out) {
   to_proto(in.key, out->mutable_key());
   out->mutable_versions()->Reserve(static_cast<int>(in.versions.size()));
-  for (const auto& v : in.versions) to_proto(v, out->add_versions());
+  for (const auto& v : in.versions)
+    to_proto(v, out->add_versions());
 }
 
 result<record> from_proto(const v1::Record& in) {
@@ -112,7 +122,9 @@ result<record> from_proto(const v1::Record& in) {
   out.versions.reserve(static_cast<size_t>(in.versions_size()));
   for (int i = 0; i < in.versions_size(); ++i) {
     auto v = from_proto(in.versions(i));
-    if (!v) return invalid("record " + out.key.to_string() + " version " + std::to_string(i) + ": " + v.err().message);
+    if (!v)
+      return invalid("record " + out.key.to_string() + " version " + std::to_string(i) + ": " +
+                     v.err().message);
     out.versions.push_back(std::move(*v));
   }
   std::stable_sort(out.versions.begin(), out.versions.end(),

@@ -12,7 +12,9 @@ namespace possync::core {
 
 namespace {
 
-bool by_dot(const version& a, const version& b) { return a.id < b.id; }
+bool by_dot(const version& a, const version& b) {
+  return a.id < b.id;
+}
 
 // Deterministic protobuf encoding of one version: the tie-break for two versions
 // that claim the same dot.
@@ -29,17 +31,21 @@ std::string encode_version(const version& v) {
   return out;
 }
 
+bool ptr_by_dot(const version* a, const version* b) {
+  return a->id < b->id;
+}
+
 // Adds `v` to `pool` (sorted by dot). Of two different versions with one dot the
 // one with the larger encoding stays, whatever the order they arrive in.
-void add_version(std::vector<version>& pool, const version& v, bool& divergent) {
-  auto it = std::lower_bound(pool.begin(), pool.end(), v, by_dot);
-  if (it == pool.end() || it->id != v.id) {
+void add_version(std::vector<const version*>& pool, const version* v, bool& divergent) {
+  auto it = std::lower_bound(pool.begin(), pool.end(), v, ptr_by_dot);
+  if (it == pool.end() || (*it)->id != v->id) {
     pool.insert(it, v);
     return;
   }
-  if (*it == v) return;
+  if (*it == v || **it == *v) return;
   divergent = true;
-  if (encode_version(v) > encode_version(*it)) *it = v;
+  if (encode_version(*v) > encode_version(**it)) *it = v;
 }
 
 } // namespace
@@ -48,7 +54,9 @@ bool operator<(const record_key& a, const record_key& b) {
   return std::tie(a.tenant, a.scope, a.collection, a.id) < std::tie(b.tenant, b.scope, b.collection, b.id);
 }
 
-std::string record_key::to_string() const { return tenant + "/" + scope + "/" + collection + "/" + id; }
+std::string record_key::to_string() const {
+  return tenant + "/" + scope + "/" + collection + "/" + id;
+}
 
 version_vector version::history() const {
   version_vector h = past;
@@ -63,41 +71,57 @@ bool operator==(const version& a, const version& b) {
 
 version_vector record::context() const {
   version_vector ctx;
-  for (const auto& v : versions) ctx.merge(v.history());
+  for (const auto& v : versions)
+    ctx.merge(v.history());
   return ctx;
 }
 
 merge_outcome merge_into(record& target, const record& incoming) {
   merge_outcome out;
-  std::vector<version> before = target.versions;
-  std::sort(before.begin(), before.end(), by_dot);
+  // Works on pointers so that the common case, a state already contained, copies nothing.
+  std::vector<const version*> before;
+  before.reserve(target.versions.size());
+  for (const auto& v : target.versions)
+    before.push_back(&v);
+  const bool was_sorted = std::is_sorted(before.begin(), before.end(), ptr_by_dot);
+  if (!was_sorted) std::stable_sort(before.begin(), before.end(), ptr_by_dot);
 
   // The union, deduplicated by dot.
-  std::vector<version> pool;
+  std::vector<const version*> pool;
   pool.reserve(before.size() + incoming.versions.size());
-  for (const auto& v : before) add_version(pool, v, out.divergent_duplicate);
-  for (const auto& v : incoming.versions) add_version(pool, v, out.divergent_duplicate);
+  for (const version* v : before)
+    add_version(pool, v, out.divergent_duplicate);
+  for (const auto& v : incoming.versions)
+    add_version(pool, &v, out.divergent_duplicate);
 
   // Drop every version another version's past covers. The test runs against the whole
   // union (not only the survivors), so the result is a function of the union alone.
-  std::vector<version> kept;
+  std::vector<const version*> kept;
   kept.reserve(pool.size());
-  for (const auto& v : pool) {
+  for (const version* v : pool) {
     bool covered = std::any_of(pool.begin(), pool.end(),
-                               [&](const version& w) { return w.id != v.id && w.past.covers(v.id); });
+                               [&](const version* w) { return w->id != v->id && w->past.covers(v->id); });
     if (!covered) kept.push_back(v);
   }
 
-  for (const auto& v : kept) {
-    auto it = std::lower_bound(before.begin(), before.end(), v, by_dot);
-    if (it == before.end() || *it != v) ++out.added;
+  for (const version* v : kept) {
+    auto it = std::lower_bound(before.begin(), before.end(), v, ptr_by_dot);
+    if (it == before.end() || **it != *v) ++out.added;
   }
-  for (const auto& v : before) {
-    auto it = std::lower_bound(kept.begin(), kept.end(), v, by_dot);
-    if (it == kept.end() || it->id != v.id) ++out.obsoleted;
+  for (const version* v : before) {
+    auto it = std::lower_bound(kept.begin(), kept.end(), v, ptr_by_dot);
+    if (it == kept.end() || (*it)->id != v->id) ++out.obsoleted;
   }
-  out.changed = kept != before;
-  target.versions = std::move(kept);
+  out.changed = kept.size() != before.size() ||
+                !std::equal(kept.begin(), kept.end(), before.begin(),
+                            [](const version* a, const version* b) { return a == b || *a == *b; });
+  if (!out.changed && was_sorted) return out;
+
+  std::vector<version> next;
+  next.reserve(kept.size());
+  for (const version* v : kept)
+    next.push_back(*v);
+  target.versions = std::move(next);
   return out;
 }
 

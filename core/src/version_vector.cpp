@@ -4,14 +4,20 @@
 
 namespace possync::core {
 
-std::string dot::to_string() const { return node_id_to_string(node) + ":" + std::to_string(counter); }
+std::string dot::to_string() const {
+  return node_id_to_string(node) + ":" + std::to_string(counter);
+}
 
 const char* to_string(ordering o) noexcept {
   switch (o) {
-    case ordering::equal: return "equal";
-    case ordering::dominates: return "dominates";
-    case ordering::dominated: return "dominated";
-    case ordering::concurrent: return "concurrent";
+  case ordering::equal:
+    return "equal";
+  case ordering::dominates:
+    return "dominates";
+  case ordering::dominated:
+    return "dominated";
+  case ordering::concurrent:
+    return "concurrent";
   }
   return "unknown";
 }
@@ -106,8 +112,8 @@ result<version_vector> version_vector::decode(std::string_view bytes) {
     return error{errc::invalid_argument, "version vector: truncated entry count"};
   // Each entry takes at least two bytes; reject absurd counts before reserving.
   if (count > (bytes.size() - pos) / 2)
-    return error{errc::invalid_argument, "version vector: entry count " + std::to_string(count) +
-                                             " exceeds the encoded size"};
+    return error{errc::invalid_argument,
+                 "version vector: entry count " + std::to_string(count) + " exceeds the encoded size"};
   version_vector vv;
   vv.entries_.reserve(static_cast<size_t>(count));
   node_id prev = 0;

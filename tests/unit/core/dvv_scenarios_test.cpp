@@ -37,7 +37,8 @@ write_spec del(node_id writer, std::optional<version_vector> ctx = std::nullopt)
 
 std::multiset<std::string> bodies(const record& r) {
   std::multiset<std::string> out;
-  for (const auto& v : r.versions) out.insert(v.tombstone ? "<deleted>" : v.body);
+  for (const auto& v : r.versions)
+    out.insert(v.tombstone ? "<deleted>" : v.body);
   return out;
 }
 
@@ -46,17 +47,17 @@ std::multiset<std::string> bodies(const record& r) {
 TEST(dvv_scenarios, stale_write_becomes_sibling) {
   record node;
   apply_local_write(node, put(S, "v1"));
-  version_vector read_by_bob = node.context(); // Bob reads v1
-  apply_local_write(node, put(S, "v2"));       // Alice reads v1 and writes v2
+  version_vector read_by_bob = node.context();         // Bob reads v1
+  apply_local_write(node, put(S, "v2"));               // Alice reads v1 and writes v2
   apply_local_write(node, put(S, "bob", read_by_bob)); // Bob writes from his stale read
   EXPECT_EQ(bodies(node), (std::multiset<std::string>{"v2", "bob"}));
 
   // Same across nodes: the stale write is made on another replica and shipped back.
   record a, b;
   apply_local_write(a, put(A, "v1"));
-  merge_into(b, a);                         // b reads v1
-  apply_local_write(a, put(A, "v2"));       // a overwrites
-  apply_local_write(b, put(B, "b-edit"));   // b edits what it saw (v1)
+  merge_into(b, a);                       // b reads v1
+  apply_local_write(a, put(A, "v2"));     // a overwrites
+  apply_local_write(b, put(B, "b-edit")); // b edits what it saw (v1)
   record a2 = a, b2 = b;
   merge_into(a2, b);
   merge_into(b2, a);
@@ -88,7 +89,8 @@ struct naive_node {
                    siblings.end());
     clock.merge(ctx);
     clock.raise(id, clock.get(id) + 1);
-    for (auto& v : siblings) v.vv = clock;
+    for (auto& v : siblings)
+      v.vv = clock;
     siblings.push_back({clock, std::move(body)});
     return clock;
   }
@@ -231,7 +233,8 @@ struct sim_replica {
 
 std::string describe(const record& r) {
   std::ostringstream out;
-  for (const auto& v : r.versions) out << v.id.to_string() << " past " << v.past.to_string() << "; ";
+  for (const auto& v : r.versions)
+    out << v.id.to_string() << " past " << v.past.to_string() << "; ";
   return out.str();
 }
 
@@ -302,7 +305,8 @@ std::string run_case(uint64_t seed) {
   }
   // The replicas of the simulation, once they exchange everything, agree too.
   record all;
-  for (const auto& r : replicas) merge_into(all, r.state);
+  for (const auto& r : replicas)
+    merge_into(all, r.state);
   for (auto& r : replicas) {
     merge_into(r.state, all);
     if (encode_record(r.state) != encode_record(all)) return "simulated replicas diverge";

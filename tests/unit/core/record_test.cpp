@@ -228,7 +228,8 @@ TEST(record_test, merge_commutes_and_associates) {
   std::string expected;
   do {
     record acc;
-    for (int i : order) merge_into(acc, states[static_cast<size_t>(i)]);
+    for (int i : order)
+      merge_into(acc, states[static_cast<size_t>(i)]);
     std::string enc = encode_record(acc);
     if (expected.empty()) expected = enc;
     EXPECT_EQ(enc, expected);

@@ -98,7 +98,11 @@ TEST(version_vector_test, varint_round_trip) {
   std::string s;
   put_varint(s, 300);
   EXPECT_EQ(s, std::string("\xac\x02"));
-  EXPECT_EQ(std::string(1, '\x7f'), [] { std::string t; put_varint(t, 127); return t; }());
+  EXPECT_EQ(std::string(1, '\x7f'), [] {
+    std::string t;
+    put_varint(t, 127);
+    return t;
+  }());
 }
 
 TEST(version_vector_test, varint_rejects_truncation_and_overflow) {
@@ -119,7 +123,8 @@ TEST(version_vector_test, varint_rejects_truncation_and_overflow) {
 }
 
 TEST(version_vector_test, encode_decode_round_trip) {
-  for (const vv& v : {vv(), vv({{1, 1}}), vv({{5, 300}, {0xFFFFFFFFFFFFFFFFULL, 1}, {0x8000000000000000ULL, 7}})}) {
+  for (const vv& v :
+       {vv(), vv({{1, 1}}), vv({{5, 300}, {0xFFFFFFFFFFFFFFFFULL, 1}, {0x8000000000000000ULL, 7}})}) {
     auto d = vv::decode(v.encode());
     ASSERT_TRUE(d) << d.err().to_string();
     EXPECT_EQ(*d, v);
@@ -138,15 +143,15 @@ TEST(version_vector_test, decode_rejects_malformed) {
     }
     return r ? std::string() : r.err().message;
   };
-  bad(std::string());                                 // no count
-  bad(std::string("\x01", 1));                        // truncated entry
-  bad(std::string("\x01\x02", 2));                    // truncated counter
-  bad(std::string("\x01\x02\x01\x00", 4));            // trailing byte
+  bad(std::string());                      // no count
+  bad(std::string("\x01", 1));             // truncated entry
+  bad(std::string("\x01\x02", 2));         // truncated counter
+  bad(std::string("\x01\x02\x01\x00", 4)); // trailing byte
   EXPECT_NE(bad(std::string("\x01\x02\x00", 3)).find("counter 0"), std::string::npos);
-  bad(std::string("\x02\x02\x01\x00\x01", 5));        // second node not above first (delta 0)
-  bad(std::string("\x01\x00\x01", 3));                // node 0 (delta 0 from start)
-  bad(std::string("\x05\x01\x01", 3));                // count larger than content
-  std::string wrap("\x02\x02\x01", 3);                // second node wraps past 2^64
+  bad(std::string("\x02\x02\x01\x00\x01", 5)); // second node not above first (delta 0)
+  bad(std::string("\x01\x00\x01", 3));         // node 0 (delta 0 from start)
+  bad(std::string("\x05\x01\x01", 3));         // count larger than content
+  std::string wrap("\x02\x02\x01", 3);         // second node wraps past 2^64
   put_varint(wrap, ~uint64_t{0});
   wrap.push_back('\x01');
   bad(wrap);
