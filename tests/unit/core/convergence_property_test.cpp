@@ -220,16 +220,15 @@ private:
 
     const resolved_view want = resolve(reference, p_, tie_);
     const auto want_conflict = detect_conflict(reference, p_, tie_);
-    for (size_t k = 0; k < fresh_replicas.size(); ++k) {
-      const record& r = fresh_replicas[k];
-      if (r.versions != reference.versions) return fail("replica " + std::to_string(k) + " sibling set differs");
-      record shuffled = r;
-      std::shuffle(shuffled.versions.begin(), shuffled.versions.end(), rng_);
-      if (!same_view(resolve(shuffled, p_, tie_), want))
-        return fail("replica " + std::to_string(k) + " resolves differently");
-      if (!same_conflict(detect_conflict(shuffled, p_, tie_), want_conflict))
-        return fail("replica " + std::to_string(k) + " detects a different conflict");
-    }
+    for (size_t k = 0; k < fresh_replicas.size(); ++k)
+      if (fresh_replicas[k].versions != reference.versions)
+        return fail("replica " + std::to_string(k) + " sibling set differs");
+    // Equal sibling sets, so reads only need to be independent of sibling order.
+    record shuffled = fresh_replicas[0];
+    std::shuffle(shuffled.versions.begin(), shuffled.versions.end(), rng_);
+    if (!same_view(resolve(shuffled, p_, tie_), want)) return fail("resolve depends on sibling order");
+    if (!same_conflict(detect_conflict(shuffled, p_, tie_), want_conflict))
+      return fail("detect_conflict depends on sibling order");
     if (encode_record(fresh_replicas[0]) != encode_record(fresh_replicas[2]))
       return fail("encoded records differ");
     if (want.conflicted != want_conflict.has_value() && p_ != policy::lww && p_ != policy::hq_wins)
