@@ -34,6 +34,7 @@ struct local_report {
   double commit_p50_us = 0, commit_p99_us = 0, commit_max_us = 0;
   double commits_per_s = 0;        ///< concurrent writers
   double single_commits_per_s = 0; ///< one writer
+  double avg_group_size = 0;       ///< concurrent writers: commits per durable RocksDB write
   double lookup_id_p99_us = 0, lookup_barcode_p99_us = 0;
   double lookup_p99_us = 0; ///< max of the two
   double search_p99_us = 0;
