@@ -42,7 +42,18 @@ struct resolved_view {
   std::optional<dot> winner; ///< dot of the winning version (not set for counter/field_merge merges)
 };
 
-/// Deterministic read of `r` under `p` (`tie` applies to field_merge).
+/// Deterministic read of `r` under `p` (`tie` applies to field_merge). Depends only on
+/// the set of siblings, never their order.
+/// - immutable, manual, lww: winner = highest hlc; hq_wins: highest hlc among HQ
+///   versions if any, else highest hlc. A winning tombstone reads as exists=false.
+/// - counter: body = encode_counter(counter_of(r)); exists if any version.
+/// - field_merge: per top-level field, a value is obsolete when another sibling's past
+///   covers the write that set it and that sibling holds a different stamp; among the
+///   remaining concurrent values the tie rule picks (conflicted = some field had more
+///   than one). A field present in a body without a stamp counts as set by that
+///   version; absent and unstamped means the version has no say on it. Tombstones:
+///   only if every sibling is a tombstone does the record read as deleted; otherwise
+///   the non-tombstone siblings are merged (a concurrent edit survives a delete).
 resolved_view resolve(const record& r, policy p, tie_rule tie = tie_rule::lww);
 
 /// A conflict worth an operator's attention, detected in a record state.
@@ -84,7 +95,9 @@ std::string join_fields(const std::map<uint32_t, std::string>& fields);
 
 /// Field stamps for a local field_merge write of `new_body` over what the writer
 /// read (`before`): fields whose bytes changed (set, changed or cleared) get
-/// {new_dot, hlc, hq}; unchanged fields keep their stamps.
+/// {new_dot, hlc, hq}; unchanged fields keep their stamps (including stamps of fields
+/// cleared earlier, so the clear keeps beating older values); an unchanged field
+/// without a stamp gets none. invalid_argument if either body is malformed.
 result<std::map<uint32_t, field_stamp>> stamp_fields(const resolved_view& before,
                                                      std::string_view new_body,
                                                      const dot& new_dot,

@@ -70,10 +70,13 @@ bool valid_id(std::string_view id, size_t max_bytes = 128);
 /// Checks key syntax and the collection's scope rule (and ULID ids where required).
 status validate_key(const record_key& key, const collection_registry& reg,
                     const record_limits& limits = {});
-/// Checks a body against the collection: size and (if body_type is set) that it
-/// parses as that protobuf message.
+/// Checks a body against the collection: size (resource_exhausted) and (if body_type
+/// is set) that it parses as that protobuf message (invalid_argument); counter bodies
+/// must also decode (decode_counter).
 status validate_body(const collection_info& info, std::string_view body);
 /// Key, every version's dots, sibling count, body of every non-tombstone version.
+/// Errors: invalid_argument for malformed input; resource_exhausted for a body, sibling
+/// count or version vector over its limit. Messages name the record and version.
 status validate_record(const record& r, const collection_registry& reg,
                        const record_limits& limits = {});
 
