@@ -612,8 +612,13 @@ void node_store::write_async(std::vector<write_op> ops, std::function<void(resul
              });
 }
 
-result<commit_result> node_store::record_sale(const core::record_key& key, std::string sale_body) {
-  const auto* info = impl_->reg_->find(key.collection);
+namespace {
+
+// The ops of one sale: the sale itself and one stock decrement per distinct product,
+// so the sale and its stock effect always commit together.
+result<std::vector<write_op>> sale_ops(const core::collection_registry& reg, const core::record_key& key,
+                                      std::string sale_body) {
+  const auto* info = reg.find(key.collection);
   if (!info || info->body_type != sale_type)
     return error(errc::invalid_argument, "record_sale: collection '" + key.collection + "' does not hold sales");
   v1::Sale sale;
@@ -625,7 +630,25 @@ result<commit_result> node_store::record_sale(const core::record_key& key, std::
   ops.push_back(put_op{key, std::move(sale_body), false, std::nullopt});
   for (auto& [product, qty] : per_product)
     if (qty != 0) ops.push_back(counter_op{core::record_key{key.tenant, key.scope, stock_collection, product}, -qty});
-  return write(std::move(ops));
+  return ops;
+}
+
+} // namespace
+
+result<commit_result> node_store::record_sale(const core::record_key& key, std::string sale_body) {
+  auto ops = sale_ops(*impl_->reg_, key, std::move(sale_body));
+  if (!ops) return std::move(ops).err();
+  return write(std::move(*ops));
+}
+
+void node_store::record_sale_async(const core::record_key& key, std::string sale_body,
+                                   std::function<void(result<commit_result>)> done) {
+  auto ops = sale_ops(*impl_->reg_, key, std::move(sale_body));
+  if (!ops) {
+    done(std::move(ops).err());
+    return;
+  }
+  write_async(std::move(*ops), std::move(done));
 }
 
 std::string node_store::new_id() {

@@ -60,6 +60,12 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--concurrent-sales", cfg->local.concurrent_sales,
                   "sale commits shared by the concurrent writers")
       ->capture_default_str();
+  cmd->add_option("--in-flight", cfg->local.in_flight,
+                  "pipelined phase: sales each writer keeps in flight (0 skips the phase)")
+      ->capture_default_str();
+  cmd->add_option("--pipelined-sales", cfg->local.pipelined_sales,
+                  "pipelined phase: sale commits shared by the writers")
+      ->capture_default_str();
   cmd->add_option("--lookups", cfg->local.lookups, "product lookups by id and by barcode (each)")
       ->capture_default_str();
   cmd->add_option("--searches", cfg->local.searches, "name-prefix searches")->capture_default_str();

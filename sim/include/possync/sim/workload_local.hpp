@@ -19,6 +19,8 @@ struct local_options {
   size_t sales = 5'000;             ///< single-writer sale commits (latency sample)
   size_t writers = 8;               ///< concurrent writer threads
   size_t concurrent_sales = 40'000; ///< sale commits shared by the concurrent writers
+  size_t in_flight = 32;            ///< pipelined phase: sales each writer keeps in flight (0 = skip)
+  size_t pipelined_sales = 40'000;  ///< pipelined phase: sale commits shared by the writers
   size_t lookups = 100'000;         ///< lookups by id and by barcode (each)
   size_t searches = 5'000;          ///< name-prefix searches (top 50)
   uint64_t seed = 1;
@@ -35,6 +37,8 @@ struct local_report {
   double commits_per_s = 0;        ///< concurrent writers
   double single_commits_per_s = 0; ///< one writer
   double avg_group_size = 0;       ///< concurrent writers: commits per durable RocksDB write
+  double pipelined_commits_per_s = 0;  ///< writers with `in_flight` asynchronous sales each
+  double pipelined_group_size = 0;     ///< pipelined phase: commits per durable RocksDB write
   double lookup_id_p99_us = 0, lookup_barcode_p99_us = 0;
   double lookup_p99_us = 0; ///< max of the two
   double search_p99_us = 0;

@@ -211,6 +211,11 @@ public:
   /// branch, id = ULID) and decrements the branch's stock of every item in the same
   /// commit (items of one product are summed).
   result<commit_result> record_sale(const core::record_key& key, std::string sale_body);
+  /// Same as record_sale, completing on the committer thread (or at once with the
+  /// validation error). Lets one caller keep many sales in flight, so that one fsync
+  /// covers all of them (a branch relaying many registers works this way).
+  void record_sale_async(const core::record_key& key, std::string sale_body,
+                         std::function<void(result<commit_result>)> done);
   /// A new ULID for a record made here.
   std::string new_id();
 
