@@ -82,11 +82,14 @@ TEST(workload_local, small_run_converges_with_nothing_lost) {
   o.sales = 40;
   o.writers = 4;
   o.concurrent_sales = 200;
+  o.in_flight = 8;
+  o.pipelined_sales = 120;
   o.lookups = 500;
   o.searches = 50;
   auto rep = sim::run_local(o);
   ASSERT_TRUE(rep) << rep.err().to_string();
-  EXPECT_EQ(rep->committed, 240u);
+  EXPECT_EQ(rep->committed, 360u);  // 40 single + 200 concurrent + 120 pipelined
+  EXPECT_GT(rep->pipelined_commits_per_s, 0);
   EXPECT_EQ(rep->lost, 0u);
   EXPECT_EQ(rep->duplicated, 0u);
   EXPECT_EQ(rep->stock_mismatches, 0u);
