@@ -132,9 +132,7 @@ result<record> from_proto(const v1::Record& in) {
   return out;
 }
 
-std::string encode_record(const record& r) {
-  v1::Record msg;
-  to_proto(r, &msg);
+std::string serialize_deterministic(const google::protobuf::MessageLite& msg) {
   std::string out;
   {
     google::protobuf::io::StringOutputStream stream(&out);
@@ -143,6 +141,12 @@ std::string encode_record(const record& r) {
     msg.SerializeToCodedStream(&coded);
   }
   return out;
+}
+
+std::string encode_record(const record& r) {
+  v1::Record msg;
+  to_proto(r, &msg);
+  return serialize_deterministic(msg);
 }
 
 result<record> decode_record(std::string_view bytes) {

@@ -3,9 +3,6 @@
 #include <algorithm>
 #include <tuple>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include "possync/core/proto_convert.hpp"
 
 namespace possync::core {
@@ -21,14 +18,7 @@ bool by_dot(const version& a, const version& b) {
 std::string encode_version(const version& v) {
   v1::Version msg;
   to_proto(v, &msg);
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    msg.SerializeToCodedStream(&coded);
-  }
-  return out;
+  return serialize_deterministic(msg);
 }
 
 bool ptr_by_dot(const version* a, const version* b) {

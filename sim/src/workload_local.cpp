@@ -113,6 +113,39 @@ std::vector<prepared_sale> prepare(storage::node_store& store, const std::vector
   return out;
 }
 
+// Runs body(w) on `n` threads started together; returns the wall time from the start
+// signal to the last join and the commits per durable write the database made meanwhile.
+struct timed_phase {
+  double seconds = 0;
+  double group_size = 0;
+};
+template <class Body>
+timed_phase run_together(storage::database& db, size_t n, Body body) {
+  std::atomic<size_t> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (size_t w = 0; w < n; ++w) {
+    threads.emplace_back([&, w] {
+      ready.fetch_add(1);
+      while (!go.load(std::memory_order_acquire))
+        std::this_thread::yield();
+      body(w);
+    });
+  }
+  while (ready.load() < n)
+    std::this_thread::yield();
+  uint64_t commits_before = db.commits(), groups_before = db.commit_groups();
+  auto begin = clock_type::now();
+  go.store(true, std::memory_order_release);
+  for (auto& t : threads)
+    t.join();
+  timed_phase p;
+  p.seconds = secs(clock_type::now() - begin);
+  uint64_t groups = db.commit_groups() - groups_before;
+  p.group_size = groups ? static_cast<double>(db.commits() - commits_before) / groups : 0;
+  return p;
+}
+
 } // namespace
 
 double peak_rss_mb() {
@@ -195,34 +228,18 @@ result<local_report> run_local(const local_options& opts) {
     }
     std::vector<std::vector<committed_sale>> done(opts.writers);
     std::vector<error> failures(opts.writers);
-    std::atomic<size_t> ready{0};
-    std::atomic<bool> go{false};
-    std::vector<std::thread> threads;
-    for (size_t w = 0; w < opts.writers; ++w) {
-      threads.emplace_back([&, w] {
-        ready.fetch_add(1);
-        while (!go.load(std::memory_order_acquire))
-          std::this_thread::yield();
-        for (auto& s : work[w]) {
-          auto res = store.record_sale(s.key, s.draft.body);
-          if (!res) {
-            failures[w] = error(res.err().code, "sale commit failed: " + res.err().message);
-            return;
-          }
-          done[w].push_back({std::move(s.key), std::move(s.draft.lines)});
+    auto phase = run_together(**db, opts.writers, [&](size_t w) {
+      for (auto& s : work[w]) {
+        auto res = store.record_sale(s.key, s.draft.body);
+        if (!res) {
+          failures[w] = error(res.err().code, "sale commit failed: " + res.err().message);
+          return;
         }
-      });
-    }
-    while (ready.load() < opts.writers)
-      std::this_thread::yield();
-    uint64_t commits_before = (*db)->commits(), groups_before = (*db)->commit_groups();
-    auto begin = clock_type::now();
-    go.store(true, std::memory_order_release);
-    for (auto& t : threads)
-      t.join();
-    auto elapsed = secs(clock_type::now() - begin);
-    uint64_t groups = (*db)->commit_groups() - groups_before;
-    rep.avg_group_size = groups ? static_cast<double>((*db)->commits() - commits_before) / groups : 0;
+        done[w].push_back({std::move(s.key), std::move(s.draft.lines)});
+      }
+    });
+    rep.avg_group_size = phase.group_size;
+    auto elapsed = phase.seconds;
     size_t total = 0;
     for (size_t w = 0; w < opts.writers; ++w) {
       if (failures[w]) return std::move(failures[w]);
@@ -250,48 +267,32 @@ result<local_report> run_local(const local_options& opts) {
       error failure;
     };
     std::vector<writer_state> states(opts.writers);
-    std::atomic<size_t> ready{0};
-    std::atomic<bool> go{false};
-    std::vector<std::thread> threads;
-    for (size_t w = 0; w < opts.writers; ++w) {
-      threads.emplace_back([&, w] {
-        auto& st = states[w];
-        ready.fetch_add(1);
-        while (!go.load(std::memory_order_acquire))
-          std::this_thread::yield();
-        for (auto& s : work[w]) {
-          {
-            std::unique_lock<std::mutex> lk(st.mu);
-            st.cv.wait(lk, [&] { return st.outstanding < opts.in_flight; });
-            if (st.failure) break;
-            ++st.outstanding;
-          }
-          auto lines = s.draft.lines;
-          store.record_sale_async(s.key, s.draft.body,
-                                  [&st, key = s.key, lines = std::move(lines)](result<storage::commit_result> res) mutable {
-                                    std::lock_guard<std::mutex> lk(st.mu);
-                                    --st.outstanding;
-                                    if (res)
-                                      st.done.push_back({std::move(key), std::move(lines)});
-                                    else if (!st.failure)
-                                      st.failure = error(res.err().code, "sale commit failed: " + res.err().message);
-                                    st.cv.notify_one();
-                                  });
+    auto phase = run_together(**db, opts.writers, [&](size_t w) {
+      auto& st = states[w];
+      for (auto& s : work[w]) {
+        {
+          std::unique_lock<std::mutex> lk(st.mu);
+          st.cv.wait(lk, [&] { return st.outstanding < opts.in_flight; });
+          if (st.failure) break;
+          ++st.outstanding;
         }
-        std::unique_lock<std::mutex> lk(st.mu);
-        st.cv.wait(lk, [&] { return st.outstanding == 0; });
-      });
-    }
-    while (ready.load() < opts.writers)
-      std::this_thread::yield();
-    uint64_t commits_before = (*db)->commits(), groups_before = (*db)->commit_groups();
-    auto begin = clock_type::now();
-    go.store(true, std::memory_order_release);
-    for (auto& t : threads)
-      t.join();
-    auto elapsed = secs(clock_type::now() - begin);
-    uint64_t groups = (*db)->commit_groups() - groups_before;
-    rep.pipelined_group_size = groups ? static_cast<double>((*db)->commits() - commits_before) / groups : 0;
+        auto lines = s.draft.lines;
+        store.record_sale_async(s.key, s.draft.body,
+                                [&st, key = s.key, lines = std::move(lines)](result<storage::commit_result> res) mutable {
+                                  std::lock_guard<std::mutex> lk(st.mu);
+                                  --st.outstanding;
+                                  if (res)
+                                    st.done.push_back({std::move(key), std::move(lines)});
+                                  else if (!st.failure)
+                                    st.failure = error(res.err().code, "sale commit failed: " + res.err().message);
+                                  st.cv.notify_one();
+                                });
+      }
+      std::unique_lock<std::mutex> lk(st.mu);
+      st.cv.wait(lk, [&] { return st.outstanding == 0; });
+    });
+    rep.pipelined_group_size = phase.group_size;
+    auto elapsed = phase.seconds;
     size_t total = 0;
     for (auto& st : states) {
       if (st.failure) return std::move(st.failure);

@@ -20,6 +20,9 @@ result<version> from_proto(const v1::Version& in);
 void to_proto(const record& in, v1::Record* out);
 result<record> from_proto(const v1::Record& in);
 
+/// Deterministic serialization (map fields in key order): equal messages give equal bytes.
+std::string serialize_deterministic(const google::protobuf::MessageLite& msg);
+
 /// Serialized possync.v1.Record.
 std::string encode_record(const record& r);
 result<record> decode_record(std::string_view bytes);
