@@ -230,7 +230,7 @@ result<local_report> run_local(const local_options& opts) {
     std::vector<error> failures(opts.writers);
     auto phase = run_together(**db, opts.writers, [&](size_t w) {
       for (auto& s : work[w]) {
-        auto res = store.record_sale(s.key, s.draft.body);
+        auto res = store.record_sale(s.key, std::move(s.draft.body));
         if (!res) {
           failures[w] = error(res.err().code, "sale commit failed: " + res.err().message);
           return;
@@ -276,9 +276,8 @@ result<local_report> run_local(const local_options& opts) {
           if (st.failure) break;
           ++st.outstanding;
         }
-        auto lines = s.draft.lines;
-        store.record_sale_async(s.key, s.draft.body,
-                                [&st, key = s.key, lines = std::move(lines)](result<storage::commit_result> res) mutable {
+        store.record_sale_async(s.key, std::move(s.draft.body),
+                                [&st, key = s.key, lines = std::move(s.draft.lines)](result<storage::commit_result> res) mutable {
                                   std::lock_guard<std::mutex> lk(st.mu);
                                   --st.outstanding;
                                   if (res)

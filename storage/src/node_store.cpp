@@ -311,6 +311,15 @@ core::hlc_timestamp node_store_impl::clock_update(const core::hlc_timestamp& rem
 
 // -- writes -------------------------------------------------------------------------------
 
+status node_store_impl::check_counter(const counter_op& c) const {
+  if (auto s = core::validate_key(c.key, *reg_, opts_.limits)) return s;
+  const auto* info = reg_->find(c.key.collection);
+  if (info->policy != core::policy::counter)
+    return error(errc::invalid_argument, "collection '" + info->name + "' is not a counter (policy " +
+                                             core::to_string(info->policy) + ")");
+  return status();
+}
+
 status node_store_impl::check_ops(std::vector<write_op>& ops) const {
   if (ops.empty()) return error(errc::invalid_argument, "write: no operations");
   std::vector<write_op> extra;
@@ -340,22 +349,13 @@ status node_store_impl::check_ops(std::vector<write_op>& ops) const {
       for (auto& [product, qty] : delta)
         if (qty != 0)
           extra.push_back(counter_op{core::record_key{p->key.tenant, p->key.scope, stock_collection, product}, qty});
-    } else {
-      auto& c = std::get<counter_op>(op);
-      if (auto s = core::validate_key(c.key, *reg_, opts_.limits)) return s;
-      const auto* info = reg_->find(c.key.collection);
-      if (info->policy != core::policy::counter)
-        return error(errc::invalid_argument, "collection '" + info->name + "' is not a counter (policy " +
-                                                 core::to_string(info->policy) + ")");
+    } else if (auto s = check_counter(std::get<counter_op>(op))) {
+      return s;
     }
   }
   for (auto& op : extra) {
     auto& c = std::get<counter_op>(op);
-    if (auto s = core::validate_key(c.key, *reg_, opts_.limits))
-      return error(errc::invalid_argument, "stock of " + c.key.id + ": " + s.message);
-    const auto* info = reg_->find(c.key.collection);
-    if (info->policy != core::policy::counter)
-      return error(errc::invalid_argument, "collection 'stock' is not a counter");
+    if (auto s = check_counter(c)) return error(s.code, "stock of " + c.key.id + ": " + s.message);
     ops.push_back(std::move(op));
   }
   return status();

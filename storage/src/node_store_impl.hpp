@@ -45,6 +45,8 @@ public:
   void notify(const std::vector<change>& changes);
 
   // Local writes.
+  /// Key syntax and counter policy of one counter op.
+  status check_counter(const counter_op& c) const;
   status check_ops(std::vector<write_op>& ops) const;
   status prepare_write(txn& t, std::vector<write_op>& ops, core::hlc_timestamp& hlc, std::vector<change>& ch);
   status prepare_apply(txn& t, std::vector<core::record>& states, bool from_downstream, apply_result& out,
