@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -132,6 +133,15 @@ struct apply_source {
   bool from_downstream = false;  ///< relay: queue what changed in our outbox for our upstream
 };
 
+/// A feed cursor saved in the same commit as the records it covers.
+struct cursor_update {
+  core::node_id peer = 0;   ///< whose feed
+  std::string tenant;
+  std::string scope;
+  uint8_t lane = 0;
+  uint64_t seq = 0;         ///< consumed up to and including; never moves backwards
+};
+
 /// A refused remote record (not stored).
 struct rejection {
   core::record_key key;
@@ -225,6 +235,13 @@ public:
   /// rejected one by one (the rest still apply). Covered states are no-ops, so
   /// replays never duplicate. Conflicts are written to the conflicts table.
   result<apply_result> apply_remote(std::vector<core::record> states, apply_source from);
+  /// Same, completing on the committer thread (`done` must not block: forward it).
+  /// When `cursor` is set it is saved in the same commit (a cursor lower than the
+  /// stored one is ignored), so a crash never separates records from their cursor.
+  /// Commits complete in the order they were requested.
+  void apply_remote_async(std::vector<core::record> states, apply_source from,
+                          std::optional<cursor_update> cursor,
+                          std::function<void(result<apply_result>)> done);
 
   // -- reads ----------------------------------------------------------------------
 
@@ -260,6 +277,8 @@ public:
   result<std::vector<outbox_entry>> outbox_window(uint8_t lane, uint64_t after, size_t limit) const;
   /// Upstream durably holds everything of `lane` up to `seq`: remove those entries.
   status ack_outbox(uint8_t lane, uint64_t seq);
+  /// Same, completing on the committer thread.
+  void ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void(status)> done);
   /// Outbox entries waiting, per lane.
   std::array<uint64_t, core::lane_count> pending() const;
 
@@ -286,6 +305,10 @@ public:
   core::hlc_timestamp clock_now();
   /// Merge a peer's clock; returns the receive timestamp.
   core::hlc_timestamp clock_update(const core::hlc_timestamp& remote);
+  /// A small named value of this store (meta column family), or nullopt.
+  result<std::optional<std::string>> get_meta(std::string_view name) const;
+  /// Durably sets a named value ("sync.upstream", "sync.last_ms" ...).
+  status put_meta(std::string_view name, std::string value);
   /// Called after each durable commit of this store (one listener; replaces).
   void set_listener(commit_listener l);
 

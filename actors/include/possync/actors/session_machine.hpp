@@ -1,0 +1,209 @@
+#pragma once
+// The sync session protocol as pure state machines (DESIGN.md §6): frames in, frames
+// and store commands out, time as an input. No actors, sockets, threads or clocks in
+// here; the session actor (session_actor.hpp) feeds a machine and carries out its
+// output. Reads go straight to the node store (RocksDB reads are thread-safe and
+// served from memory for the small windows read here); writes are handed out as
+// commands and their durable completion comes back as an input.
+//
+// Two machines, one per end of a session:
+// - uplink_machine runs on the node that dialed (terminal -> branch, branch -> HQ).
+//   It sends Hello, pushes its outbox lane by lane (lane_scheduler) within the
+//   flow-control window, drops acked outbox entries, and applies the upstream's
+//   Changes together with the new cursor in one durable commit.
+// - downlink_machine runs on the node that accepted. It admits the Hello (registry
+//   and scope check), answers Welcome, applies each Push durably before acking it
+//   (records outside the session's scope are refused one by one in the Ack), and
+//   serves the granted feeds from the peer's cursors: catch-up in batches, then live
+//   as commits are announced (on_feed_changed). There is no polling.
+//
+// The shell's loop, after every input: take_output() and carry it out in order
+// (frames to the link one write at a time, applies to the store actor, outbox acks);
+// then if no read is outstanding and wants_frame(), ask the link for the next frame.
+//
+// Thread-safety: none; one machine belongs to one actor.
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "possync/core/error.hpp"
+#include "possync/core/ids.hpp"
+#include "possync/core/schema.hpp"
+#include "possync/actors/session_options.hpp"
+#include "possync/storage/store.hpp"
+#include "possync/v1/sync.pb.h"
+
+namespace possync::actors {
+
+/// Protocol version spoken here (Hello.protocol_version).
+constexpr uint32_t protocol_version = 1;
+
+/// One feed of a node: its records of (tenant, scope, lane), in lane-seq order.
+struct feed_id {
+  std::string tenant;
+  std::string scope;
+  uint8_t lane = 0;
+  friend bool operator==(const feed_id& a, const feed_id& b) {
+    return a.tenant == b.tenant && a.scope == b.scope && a.lane == b.lane;
+  }
+  friend bool operator<(const feed_id& a, const feed_id& b) {
+    if (a.tenant != b.tenant)
+      return a.tenant < b.tenant;
+    if (a.scope != b.scope)
+      return a.scope < b.scope;
+    return a.lane < b.lane;
+  }
+};
+
+/// Who this node is.
+struct local_identity {
+  core::node_id node = 0;
+  storage::node_role role = storage::node_role::terminal;
+  std::string tenant;
+  std::string branch;  ///< "" for HQ
+};
+
+/// What an upstream grants one downstream session after admitting its Hello.
+struct grant {
+  core::node_id peer = 0;
+  storage::node_role role = storage::node_role::terminal;
+  std::string tenant;
+  std::string branch;
+  std::vector<feed_id> feeds;             ///< served down, in this order
+  std::set<std::string> collections;      ///< collections served (others are skipped)
+  std::set<std::string> write_scopes;     ///< scopes the peer may push ("" = tenant-wide)
+};
+
+/// Feeds a node of `role` downloads from its upstream by default:
+/// terminal: lanes 1-2 of tenant scope "" and of its branch (stock, catalogue, prices;
+///   not other registers' sales nor reports);
+/// branch: every lane of "" and lanes 1-3 of its branch (its own sales went up from it);
+/// hq: every lane of "" (peering is not built yet).
+std::vector<feed_id> default_feeds(storage::node_role role, const std::string& tenant,
+                                   const std::string& branch);
+/// Collections a node of `role` receives: terminals everything but "device"
+/// (the registry); branches and HQ everything.
+std::set<std::string> default_collections(storage::node_role role, const core::collection_registry& reg);
+
+/// Admission of a Hello at an upstream: protocol version (failed_precondition), tenant
+/// and branch of this node (permission_denied), and the device registry held in
+/// `store` (collection "device", tenant scope, id = 16 lower-case hex digits of the
+/// node id): an unknown or revoked node, or a role/branch that does not match its
+/// registration, is refused with permission_denied naming the node. Terminals may
+/// only join their own branch's node; branches only HQ.
+result<grant> admit(const v1::Hello& hello, const local_identity& me, const storage::node_store& store);
+using admit_fn = std::function<result<grant>(const v1::Hello&)>;
+
+/// A durable apply the shell must run (store actor -> node_store::apply_remote_async);
+/// its completion comes back as on_applied(token, ...).
+struct apply_request {
+  uint64_t token = 0;
+  std::vector<core::record> records;
+  storage::apply_source from;
+  std::optional<storage::cursor_update> cursor;  ///< saved in the same commit
+};
+
+/// What a machine wants done, drained by take_output().
+struct machine_output {
+  std::vector<v1::Frame> frames;                          ///< to send, in order
+  std::vector<apply_request> applies;                     ///< to run, in order
+  std::vector<std::pair<uint8_t, uint64_t>> outbox_acks;  ///< (lane, seq): drop outbox up to seq
+  std::optional<std::vector<feed_id>> subscribe;          ///< downlink: announce commits on these feeds
+  bool clear_cursors = false;   ///< uplink: full resync ordered: clear the upstream's cursors first
+  std::optional<error> close;   ///< end the session: ok() = clean end, else why it failed
+  bool empty() const {
+    return frames.empty() && applies.empty() && outbox_acks.empty() && !subscribe && !clear_cursors && !close;
+  }
+};
+
+/// Counters of one session (for status, audit and heartbeats).
+struct session_stats {
+  uint64_t records_up = 0;     ///< records pushed (uplink) or received in pushes (downlink)
+  uint64_t records_down = 0;   ///< records received in Changes (uplink) or served (downlink)
+  uint64_t bytes_up = 0;
+  uint64_t bytes_down = 0;
+  uint64_t rejected = 0;       ///< records refused by the upstream
+};
+
+/// The uplink's view of its session, for node status.
+struct uplink_status {
+  bool welcomed = false;       ///< Hello answered
+  bool caught_up = false;      ///< every feed reported caught up at least once
+  core::node_id upstream = 0;
+  int64_t skew_ms = 0;         ///< upstream clock minus ours, as the upstream saw at Hello
+  uint64_t lag_records = 0;    ///< sum of the upstream's remaining estimates
+  int64_t last_sync_ms = 0;    ///< last time the outbox was empty and every feed caught up
+  std::array<uint64_t, core::lane_count> in_flight{};  ///< pushed, not yet acked, per lane
+  session_stats stats;
+};
+
+/// Dialing end. See the file comment.
+class uplink_machine {
+public:
+  uplink_machine(local_identity me, session_options opts, const storage::node_store& store);
+  ~uplink_machine();
+  uplink_machine(uplink_machine&&) noexcept;
+  uplink_machine& operator=(uplink_machine&&) noexcept;
+
+  /// The link is up: sends Hello with the cursors kept for the last upstream.
+  void start(int64_t now_ms);
+  void on_frame(v1::Frame&& frame, int64_t now_ms);
+  void on_applied(uint64_t token, result<storage::apply_result> r, int64_t now_ms);
+  /// Local commits may have queued outbox entries.
+  void on_outbox_changed(int64_t now_ms);
+  /// The last frame handed out was written.
+  void on_written(int64_t now_ms);
+  /// Time passes (heartbeats, idle timeout); call every few hundred ms.
+  void on_tick(int64_t now_ms);
+  /// True when it can take another frame (applies in flight below the window).
+  bool wants_frame() const;
+  machine_output take_output();
+  uplink_status status() const;
+
+private:
+  struct state;
+  std::unique_ptr<state> s_;
+};
+
+/// The downlink's view of its session.
+struct downlink_status {
+  bool admitted = false;
+  grant granted;
+  bool caught_up = false;      ///< every granted feed served up to its head
+  int64_t peer_skew_ms = 0;    ///< our clock minus the peer's, at Hello
+  std::vector<uint64_t> peer_pending;  ///< from the peer's last Heartbeat
+  int64_t peer_last_sync_ms = 0;
+  session_stats stats;
+};
+
+/// Accepting end. See the file comment.
+class downlink_machine {
+public:
+  downlink_machine(local_identity me, session_options opts, const storage::node_store& store, admit_fn admit);
+  ~downlink_machine();
+  downlink_machine(downlink_machine&&) noexcept;
+  downlink_machine& operator=(downlink_machine&&) noexcept;
+
+  /// The stream is accepted (starts the Hello timeout).
+  void start(int64_t now_ms);
+  void on_frame(v1::Frame&& frame, int64_t now_ms);
+  void on_applied(uint64_t token, result<storage::apply_result> r, int64_t now_ms);
+  /// Commits landed on subscribed feeds (the hub coalesces announcements).
+  void on_feed_changed(int64_t now_ms);
+  void on_written(int64_t now_ms);
+  void on_tick(int64_t now_ms);
+  bool wants_frame() const;
+  machine_output take_output();
+  downlink_status status() const;
+
+private:
+  struct state;
+  std::unique_ptr<state> s_;
+};
+
+} // namespace possync::actors

@@ -1,0 +1,142 @@
+#pragma once
+// The node runtime: one possync engine in one role (terminal, branch or HQ). A node
+// owns (or shares) a RocksDB database, a node store, and its actors on a CAF actor
+// system: the store actor, the hub, the downlink sessions it accepts (gRPC server or
+// in-process links) and the supervisor of its uplink session to its upstream.
+//
+// Many nodes can share one `runtime` (one actor system) and one database (each with
+// its own store space): the simulator runs thousands of terminals in one process so.
+//
+// No CAF, gRPC or RocksDB types in this header (pimpl). Thread-safety: every member
+// may be called from any thread.
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "possync/actors/backoff.hpp"
+#include "possync/actors/link.hpp"
+#include "possync/actors/session_options.hpp"
+#include "possync/core/error.hpp"
+#include "possync/storage/store.hpp"
+
+namespace possync::node {
+
+/// The actor system (and its scheduler threads), shareable by many nodes.
+class runtime {
+public:
+  struct options {
+    size_t threads = 0;            ///< scheduler worker threads; 0 = hardware concurrency (min 2)
+    bool low_latency = true;       ///< poll aggressively instead of sleeping 50 µs between polls
+  };
+  static std::shared_ptr<runtime> create(options opts);
+  static std::shared_ptr<runtime> create() { return create(options{}); }
+  ~runtime();
+  struct impl;
+  impl& get() { return *impl_; }
+
+private:
+  explicit runtime(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+/// Opens a link to an upstream endpoint. The default dials gRPC ("host:port").
+using connector = std::function<std::unique_ptr<actors::link>(const std::string& endpoint)>;
+
+/// A device entry of HQ's registry (collection "device").
+struct device {
+  std::string tenant;
+  std::string branch;          ///< "" for HQ nodes
+  core::node_id node = 0;
+  storage::node_role role = storage::node_role::terminal;
+  std::string name;            ///< for people: "Register 2, Jakarta Selatan"
+  bool revoked = false;
+};
+
+/// Everything a node needs. Defaults in brackets.
+struct node_config {
+  storage::node_role role = storage::node_role::terminal;
+  std::string tenant = "demo";             ///< [demo]
+  std::string branch;                      ///< required for terminal and branch
+  core::node_id node_id = 0;               ///< 0 = kept in the store, or a new random id
+  std::string dir;                         ///< data directory; required unless `db` or in_memory
+  bool in_memory = false;                  ///< RocksDB in-memory env (tests, simulation)
+  std::shared_ptr<storage::database> db;   ///< share an open database instead of `dir`
+  uint32_t space = 0;                      ///< store space inside a shared database
+  std::string listen;                      ///< "127.0.0.1:0" to accept downstream sessions over gRPC; "" = none
+  bool allow_insecure_remote = false;      ///< plaintext on a non-loopback address (refused otherwise)
+  std::vector<std::string> upstreams;      ///< endpoints tried in order, rotating on failure
+  connector connect;                       ///< how to dial an upstream; default gRPC
+  actors::session_options session;
+  actors::backoff_options backoff;
+  int64_t tick_ms = 200;                   ///< session timer period
+  std::vector<device> devices;             ///< HQ: registered at start (idempotent)
+  bool gzip = true;                        ///< gRPC message compression
+};
+
+/// What a POS operator reads about a node.
+struct node_status {
+  core::node_id node = 0;
+  storage::node_role role = storage::node_role::terminal;
+  std::string tenant, branch;
+  bool online = false;                     ///< an upstream session is welcomed
+  std::string upstream;                    ///< endpoint of the current/last upstream
+  bool caught_up = false;
+  std::array<uint64_t, core::lane_count> pending{};  ///< outbox entries per lane
+  int64_t last_sync_ms = 0;                ///< 0 = never
+  uint64_t lag_records = 0;
+  int64_t skew_ms = 0;                     ///< upstream clock minus ours
+  uint32_t downstream_sessions = 0;
+  uint32_t uplink_restarts = 0;            ///< sessions the supervisor restarted
+  std::string last_error;                  ///< why the last uplink session ended
+  uint16_t port = 0;                       ///< bound gRPC port, 0 = not listening
+};
+
+/// What changed, for UI refresh (from any commit: local or received).
+using change_fn = std::function<void(const std::vector<storage::change>&)>;
+
+/// One running node. Stopping (or destroying) ends its sessions cleanly.
+class node {
+public:
+  static result<std::unique_ptr<node>> start(node_config cfg, std::shared_ptr<runtime> rt = nullptr);
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  const node_config& config() const;
+  storage::node_store& store();
+  /// The port the gRPC server bound (listen "host:0" picks one), 0 if not listening.
+  uint16_t port() const;
+  node_status status() const;
+
+  /// Accept a downstream session on an in-process link (simulator, tests).
+  void accept(std::unique_ptr<actors::link> l);
+  /// Try the upstream now (skips the supervisor's backoff wait) and push at once.
+  void sync_now();
+  /// Forget the upstream's cursors and download everything again.
+  possync::status full_resync();
+  /// Cut (false) or restore (true) the uplink: for operators, tests and the demo.
+  void set_uplink_enabled(bool enabled);
+  /// Register (or update) a device in this node's registry (HQ).
+  possync::status register_device(const device& d);
+
+  /// Called on a background thread after every durable commit; must not block.
+  /// Returns an id for unsubscribe().
+  uint64_t subscribe(change_fn fn);
+  void unsubscribe(uint64_t id);
+
+  void stop();
+  struct impl;
+
+private:
+  explicit node(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+/// "0123456789abcdef": the registry id of a node.
+std::string device_id(core::node_id n);
+
+} // namespace possync::node
