@@ -2,11 +2,6 @@
 // moment, reopen its store here and check that nothing acknowledged was lost and
 // nothing half-written is visible; repeat on the same directory.
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -24,6 +19,7 @@
 
 #include "possync/sim/pos_fixture.hpp"
 #include "possync/storage/store.hpp"
+#include "process.hpp"
 
 namespace possync::test {
 extern int crash_cycles;
@@ -33,97 +29,11 @@ extern unsigned long long crash_seed;
 namespace {
 
 using namespace possync;
-using steady = std::chrono::steady_clock;
+using test::steady;
 
 const std::string tenant = "crash";
 const std::string branch = "b1";
 constexpr int64_t initial_stock = 1'000'000;
-
-// The child process and its stdout pipe; killed and reaped on every path out.
-class child_guard {
-public:
-  child_guard() = default;
-  child_guard(const child_guard&) = delete;
-  child_guard& operator=(const child_guard&) = delete;
-  ~child_guard() { kill_and_reap(); }
-
-  bool spawn(const std::vector<std::string>& args) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      ::close(fds[0]);
-      ::close(fds[1]);
-      return false;
-    }
-    if (pid == 0) {
-      ::dup2(fds[1], STDOUT_FILENO);
-      int devnull = ::open("/dev/null", O_RDONLY);
-      if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-      std::vector<char*> argv;
-      for (const auto& a : args)
-        argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    pid_ = pid;
-    fd_ = fds[0];
-    return true;
-  }
-
-  // Reads whatever arrives until `deadline`, or until `stop_on` has been seen in
-  // the output, or EOF. Returns false on EOF.
-  bool read_until(steady::time_point deadline, const std::string& stop_on = "") {
-    while (fd_ >= 0) {
-      if (!stop_on.empty() && out_.find(stop_on) != std::string::npos) return true;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
-      if (left <= 0) return true;
-      pollfd p{fd_, POLLIN, 0};
-      int n = ::poll(&p, 1, static_cast<int>(left));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) continue;
-      char buf[8192];
-      ssize_t got = ::read(fd_, buf, sizeof buf);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        ::close(fd_);
-        fd_ = -1;
-        return false;
-      }
-      out_.append(buf, static_cast<size_t>(got));
-    }
-    return false;
-  }
-
-  // SIGKILL, reap, then collect what is left in the pipe (bounded in time).
-  // Returns the wait status.
-  int kill_and_reap() {
-    int status = 0;
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      pid_ = -1;
-      status_ = status;
-    }
-    if (fd_ >= 0) read_until(steady::now() + std::chrono::seconds(5));
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-    return status_;
-  }
-
-  const std::string& output() const { return out_; }
-
-private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  int status_ = 0;
-  std::string out_;
-};
 
 struct printed_sale {
   std::string id;
@@ -159,29 +69,6 @@ std::vector<printed_sale> parse_sales(const std::string& out) {
   }
   return sales;
 }
-
-class temp_dir {
-public:
-  temp_dir() {
-    const char* t = std::getenv("TMPDIR");
-    std::string templ = std::string(t && *t ? t : "/tmp") + "/possync-crash-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data())) path_ = buf.data();
-  }
-  ~temp_dir() {
-    if (!path_.empty() && !keep_) {
-      std::error_code ec;
-      std::filesystem::remove_all(path_, ec);
-    }
-  }
-  const std::string& path() const { return path_; }
-  void keep() { keep_ = true; }
-
-private:
-  std::string path_;
-  bool keep_ = false;
-};
 
 // State carried from one cycle to the next.
 struct history {
@@ -288,7 +175,7 @@ TEST(crash, sigkill_mid_sales_loses_nothing_and_tears_nothing) {
   std::printf("crash test: %d cycles, --seed %llu\n", cycles, seed);
   RecordProperty("seed", std::to_string(seed));
   std::mt19937_64 rnd(seed);
-  temp_dir dir;
+  test::temp_dir dir("possync-crash");
   ASSERT_FALSE(dir.path().empty()) << "cannot create a temp dir";
   history h;
   size_t killed_mid_run = 0;
@@ -297,7 +184,7 @@ TEST(crash, sigkill_mid_sales_loses_nothing_and_tears_nothing) {
     int delay_ms = 50 + static_cast<int>(rnd() % 351);
     bool from_ready = cycle % 2 == 1; // odd cycles: count the delay from READY, so sales do happen
     {
-      child_guard child;
+      test::child_process child;
       ASSERT_TRUE(
           child.spawn({POSSYNC_BIN, "crash-writer", "--dir", dir.path(), "--seed",
                        std::to_string(seed + static_cast<unsigned long long>(cycle)), "--tenant", tenant,
