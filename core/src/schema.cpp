@@ -82,6 +82,10 @@ collection_registry collection_registry::pos() {
   report.max_body_bytes = 8 * 1024 * 1024;
   put(report);
   put(make("setting", v1::Setting::descriptor(), lane_catalog, policy::lww, scope_rule::any));
+  // hq_wins: a node registers itself, HQ's edit (revocation) wins over a concurrent one.
+  auto device = make("device", v1::Device::descriptor(), lane_catalog, policy::hq_wins, scope_rule::tenant);
+  device.node_ids = true;
+  put(device);
   return reg;
 }
 
@@ -158,6 +162,12 @@ status validate_key(const record_key& key, const collection_registry& reg, const
   if (auto e = check_id("id", key.id, limits.max_id_bytes)) return e;
   if (info->ulid_ids && !is_ulid(key.id))
     return error(errc::invalid_argument, "collection '" + info->name + "' needs a ULID id, got " + quoted(key.id));
+  if (info->node_ids) {
+    auto n = parse_node_id(key.id);
+    if (!n || node_id_to_string(*n) != key.id)
+      return error(errc::invalid_argument, "collection '" + info->name +
+                                               "' needs a node id (16 lower-case hex digits), got " + quoted(key.id));
+  }
   return {};
 }
 

@@ -111,6 +111,16 @@ result<std::vector<core::version>> decode_versions(
   return out;
 }
 
+/// Starts an asynchronous store call with a completion that fulfils a promise, and
+/// waits for it: the synchronous members are this over their _async twins.
+template <class T, class Start>
+T wait_for(Start&& start) {
+  auto pr = std::make_shared<std::promise<T>>();
+  auto f = pr->get_future();
+  start(std::function<void(T)>([pr](T v) { pr->set_value(std::move(v)); }));
+  return f.get();
+}
+
 } // namespace
 
 result<stored_record> decode_stored(std::string_view bytes, const core::record_key& key) {
@@ -657,33 +667,80 @@ std::string node_store::new_id() {
 }
 
 result<apply_result> node_store::apply_remote(std::vector<core::record> states, apply_source from) {
-  apply_result out;
-  std::vector<core::record> ok;
-  ok.reserve(states.size());
-  core::hlc_timestamp newest;
-  for (auto& st : states) {
-    if (auto s = core::validate_record(st, *impl_->reg_, impl_->opts_.limits)) {
-      out.rejected.push_back(rejection{st.key, std::move(s)});
-      continue;
-    }
-    for (const auto& v : st.versions) newest = std::max(newest, v.hlc);
-    ok.push_back(std::move(st));
+  return wait_for<result<apply_result>>([&](auto done) {
+    apply_remote_async(std::move(states), from, std::nullopt, std::move(done));
+  });
+}
+
+void node_store::apply_remote_async(std::vector<core::record> states, apply_source from,
+                                    std::optional<cursor_update> cursor,
+                                    std::function<void(result<apply_result>)> done) {
+  struct state {
+    std::vector<core::record> ok;  // the states that passed validation
+    apply_result out;
+    std::string cursor_key;        // empty: no cursor
+    uint64_t cursor_seq = 0;
+    status bad;                    // the request as a whole is invalid
+  };
+  auto st = std::make_shared<state>();
+  if (cursor) {
+    if (cursor->lane >= core::lane_count)
+      st->bad = error(errc::invalid_argument, "apply_remote: cursor lane " + std::to_string(cursor->lane) +
+                                                  " out of range");
+    else if (cursor->tenant.find('\0') != std::string::npos || cursor->scope.find('\0') != std::string::npos)
+      st->bad = error(errc::invalid_argument, "apply_remote: cursor tenant or scope contains NUL");
+    else
+      st->cursor_key = keys::cursor(impl_->space_, cursor->peer, cursor->tenant, cursor->scope, cursor->lane);
+    st->cursor_seq = cursor->seq;
   }
-  if (ok.empty()) return out;
-  // Later local writes must order after what we received.
-  if (newest.wall_ms != 0) impl_->clock_update(newest);
+  if (!st->bad) {
+    st->ok.reserve(states.size());
+    core::hlc_timestamp newest;
+    for (auto& rec : states) {
+      if (auto s = core::validate_record(rec, *impl_->reg_, impl_->opts_.limits)) {
+        st->out.rejected.push_back(rejection{rec.key, std::move(s)});
+        continue;
+      }
+      for (const auto& v : rec.versions) newest = std::max(newest, v.hlc);
+      st->ok.push_back(std::move(rec));
+    }
+    // Later local writes must order after what we received.
+    if (newest.wall_ms != 0) impl_->clock_update(newest);
+  }
+  // Even an invalid or empty request goes through the committer, so that requests
+  // complete in the order they were made (an empty one costs no RocksDB write).
   auto* im = impl_.get();
-  apply_result staged;
-  auto s = im->commit(
-      [im, &ok, &staged, &from](txn& t, std::vector<change>& ch) {
-        staged = apply_result();
-        return im->prepare_apply(t, ok, from.from_downstream, staged, ch);
+  const bool relay = from.from_downstream;
+  im->submit(
+      [im, st, relay](txn& t, std::vector<change>& ch) -> status {
+        if (st->bad) return st->bad;
+        st->out.applied = st->out.unchanged = 0;
+        if (!st->ok.empty())
+          if (auto s = im->prepare_apply(t, st->ok, relay, st->out, ch)) return s;
+        if (!st->cursor_key.empty()) {
+          // Max against what this group or the DB already holds: never backwards.
+          auto cur = t.get(cf_cursors, st->cursor_key);
+          if (!cur) return std::move(cur).err();
+          uint64_t stored = 0;
+          if (cur->has_value()) {
+            if ((*cur)->size() != 8)
+              return error(errc::data_loss, "cursor value has " + std::to_string((*cur)->size()) +
+                                                " bytes, expected 8");
+            stored = keys::get_u64(**cur);
+          }
+          if (st->cursor_seq > stored) t.put(cf_cursors, st->cursor_key, keys::encode_u64(st->cursor_seq));
+        }
+        return status();
       },
-      &out.changes);
-  if (s) return s;
-  out.applied = staged.applied;
-  out.unchanged = staged.unchanged;
-  return out;
+      [st, done = std::move(done)](const status& s, std::vector<change>&& ch) {
+        if (!done) return;
+        if (s) {
+          done(error(s.code, s.message));
+          return;
+        }
+        st->out.changes = std::move(ch);
+        done(std::move(st->out));
+      });
 }
 
 result<std::optional<core::record>> node_store::get(const core::record_key& key) const {
@@ -838,11 +895,16 @@ result<std::vector<outbox_entry>> node_store::outbox_window(uint8_t lane, uint64
 }
 
 status node_store::ack_outbox(uint8_t lane, uint64_t seq) {
-  if (lane >= core::lane_count) return error(errc::invalid_argument, "lane " + std::to_string(lane) + " out of range");
-  if (seq == 0) return status();
+  return wait_for<status>([&](auto done) { ack_outbox_async(lane, seq, std::move(done)); });
+}
+
+void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void(status)> done) {
   auto* im = impl_.get();
-  return im->commit(
+  im->submit(
       [im, lane, seq](txn& t, std::vector<change>&) -> status {
+        if (lane >= core::lane_count)
+          return error(errc::invalid_argument, "lane " + std::to_string(lane) + " out of range");
+        if (seq == 0) return status();
         std::string begin = keys::outbox(im->space_, lane, 0);
         std::string end = seq == UINT64_MAX ? keys::prefix_end(keys::outbox_prefix(im->space_, lane))
                                             : keys::outbox(im->space_, lane, seq + 1);
@@ -853,7 +915,9 @@ status node_store::ack_outbox(uint8_t lane, uint64_t seq) {
         im->scratch_.pending[lane] -= std::min(n, im->scratch_.pending[lane]);
         return status();
       },
-      nullptr);
+      [done = std::move(done)](const status& s, std::vector<change>&&) {
+        if (done) done(s);
+      });
 }
 
 std::array<uint64_t, core::lane_count> node_store::pending() const {
@@ -970,6 +1034,38 @@ result<std::vector<session_audit>> node_store::sessions(size_t limit) const {
 core::hlc_timestamp node_store::clock_now() { return impl_->clock_now(); }
 core::hlc_timestamp node_store::clock_update(const core::hlc_timestamp& remote) {
   return impl_->clock_update(remote);
+}
+
+namespace {
+
+/// Meta names the store keeps itself (counters, identity); put_meta refuses them.
+bool reserved_meta(std::string_view name) {
+  for (const char* r : {"node_id", "schema_version", "hlc", "conflict_seq", "audit_seq"})
+    if (name == r) return true;
+  return name.substr(0, 9) == "lane_seq/";
+}
+
+} // namespace
+
+result<std::optional<std::string>> node_store::get_meta(std::string_view name) const {
+  if (name.empty()) return error(errc::invalid_argument, "get_meta: empty name");
+  std::string v;
+  auto s = impl_->db_.db()->Get(rocksdb::ReadOptions(), impl_->db_.cf(cf_meta), keys::meta(impl_->space_, name), &v);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return map_status(s, "get_meta");
+  return std::optional<std::string>(std::move(v));
+}
+
+status node_store::put_meta(std::string_view name, std::string value) {
+  if (name.empty()) return error(errc::invalid_argument, "put_meta: empty name");
+  if (reserved_meta(name))
+    return error(errc::invalid_argument, "put_meta: '" + std::string(name) + "' is kept by the store itself");
+  return impl_->commit(
+      [k = keys::meta(impl_->space_, name), v = std::move(value)](txn& t, std::vector<change>&) {
+        t.put(cf_meta, k, v);
+        return status();
+      },
+      nullptr);
 }
 
 void node_store::set_listener(commit_listener l) {

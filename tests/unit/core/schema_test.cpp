@@ -42,6 +42,7 @@ TEST(registry, pos_schema) {
       {"customer", "possync.v1.Customer", 2, policy::field_merge, scope_rule::tenant, false},
       {"report", "possync.v1.Report", 3, policy::immutable, scope_rule::branch, false},
       {"setting", "possync.v1.Setting", 2, policy::lww, scope_rule::any, false},
+      {"device", "possync.v1.Device", 2, policy::hq_wins, scope_rule::tenant, false},
   };
   EXPECT_EQ(reg.list().size(), std::size(rows));
   for (const auto& r : rows) {
@@ -64,6 +65,29 @@ TEST(registry, pos_schema) {
   for (size_t i = 1; i < l.size(); ++i) EXPECT_LT(l[i - 1]->name, l[i]->name);
 }
 
+TEST(registry, device_ids_are_node_ids) {
+  auto reg = collection_registry::pos();
+  EXPECT_TRUE(reg.find("device")->node_ids);
+  EXPECT_FALSE(reg.find("product")->node_ids);
+  EXPECT_FALSE(validate_key(record_key{"t1", "", "device", node_id_to_string(0x1234abcdULL)}, reg));
+  EXPECT_FALSE(validate_key(record_key{"t1", "", "device", "00000000000000ff"}, reg));
+  expect_error(validate_key(record_key{"t1", "", "device", "ff"}, reg), errc::invalid_argument, "node id");
+  expect_error(validate_key(record_key{"t1", "", "device", "00000000000000FF"}, reg), errc::invalid_argument,
+               "node id");
+  expect_error(validate_key(record_key{"t1", "", "device", "0000000000000000"}, reg), errc::invalid_argument,
+               "node id");
+  expect_error(validate_key(record_key{"t1", "b1", "device", "00000000000000ff"}, reg), errc::invalid_argument,
+               "tenant-wide");
+  v1::Device d;
+  d.set_node(0xff);
+  d.set_role(1);
+  d.set_branch("b1");
+  d.set_name("Till 1");
+  d.set_registered_ms(1700000000000);
+  EXPECT_FALSE(validate_body(*reg.find("device"), d.SerializeAsString()));
+  expect_error(validate_body(*reg.find("device"), std::string("\xff\xff\xff", 3)), errc::invalid_argument, "");
+}
+
 TEST(registry, add_and_replace) {
   auto reg = collection_registry::pos();
   collection_info c;
@@ -78,7 +102,7 @@ TEST(registry, add_and_replace) {
   c.lane = 1;
   EXPECT_FALSE(reg.add(c));
   EXPECT_EQ(reg.find("loyalty_card_2")->lane, 1);
-  EXPECT_EQ(reg.list().size(), 12u);
+  EXPECT_EQ(reg.list().size(), 13u);
 
   c.body_type = "possync.v1.Record";  // from another proto file
   EXPECT_FALSE(reg.add(c));

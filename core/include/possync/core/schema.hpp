@@ -36,6 +36,7 @@ struct collection_info {
   scope_rule scope = scope_rule::tenant;
   size_t max_body_bytes = 64 * 1024;
   bool ulid_ids = false;       ///< ids must be ULIDs (records made at the edge)
+  bool node_ids = false;       ///< ids must be node ids: 16 lower-case hex digits (node_id_to_string)
   bool restocks = false;       ///< return: adds its items back to stock
   bool sells = false;          ///< sale: takes its items from stock
 };
@@ -53,7 +54,8 @@ struct record_limits {
 class collection_registry {
 public:
   /// Registry with the POS schema: sale, payment, stock, stock_movement, return,
-  /// product, category, price, customer, report, setting.
+  /// product, category, price, customer, report, setting, device (the node registry:
+  /// tenant-wide, lane 2, hq_wins, ids = node ids).
   static collection_registry pos();
   /// Adds or replaces; invalid_argument on a bad name, lane or body type.
   status add(collection_info info);
@@ -67,7 +69,8 @@ private:
 /// True if `id` is 1..max bytes of [A-Za-z0-9._:-].
 bool valid_id(std::string_view id, size_t max_bytes = 128);
 
-/// Checks key syntax and the collection's scope rule (and ULID ids where required).
+/// Checks key syntax and the collection's scope rule (and ULID or node ids where
+/// required).
 status validate_key(const record_key& key, const collection_registry& reg,
                     const record_limits& limits = {});
 /// Checks a body against the collection: size (resource_exhausted) and (if body_type

@@ -238,7 +238,8 @@ public:
   /// Same, completing on the committer thread (`done` must not block: forward it).
   /// When `cursor` is set it is saved in the same commit (a cursor lower than the
   /// stored one is ignored), so a crash never separates records from their cursor.
-  /// Commits complete in the order they were requested.
+  /// Commits complete in the order they were requested. A cursor with lane >= lane_count
+  /// or NUL in tenant/scope fails the whole request (invalid_argument, nothing applied).
   void apply_remote_async(std::vector<core::record> states, apply_source from,
                           std::optional<cursor_update> cursor,
                           std::function<void(result<apply_result>)> done);
@@ -277,7 +278,8 @@ public:
   result<std::vector<outbox_entry>> outbox_window(uint8_t lane, uint64_t after, size_t limit) const;
   /// Upstream durably holds everything of `lane` up to `seq`: remove those entries.
   status ack_outbox(uint8_t lane, uint64_t seq);
-  /// Same, completing on the committer thread.
+  /// Same, completing on the committer thread, in request order with the other
+  /// requests of this store (`done` must not block).
   void ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void(status)> done);
   /// Outbox entries waiting, per lane.
   std::array<uint64_t, core::lane_count> pending() const;
@@ -307,7 +309,9 @@ public:
   core::hlc_timestamp clock_update(const core::hlc_timestamp& remote);
   /// A small named value of this store (meta column family), or nullopt.
   result<std::optional<std::string>> get_meta(std::string_view name) const;
-  /// Durably sets a named value ("sync.upstream", "sync.last_ms" ...).
+  /// Durably sets a named value ("sync.upstream", "sync.last_ms" ...). Empty names and
+  /// the names the store keeps itself (node_id, schema_version, hlc, conflict_seq,
+  /// audit_seq, lane_seq/<n>) are invalid_argument.
   status put_meta(std::string_view name, std::string value);
   /// Called after each durable commit of this store (one listener; replaces).
   void set_listener(commit_listener l);
