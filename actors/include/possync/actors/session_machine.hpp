@@ -114,10 +114,17 @@ struct machine_output {
   std::vector<apply_request> applies;                     ///< to run, in order
   std::vector<std::pair<uint8_t, uint64_t>> outbox_acks;  ///< (lane, seq): drop outbox up to seq
   std::optional<std::vector<feed_id>> subscribe;          ///< downlink: announce commits on these feeds
-  bool clear_cursors = false;   ///< uplink: full resync ordered: clear the upstream's cursors first
-  std::optional<error> close;   ///< end the session: ok() = clean end, else why it failed
+  bool clear_cursors = false;   ///< uplink: full resync ordered: clear the upstream's (status().upstream) cursors
+  /// uplink: Welcome came from this node, not the one in meta "sync.upstream": the
+  /// shell stores put_meta("sync.upstream", core::node_id_to_string(node)) so that the
+  /// next Hello names it (its cursors are filed under it).
+  std::optional<core::node_id> upstream_welcomed;
+  /// End the session, after the frames above are written: ok() = clean end, else why
+  /// it failed. Nothing follows it; the machine ignores later inputs.
+  std::optional<error> close;
   bool empty() const {
-    return frames.empty() && applies.empty() && outbox_acks.empty() && !subscribe && !clear_cursors && !close;
+    return frames.empty() && applies.empty() && outbox_acks.empty() && !subscribe && !clear_cursors &&
+           !upstream_welcomed && !close;
   }
 };
 
@@ -145,7 +152,9 @@ struct uplink_status {
 /// Dialing end. See the file comment.
 class uplink_machine {
 public:
-  uplink_machine(local_identity me, session_options opts, const storage::node_store& store);
+  /// `store` must outlive the machine; it is read (outbox, cursors, meta) and its HLC
+  /// is advanced (clock_now/clock_update), never written otherwise.
+  uplink_machine(local_identity me, session_options opts, storage::node_store& store);
   ~uplink_machine();
   uplink_machine(uplink_machine&&) noexcept;
   uplink_machine& operator=(uplink_machine&&) noexcept;
@@ -184,7 +193,8 @@ struct downlink_status {
 /// Accepting end. See the file comment.
 class downlink_machine {
 public:
-  downlink_machine(local_identity me, session_options opts, const storage::node_store& store, admit_fn admit);
+  /// `store` must outlive the machine; it is read (feeds, heads) and its HLC advanced.
+  downlink_machine(local_identity me, session_options opts, storage::node_store& store, admit_fn admit);
   ~downlink_machine();
   downlink_machine(downlink_machine&&) noexcept;
   downlink_machine& operator=(downlink_machine&&) noexcept;

@@ -1,0 +1,587 @@
+// The session protocol machines driven against each other over two in-memory
+// stores (session_harness.hpp): no actors, no gRPC, no disk.
+
+#include <algorithm>
+
+#include <gtest/gtest.h>
+
+#include "session_harness.hpp"
+
+namespace possync::actors::test {
+namespace {
+
+class SessionTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    db = mem_db();
+    ASSERT_TRUE(db);
+    branch = open_store(db, 1, storage::node_role::branch, branch_node, time);
+    term = open_store(db, 2, storage::node_role::terminal, term_node, time);
+    ASSERT_TRUE(branch && term);
+    register_device(*branch, term_node, storage::node_role::terminal, "b1");
+  }
+
+  std::unique_ptr<session> connect(session_options up = test_options(),
+                                   session_options down = test_options()) {
+    auto s = std::make_unique<session>(time, *term, *branch, terminal_id(), branch_id(), up, down);
+    s->start();
+    return s;
+  }
+
+  std::shared_ptr<fake_time> time = std::make_shared<fake_time>();
+  std::shared_ptr<storage::database> db;
+  std::unique_ptr<storage::node_store> branch, term;
+};
+
+uint64_t pending_total(const storage::node_store& s) {
+  uint64_t n = 0;
+  for (auto p : s.pending())
+    n += p;
+  return n;
+}
+
+// -- admission --------------------------------------------------------------------
+
+TEST_F(SessionTest, HelloIsWelcomedAndFeedsSubscribed) {
+  auto s = connect();
+  s->run();
+  EXPECT_FALSE(s->closed());
+  auto us = s->up.status();
+  EXPECT_TRUE(us.welcomed);
+  EXPECT_EQ(us.upstream, branch_node);
+  EXPECT_TRUE(us.caught_up);
+  EXPECT_GT(us.last_sync_ms, 0);
+  auto ds = s->down.status();
+  EXPECT_TRUE(ds.admitted);
+  EXPECT_TRUE(ds.caught_up);
+  EXPECT_EQ(ds.granted.peer, term_node);
+  EXPECT_EQ(ds.granted.write_scopes, std::set<std::string>{"b1"});
+  EXPECT_EQ(ds.granted.collections.count("device"), 0u);
+  ASSERT_TRUE(s->subscribed);
+  EXPECT_EQ(*s->subscribed, default_feeds(storage::node_role::terminal, "t1", "b1"));
+  // The shell is told to remember the upstream; the cursors are filed under it.
+  auto meta = term->get_meta("sync.upstream");
+  ASSERT_TRUE(meta && meta->has_value());
+  EXPECT_EQ(**meta, core::node_id_to_string(branch_node));
+}
+
+void expect_refused(session& s, errc code, const std::string& words) {
+  s.run();
+  ASSERT_TRUE(s.down_closed);
+  EXPECT_EQ(s.down_closed->code, code) << s.down_closed->to_string();
+  EXPECT_NE(s.down_closed->message.find(words), std::string::npos) << s.down_closed->message;
+  ASSERT_TRUE(s.up_closed); // from the Error frame
+  EXPECT_EQ(s.up_closed->code, code);
+  EXPECT_NE(s.up_closed->message.find(words), std::string::npos) << s.up_closed->message;
+  EXPECT_FALSE(s.up.status().welcomed);
+  EXPECT_FALSE(s.subscribed);
+}
+
+TEST_F(SessionTest, UnknownNodeIsRefused) {
+  auto t2 = open_store(db, 3, storage::node_role::terminal, term2_node, time);
+  session s(time, *t2, *branch, terminal_id(term2_node), branch_id());
+  s.start();
+  expect_refused(s, errc::permission_denied, core::node_id_to_string(term2_node) + " is not registered");
+}
+
+TEST_F(SessionTest, RevokedNodeIsRefused) {
+  register_device(*branch, term_node, storage::node_role::terminal, "b1", true);
+  auto s = connect();
+  expect_refused(*s, errc::permission_denied, "is revoked");
+}
+
+TEST_F(SessionTest, NodeRegisteredInAnotherBranchIsRefused) {
+  register_device(*branch, term_node, storage::node_role::terminal, "b2");
+  auto s = connect();
+  expect_refused(*s, errc::permission_denied, "registered in branch 'b2'");
+}
+
+TEST_F(SessionTest, TerminalOfAnotherBranchIsRefused) {
+  session s(time, *term, *branch, terminal_id(term_node, "b2"), branch_id("b1"));
+  s.start();
+  expect_refused(s, errc::permission_denied, "terminal of branch 'b2'");
+}
+
+TEST_F(SessionTest, AdmitChecksVersionTenantAndRoles) {
+  v1::Hello h;
+  h.set_node(term_node);
+  h.set_role(v1::ROLE_TERMINAL);
+  h.set_tenant("t1");
+  h.set_branch("b1");
+  h.set_protocol_version(protocol_version);
+  ASSERT_TRUE(admit(h, branch_id(), *branch));
+
+  auto bad = h;
+  bad.set_protocol_version(2);
+  auto r = admit(bad, branch_id(), *branch);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, errc::failed_precondition);
+  bad = h;
+  bad.set_tenant("t2");
+  EXPECT_EQ(admit(bad, branch_id(), *branch).err().code, errc::permission_denied);
+  bad = h;
+  bad.set_role(v1::ROLE_BRANCH);
+  EXPECT_EQ(admit(bad, branch_id(), *branch).err().code, errc::permission_denied);
+  // Terminals join only their branch node, not HQ.
+  local_identity hq{0x4400000000000044ULL, storage::node_role::hq, "t1", ""};
+  EXPECT_EQ(admit(h, hq, *branch).err().code, errc::permission_denied);
+  // A branch node is admitted by HQ with write access to tenant-wide data too.
+  register_device(*branch, 0xb2, storage::node_role::branch, "b2");
+  v1::Hello hb = h;
+  hb.set_node(0xb2);
+  hb.set_role(v1::ROLE_BRANCH);
+  hb.set_branch("b2");
+  auto g = admit(hb, hq, *branch);
+  ASSERT_TRUE(g) << g.err().to_string();
+  EXPECT_EQ(g->write_scopes, (std::set<std::string>{"", "b2"}));
+  EXPECT_EQ(g->feeds, default_feeds(storage::node_role::branch, "t1", "b2"));
+  EXPECT_EQ(g->collections.count("device"), 1u);
+}
+
+TEST_F(SessionTest, BadProtocolVersionGetsErrorFrame) {
+  downlink_machine d(branch_id(), test_options(), *branch,
+                     [this](const v1::Hello& h) { return admit(h, branch_id(), *branch); });
+  d.start(epoch_ms);
+  v1::Frame f;
+  auto* h = f.mutable_hello();
+  h->set_node(term_node);
+  h->set_role(v1::ROLE_TERMINAL);
+  h->set_tenant("t1");
+  h->set_branch("b1");
+  h->set_protocol_version(7);
+  d.on_frame(std::move(f), epoch_ms);
+  auto out = d.take_output();
+  ASSERT_EQ(out.frames.size(), 1u);
+  ASSERT_TRUE(out.frames[0].has_error());
+  EXPECT_EQ(out.frames[0].error().code(), static_cast<uint32_t>(errc::failed_precondition));
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::failed_precondition);
+  EXPECT_FALSE(d.wants_frame());
+}
+
+TEST_F(SessionTest, NoHelloInTime) {
+  auto o = test_options();
+  o.hello_timeout_ms = 500;
+  downlink_machine d(branch_id(), o, *branch,
+                     [this](const v1::Hello& h) { return admit(h, branch_id(), *branch); });
+  d.start(epoch_ms);
+  d.on_tick(epoch_ms + 499);
+  EXPECT_TRUE(d.take_output().empty());
+  d.on_tick(epoch_ms + 500);
+  auto out = d.take_output();
+  ASSERT_EQ(out.frames.size(), 1u);
+  EXPECT_EQ(out.frames[0].error().code(), static_cast<uint32_t>(errc::deadline_exceeded));
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::deadline_exceeded);
+}
+
+TEST_F(SessionTest, FirstFrameMustBeHello) {
+  downlink_machine d(branch_id(), test_options(), *branch,
+                     [this](const v1::Hello& h) { return admit(h, branch_id(), *branch); });
+  d.start(epoch_ms);
+  v1::Frame f;
+  f.mutable_push()->set_lane(0);
+  d.on_frame(std::move(f), epoch_ms);
+  auto out = d.take_output();
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::invalid_argument);
+  EXPECT_NE(out.close->message.find("must be Hello"), std::string::npos);
+  EXPECT_TRUE(out.applies.empty());
+}
+
+// -- upload -----------------------------------------------------------------------
+
+TEST_F(SessionTest, ThousandOfflineSalesUploadExactlyOnce) {
+  sell(*term, 1000);
+  ASSERT_EQ(term->pending()[0], 1000u);
+  auto s = connect();
+  s->run();
+  EXPECT_FALSE(s->closed());
+  EXPECT_EQ(count_feed(*branch, "b1", core::lane_sales, "sale"), 1000u);
+  EXPECT_EQ(pending_total(*term), 0u);
+  // Relay: the branch queued each sale once for HQ.
+  EXPECT_EQ(branch->pending()[0], 1000u);
+  EXPECT_EQ(s->up.status().stats.rejected, 0u);
+  EXPECT_EQ(s->acks_read, s->pushes_written);
+  auto lvl = branch->stock_level("t1", "b1", "p0");
+  ASSERT_TRUE(lvl);
+  EXPECT_EQ(*lvl, -1000 * 1000);
+  EXPECT_GT(s->up.status().last_sync_ms, 0);
+}
+
+TEST_F(SessionTest, ReplayAfterCutStoresNothingTwice) {
+  sell(*term, 1000);
+  {
+    auto s = connect();
+    // Run until the branch has applied some pushes, then cut: acks in transit are lost.
+    for (int i = 0; i < 100'000 && s->down_applied < 300; ++i)
+      s->step();
+    ASSERT_GE(s->down_applied, 300u);
+    ASSERT_FALSE(s->closed());
+  }
+  const uint64_t left = term->pending()[0];
+  EXPECT_GT(left, 0u);
+  EXPECT_LT(left, 1000u);
+  auto s = connect();
+  s->run();
+  EXPECT_FALSE(s->closed());
+  EXPECT_EQ(count_feed(*branch, "b1", core::lane_sales, "sale"), 1000u);
+  EXPECT_EQ(branch->pending()[0], 1000u); // nothing relayed twice
+  EXPECT_EQ(pending_total(*term), 0u);
+  auto lvl = branch->stock_level("t1", "b1", "p0");
+  ASSERT_TRUE(lvl);
+  EXPECT_EQ(*lvl, -1000 * 1000);
+}
+
+TEST_F(SessionTest, LostAcksAreReplayedAsNoOps) {
+  sell(*term, 200);
+  {
+    auto s = connect();
+    // Let the branch apply every push but deliver no ack to the terminal.
+    s->lose_acks = true;
+    s->run();
+    EXPECT_TRUE(s->acks_seen.empty());
+  }
+  EXPECT_EQ(count_feed(*branch, "b1", core::lane_sales, "sale"), 200u);
+  const auto relayed = branch->pending();
+  EXPECT_GT(pending_total(*term), 0u);
+  auto s = connect();
+  s->run();
+  EXPECT_GT(s->down_unchanged, 0u);
+  EXPECT_EQ(s->down_applied, 0u);
+  EXPECT_EQ(branch->pending(), relayed);
+  EXPECT_EQ(pending_total(*term), 0u);
+  EXPECT_EQ(count_feed(*branch, "b1", core::lane_sales, "sale"), 200u);
+}
+
+TEST_F(SessionTest, LanePriorityWithoutStarvation) {
+  sell(*term, 300); // 300 sales (lane 0) and 300 stock updates (lane 1)
+  for (int i = 0; i < 5; ++i) {
+    v1::Report rep;
+    rep.set_kind("shift");
+    storage::put_op op;
+    op.key = core::record_key{"t1", "b1", "report", term->new_id()};
+    op.body = rep.SerializeAsString();
+    ASSERT_TRUE(term->write({op}));
+  }
+  auto o = test_options();
+  o.push_batch = 10;
+  o.push_window = 1;
+  auto s = connect(o);
+  s->run();
+  EXPECT_EQ(pending_total(*term), 0u);
+  const auto& lanes = s->push_lanes;
+  ASSERT_FALSE(lanes.empty());
+  EXPECT_EQ(lanes.front(), 0);
+  auto last0 = std::find(lanes.rbegin(), lanes.rend(), 0);
+  auto first3 = std::find(lanes.begin(), lanes.end(), 3);
+  auto first1 = std::find(lanes.begin(), lanes.end(), 1);
+  ASSERT_NE(first3, lanes.end());
+  ASSERT_NE(first1, lanes.end());
+  size_t last0_at = lanes.size() - 1 - static_cast<size_t>(last0 - lanes.rbegin());
+  // Lanes 1 and 3 progressed while lane 0 still had work.
+  EXPECT_LT(static_cast<size_t>(first3 - lanes.begin()), last0_at);
+  EXPECT_LT(static_cast<size_t>(first1 - lanes.begin()), last0_at);
+  // And lane 0 got most of the slots while it had work.
+  size_t zeros =
+      static_cast<size_t>(std::count(lanes.begin(), lanes.begin() + static_cast<long>(last0_at) + 1, 0));
+  EXPECT_GE(zeros * 8, (last0_at + 1) * 7 - 8);
+  EXPECT_EQ(count_feed(*branch, "b1", core::lane_reports, "report"), 5u);
+}
+
+TEST_F(SessionTest, PushWindowIsNeverExceeded) {
+  sell(*term, 400);
+  auto up = test_options();
+  up.push_batch = 5;
+  up.push_window = 8;
+  auto down = test_options();
+  down.push_window = 3; // Welcome.window lowers the uplink's own
+  auto s = connect(up, down);
+  s->run();
+  EXPECT_EQ(pending_total(*term), 0u);
+  EXPECT_GT(s->pushes_written, 100u);
+  EXPECT_LE(s->max_pushes_out, 3u);
+  EXPECT_EQ(s->max_pushes_out, 3u);
+}
+
+TEST_F(SessionTest, ScopeRejectionNamesTheRecordAndTheRestApplies) {
+  sell(*term, 1);             // b1: allowed
+  sell(*term, 1, "b2", "p9"); // another branch's sale
+  put_products(*term, 0, 1);  // catalogue: terminals may not write it
+  auto s = connect();
+  s->run();
+  EXPECT_FALSE(s->closed());
+  EXPECT_EQ(count_feed(*branch, "b1", core::lane_sales, "sale"), 1u);
+  EXPECT_EQ(count_feed(*branch, "b2", core::lane_sales, "sale"), 0u);
+  EXPECT_EQ(count_feed(*branch, "b2", core::lane_stock, "stock"), 0u);
+  EXPECT_EQ(count_feed(*branch, "", core::lane_catalog, "product"), 0u);
+  std::vector<v1::Rejection> rej;
+  for (const auto& a : s->acks_seen)
+    for (const auto& r : a.ack().rejected())
+      rej.push_back(r);
+  ASSERT_EQ(rej.size(), 3u); // b2 sale, b2 stock, product
+  for (const auto& r : rej) {
+    EXPECT_EQ(r.code(), static_cast<uint32_t>(errc::permission_denied));
+    auto key = core::from_proto(r.key()).to_string();
+    EXPECT_NE(r.reason().find(key), std::string::npos) << r.reason();
+    EXPECT_NE(r.reason().find("'b1'"), std::string::npos) << r.reason();
+  }
+  EXPECT_EQ(s->up.status().stats.rejected, 3u);
+  EXPECT_EQ(pending_total(*term), 0u); // refused records are not retried
+}
+
+// -- download ---------------------------------------------------------------------
+
+TEST_F(SessionTest, CatalogueFullIncrementalAndLive) {
+  put_products(*branch, 0, 1000);
+  {
+    auto s = connect();
+    s->run();
+    EXPECT_FALSE(s->closed());
+    EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 1000u);
+    EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "device"), 0u); // the registry stays upstream
+    EXPECT_TRUE(s->up.status().caught_up);
+    EXPECT_EQ(s->up.status().lag_records, 0u);
+
+    // Live: commits announced while connected flow at once.
+    put_products(*branch, 1000, 1005);
+    s->down.on_feed_changed(s->now());
+    s->collect();
+    s->run();
+    EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 1005u);
+  }
+  // Incremental: only what changed since the cursor.
+  put_products(*branch, 1005, 1100);
+  put_products(*branch, 0, 10, 250);
+  auto s = connect();
+  s->run();
+  EXPECT_EQ(s->changes_records, 105u);
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 1100u);
+  auto v = term->read(core::record_key{"t1", "", "product", "p3"});
+  ASSERT_TRUE(v && v->exists);
+  v1::Product p;
+  ASSERT_TRUE(p.ParseFromString(v->body));
+  EXPECT_EQ(p.price(), 250);
+}
+
+TEST_F(SessionTest, CutDuringCatchUpResumesWithoutGap) {
+  put_products(*branch, 0, 2000);
+  {
+    auto s = connect();
+    for (int i = 0; i < 100'000 && s->changes_records < 700; ++i)
+      s->step();
+    ASSERT_GE(s->changes_records, 700u);
+    // Writes keep landing while the download is cut.
+    put_products(*branch, 2000, 2100);
+    put_products(*branch, 0, 50, 999);
+  }
+  const uint64_t have = count_feed(*term, "", core::lane_catalog, "product");
+  EXPECT_GT(have, 0u);
+  EXPECT_LT(have, 2000u);
+  auto s = connect();
+  s->run();
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 2100u);
+  for (int i : {0, 49, 50, 1999, 2099}) {
+    auto v = term->read(core::record_key{"t1", "", "product", "p" + std::to_string(i)});
+    ASSERT_TRUE(v && v->exists) << i;
+    v1::Product p;
+    ASSERT_TRUE(p.ParseFromString(v->body));
+    EXPECT_EQ(p.price(), i < 50 ? 999 : 100) << i;
+  }
+  // The second session did not send everything again.
+  EXPECT_LT(s->changes_records, 2100u);
+}
+
+TEST_F(SessionTest, UnsentChangesAreBounded) {
+  put_products(*branch, 0, 1000);
+  auto down = test_options();
+  down.unsent_frames = 2;
+  down.changes_batch = 16;
+  auto s = connect(test_options(), down);
+  s->stall_down_writes = true;
+  s->run_for(2000);
+  EXPECT_LE(s->max_unwritten_changes, 2u);
+  EXPECT_EQ(s->changes_records, 0u);
+  s->stall_down_writes = false;
+  s->run();
+  EXPECT_LE(s->max_unwritten_changes, 2u);
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 1000u);
+}
+
+TEST_F(SessionTest, ApplyWindowStopsReading) {
+  put_products(*branch, 0, 500);
+  auto up = test_options();
+  up.apply_window = 2;
+  auto s = connect(up);
+  // Hold back apply completions: the uplink stops wanting frames at 2 in flight.
+  for (int i = 0; i < 2000; ++i) {
+    auto held = std::move(s->up_done);
+    s->up_done.clear();
+    s->step();
+    s->up_done.insert(s->up_done.begin(), std::make_move_iterator(held.begin()),
+                      std::make_move_iterator(held.end()));
+    if (!s->up.wants_frame()) break;
+  }
+  EXPECT_FALSE(s->up.wants_frame());
+  EXPECT_EQ(s->up_done.size(), 2u);
+  s->run();
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 500u);
+}
+
+TEST_F(SessionTest, CursorsOfAnotherUpstreamAreIgnored) {
+  put_products(*branch, 0, 100);
+  // The terminal last synced with some other node and holds a cursor from it.
+  const core::node_id other = 0x0123456789abcdefULL;
+  ASSERT_FALSE(term->put_meta("sync.upstream", core::node_id_to_string(other)));
+  ASSERT_FALSE(term->set_cursor(other, "t1", "", core::lane_catalog, 1'000'000));
+  auto s = connect();
+  s->run();
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 100u);
+  auto meta = term->get_meta("sync.upstream");
+  ASSERT_TRUE(meta && meta->has_value());
+  EXPECT_EQ(**meta, core::node_id_to_string(branch_node));
+  auto c = term->cursor(branch_node, "t1", "", core::lane_catalog);
+  ASSERT_TRUE(c);
+  EXPECT_GT(*c, 0u);
+}
+
+TEST_F(SessionTest, EchoSuppression) {
+  sell(*term, 3);
+  {
+    auto s = connect();
+    s->run();
+    // The stock record went up from this terminal: it is not served back.
+    for (const auto& k : s->changes_keys)
+      EXPECT_EQ(k.find("/stock/"), std::string::npos) << k;
+  }
+  EXPECT_EQ(count_feed(*branch, "b1", core::lane_stock, "stock"), 1u);
+  // Another terminal of the branch does receive it.
+  auto t2 = open_store(db, 3, storage::node_role::terminal, term2_node, time);
+  register_device(*branch, term2_node, storage::node_role::terminal, "b1");
+  session s2(time, *t2, *branch, terminal_id(term2_node), branch_id());
+  s2.start();
+  s2.run();
+  EXPECT_EQ(count_feed(*t2, "b1", core::lane_stock, "stock"), 1u);
+  auto lvl = t2->stock_level("t1", "b1", "p0");
+  ASSERT_TRUE(lvl);
+  EXPECT_EQ(*lvl, -3000);
+  // Sales (lane 0) are not a terminal feed.
+  EXPECT_EQ(count_feed(*t2, "b1", core::lane_sales, "sale"), 0u);
+}
+
+// -- timers and commands ----------------------------------------------------------
+
+TEST_F(SessionTest, HeartbeatsKeepAQuietSessionAlive) {
+  auto o = test_options();
+  o.heartbeat_ms = 100;
+  o.idle_timeout_ms = 1000;
+  auto s = connect(o, o);
+  s->run_for(5000);
+  EXPECT_FALSE(s->closed());
+  EXPECT_GT(s->down.status().peer_last_sync_ms, 0);
+  EXPECT_EQ(s->down.status().peer_pending.size(), core::lane_count);
+}
+
+TEST_F(SessionTest, IdleTimeout) {
+  auto up = test_options();
+  up.idle_timeout_ms = 1000;
+  auto s = connect(up);
+  s->run();
+  ASSERT_TRUE(s->up.status().welcomed);
+  // The branch goes silent (its heartbeats are far apart).
+  s->run_for(1100);
+  ASSERT_TRUE(s->up_closed);
+  EXPECT_EQ(s->up_closed->code, errc::unavailable);
+  EXPECT_NE(s->up_closed->message.find("upstream silent"), std::string::npos);
+}
+
+TEST_F(SessionTest, FullResyncCommand) {
+  put_products(*branch, 0, 300);
+  {
+    auto s = connect();
+    s->run();
+    EXPECT_EQ(s->changes_records, 300u);
+    v1::Frame cmd;
+    cmd.mutable_command()->set_kind(v1::Command::KIND_FULL_RESYNC);
+    cmd.mutable_command()->set_reason("operator");
+    s->to_up.push_back(cmd);
+    s->run();
+    ASSERT_TRUE(s->up_closed);
+    EXPECT_EQ(s->up_closed->code, errc::aborted);
+    EXPECT_NE(s->up_closed->message.find("full resync"), std::string::npos);
+  }
+  auto c = term->cursor(branch_node, "t1", "", core::lane_catalog);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c, 0u);
+  auto s = connect();
+  s->run();
+  EXPECT_EQ(s->changes_records, 300u); // everything again
+}
+
+TEST_F(SessionTest, RevokeCommandAndErrorFrameEndTheSession) {
+  auto s = connect();
+  s->run();
+  v1::Frame cmd;
+  cmd.mutable_command()->set_kind(v1::Command::KIND_REVOKE);
+  s->up.on_frame(std::move(cmd), s->now());
+  auto out = s->up.take_output();
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::permission_denied);
+  EXPECT_FALSE(out.clear_cursors);
+
+  auto s2 = connect();
+  s2->run();
+  v1::Frame err;
+  err.mutable_error()->set_code(static_cast<uint32_t>(errc::resource_exhausted));
+  err.mutable_error()->set_message("disk full");
+  s2->up.on_frame(std::move(err), s2->now());
+  out = s2->up.take_output();
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::resource_exhausted);
+  EXPECT_NE(out.close->message.find("disk full"), std::string::npos);
+}
+
+TEST_F(SessionTest, FailedApplyIsNotAcked) {
+  sell(*term, 5);
+  auto s = connect();
+  // Run until the branch hands out its first apply, then fail it.
+  for (int i = 0; i < 1000 && s->down_done.empty(); ++i)
+    s->step();
+  ASSERT_FALSE(s->down_done.empty());
+  auto tok = s->down_done.front().first;
+  s->down_done.clear();
+  s->down.on_applied(tok, error(errc::resource_exhausted, "no space left on device"), s->now());
+  s->collect();
+  ASSERT_TRUE(s->down_closed);
+  EXPECT_EQ(s->down_closed->code, errc::resource_exhausted);
+  s->run();
+  EXPECT_TRUE(s->acks_seen.empty());
+  ASSERT_TRUE(s->up_closed);
+  EXPECT_EQ(s->up_closed->code, errc::resource_exhausted);
+  EXPECT_EQ(term->pending()[0], 5u);
+}
+
+TEST_F(SessionTest, UnexpectedFramesAreProtocolErrors) {
+  auto s = connect();
+  s->run();
+  v1::Frame w;
+  w.mutable_welcome()->set_node(branch_node);
+  s->down.on_frame(std::move(w), s->now());
+  auto out = s->down.take_output();
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::invalid_argument);
+
+  auto s2 = connect();
+  s2->run();
+  v1::Frame ack;
+  ack.mutable_ack()->set_lane(0);
+  ack.mutable_ack()->set_seq(12345);
+  s2->up.on_frame(std::move(ack), s2->now());
+  out = s2->up.take_output();
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::invalid_argument);
+  EXPECT_TRUE(out.outbox_acks.empty());
+}
+
+} // namespace
+} // namespace possync::actors::test
