@@ -39,6 +39,10 @@ struct downlink_machine::state {
     uint64_t pos = 0;      ///< last feed seq served (read and sent or skipped)
     bool dirty = true;     ///< may have entries after pos
     bool reported = false; ///< a Changes with caught_up has been sent
+    /// Skip records the peer wrote itself: it synced with this node before (its store
+    /// holds what it wrote) or this session has caught it up. A first catch-up (new or
+    /// rebuilt store) sends them: the peer may no longer have them.
+    bool no_echo = false;
   };
   /// A Push being applied; acked in arrival order.
   struct pending_push {
@@ -93,7 +97,7 @@ struct downlink_machine::state {
   void flush_acks(int64_t now);
   void serve(int64_t now);
   bool serve_one(feed_state& f, int64_t now);
-  bool skip(const core::record& r) const;
+  bool skip(const feed_state& f, const core::record& r) const;
   void update_caught_up();
 };
 
@@ -119,6 +123,7 @@ void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
     fs.id = fd;
     auto it = cursors.find(fd);
     if (it != cursors.end()) fs.pos = it->second;
+    fs.no_echo = h.upstream() == me.node;
     feeds.push_back(std::move(fs));
   }
   std::stable_sort(feeds.begin(), feeds.end(),
@@ -212,10 +217,11 @@ void downlink_machine::state::flush_acks(int64_t now) {
   }
 }
 
-bool downlink_machine::state::skip(const core::record& r) const {
+bool downlink_machine::state::skip(const feed_state& f, const core::record& r) const {
   if (st.granted.collections.count(r.key.collection) == 0) return true;
   // No echo: every version was written by the peer itself.
-  return std::all_of(r.versions.begin(), r.versions.end(),
+  return f.no_echo &&
+         std::all_of(r.versions.begin(), r.versions.end(),
                      [peer = st.granted.peer](const core::version& v) { return v.id.node == peer; });
 }
 
@@ -236,7 +242,7 @@ bool downlink_machine::state::serve_one(feed_state& f, int64_t now) {
     if (took > 0 && bytes + cost > opts.changes_batch_bytes) break;
     ++took;
     last = e.seq;
-    if (skip(e.rec)) continue;
+    if (skip(f, e.rec)) continue;
     bytes += cost;
     core::to_proto(e.rec, c->add_records());
   }
@@ -252,7 +258,7 @@ bool downlink_machine::state::serve_one(feed_state& f, int64_t now) {
   const uint64_t head = store.lane_head(f.id.lane);
   c->set_remaining(caught_up || head <= f.pos ? 0 : head - f.pos);
   c->set_caught_up(caught_up);
-  if (caught_up) f.reported = true;
+  if (caught_up) f.reported = f.no_echo = true;
   st.stats.records_down += static_cast<uint64_t>(c->records_size());
   st.stats.bytes_down += c->ByteSizeLong();
   send(std::move(fr), now);

@@ -375,7 +375,8 @@ void uplink_machine::on_outbox_changed(int64_t now_ms) {
   if (s.ph == state::phase::closed) return;
   for (auto& ls : s.lanes) {
     ls.maybe_more = true;
-    ls.staged.clear(); // re-read from the last pushed seq: the window now goes further
+    // A short staged batch is read again from the last pushed seq: it now goes further.
+    if (ls.staged.size() < std::max<size_t>(1, s.opts.push_batch)) ls.staged.clear();
   }
   s.push_more(now_ms);
 }

@@ -185,6 +185,7 @@ struct session {
   size_t max_unwritten_changes = 0;
   uint64_t down_unchanged = 0, down_applied = 0;
   bool stall_down_writes = false;
+  bool announce = false;  // the branch committed pushed records: the hub announces them
   bool lose_acks = false; // Acks the branch writes never reach the terminal
   bool tick = true;
 
@@ -227,6 +228,7 @@ struct session {
       if (r) {
         down_unchanged += r->unchanged;
         down_applied += r->applied;
+        announce = announce || !r->changes.empty();
       }
       down_done.emplace_back(tok, std::move(r));
     }
@@ -283,6 +285,12 @@ struct session {
       progress = true;
     }
     collect();
+    if (announce) {
+      announce = false;
+      down.on_feed_changed(now());
+      collect();
+      progress = true;
+    }
     if (!to_down.empty() && (down.wants_frame() || down_closed)) {
       auto f = std::move(to_down.front());
       to_down.pop_front();

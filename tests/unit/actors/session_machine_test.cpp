@@ -446,15 +446,28 @@ TEST_F(SessionTest, CursorsOfAnotherUpstreamAreIgnored) {
 }
 
 TEST_F(SessionTest, EchoSuppression) {
-  sell(*term, 3);
   {
     auto s = connect();
     s->run();
-    // The stock record went up from this terminal: it is not served back.
+    // Sold while connected: the stock record goes up and is announced on the
+    // branch's feed, but not served back to the terminal that wrote it.
+    sell(*term, 3);
+    s->up.on_outbox_changed(s->now());
+    s->collect();
+    s->run();
+    EXPECT_EQ(pending_total(*term), 0u);
+    EXPECT_GT(s->down.status().stats.records_up, 0u);
     for (const auto& k : s->changes_keys)
       EXPECT_EQ(k.find("/stock/"), std::string::npos) << k;
   }
   EXPECT_EQ(count_feed(*branch, "b1", core::lane_stock, "stock"), 1u);
+  {
+    // Resuming from its cursor, the terminal is not sent its own record either.
+    auto s = connect();
+    s->run();
+    for (const auto& k : s->changes_keys)
+      EXPECT_EQ(k.find("/stock/"), std::string::npos) << k;
+  }
   // Another terminal of the branch does receive it.
   auto t2 = open_store(db, 3, storage::node_role::terminal, term2_node, time);
   register_device(*branch, term2_node, storage::node_role::terminal, "b1");
@@ -467,6 +480,13 @@ TEST_F(SessionTest, EchoSuppression) {
   EXPECT_EQ(*lvl, -3000);
   // Sales (lane 0) are not a terminal feed.
   EXPECT_EQ(count_feed(*t2, "b1", core::lane_sales, "sale"), 0u);
+  // A first catch-up (a store rebuilt from upstream) includes the terminal's own records.
+  ASSERT_FALSE(term->clear_cursors(branch_node));
+  ASSERT_FALSE(term->put_meta("sync.upstream", ""));
+  auto s = connect();
+  s->run();
+  EXPECT_NE(std::find(s->changes_keys.begin(), s->changes_keys.end(), "t1/b1/stock/p0"),
+            s->changes_keys.end());
 }
 
 // -- timers and commands ----------------------------------------------------------
