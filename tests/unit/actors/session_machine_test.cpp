@@ -33,7 +33,7 @@ protected:
   std::unique_ptr<storage::node_store> branch, term;
 };
 
-uint64_t pending_total(const storage::node_store& s) {
+inline uint64_t pending_total(const storage::node_store& s) {
   uint64_t n = 0;
   for (auto p : s.pending())
     n += p;
@@ -601,6 +601,90 @@ TEST_F(SessionTest, UnexpectedFramesAreProtocolErrors) {
   ASSERT_TRUE(out.close);
   EXPECT_EQ(out.close->code, errc::invalid_argument);
   EXPECT_TRUE(out.outbox_acks.empty());
+}
+
+} // namespace
+} // namespace possync::actors::test
+
+// -- relay ------------------------------------------------------------------------
+
+namespace possync::actors::test {
+namespace {
+
+constexpr core::node_id hq_node = 0x4400000000000044ULL;
+
+TEST(RelayTest, TerminalBranchHq) {
+  auto time = std::make_shared<fake_time>();
+  auto db = mem_db();
+  auto hq = open_store(db, 1, storage::node_role::hq, hq_node, time);
+  auto branch = open_store(db, 2, storage::node_role::branch, branch_node, time);
+  auto term = open_store(db, 3, storage::node_role::terminal, term_node, time);
+  ASSERT_TRUE(hq && branch && term);
+  // HQ's registry reaches the branch through its feed.
+  register_device(*hq, branch_node, storage::node_role::branch, "b1");
+  register_device(*hq, term_node, storage::node_role::terminal, "b1");
+  put_products(*hq, 0, 50);
+  const local_identity hq_id{hq_node, storage::node_role::hq, "t1", ""};
+
+  auto branch_to_hq = [&] {
+    auto s = std::make_unique<session>(time, *branch, *hq, branch_id(), hq_id);
+    s->start();
+    s->run();
+    EXPECT_FALSE(s->closed()) << (s->up_closed ? s->up_closed->to_string() : s->down_closed->to_string());
+    return s;
+  };
+  auto term_to_branch = [&] {
+    auto s = std::make_unique<session>(time, *term, *branch, terminal_id(), branch_id());
+    s->start();
+    s->run();
+    EXPECT_FALSE(s->closed()) << (s->up_closed ? s->up_closed->to_string() : s->down_closed->to_string());
+    return s;
+  };
+
+  branch_to_hq(); // the branch learns the registry and the catalogue
+  sell(*term, 100);
+  {
+    auto up = branch_to_hq(); // stays connected while the terminal uploads
+    auto down = term_to_branch();
+    EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 50u);
+    EXPECT_EQ(count_feed(*branch, "b1", core::lane_sales, "sale"), 100u);
+    // The branch's outbox moves on to HQ.
+    up->up.on_outbox_changed(up->now());
+    up->collect();
+    up->run();
+    EXPECT_EQ(count_feed(*hq, "b1", core::lane_sales, "sale"), 100u);
+    EXPECT_EQ(pending_total(*branch), 0u);
+    auto lvl = hq->stock_level("t1", "b1", "p0");
+    ASSERT_TRUE(lvl);
+    EXPECT_EQ(*lvl, -100 * 1000);
+
+    // Concurrent edits: HQ the price, the branch the name of one product.
+    auto cur = branch->get(core::record_key{"t1", "", "product", "p7"});
+    ASSERT_TRUE(cur && cur->has_value());
+    v1::Product renamed;
+    ASSERT_TRUE(renamed.ParseFromString(cur->value().versions.at(0).body));
+    renamed.set_name("renamed");
+    ASSERT_TRUE(branch->write(
+        {storage::put_op{core::record_key{"t1", "", "product", "p7"}, renamed.SerializeAsString()}}));
+    put_products(*hq, 7, 8, 777);
+    up->up.on_outbox_changed(up->now());
+    up->down.on_feed_changed(up->now());
+    up->collect();
+    up->run();
+    down->down.on_feed_changed(down->now());
+    down->collect();
+    down->run();
+    EXPECT_FALSE(up->closed());
+    EXPECT_FALSE(down->closed());
+  }
+  for (auto* s : {hq.get(), branch.get(), term.get()}) {
+    auto v = s->read(core::record_key{"t1", "", "product", "p7"});
+    ASSERT_TRUE(v && v->exists);
+    v1::Product p;
+    ASSERT_TRUE(p.ParseFromString(v->body));
+    EXPECT_EQ(p.name(), "renamed");
+    EXPECT_EQ(p.price(), 777);
+  }
 }
 
 } // namespace
