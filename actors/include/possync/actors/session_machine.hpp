@@ -15,7 +15,12 @@
 //   and scope check), answers Welcome, applies each Push durably before acking it
 //   (records outside the session's scope are refused one by one in the Ack), and
 //   serves the granted feeds from the peer's cursors: catch-up in batches, then live
-//   as commits are announced (on_feed_changed). There is no polling.
+//   as commits are announced (on_feed_changed). There is no polling. Records of
+//   collections not granted are skipped, and so are records whose every version the
+//   peer wrote (no echo) once the peer is known to hold them (Hello.upstream names
+//   this node, or the feed was caught up in this session).
+// Every Changes the uplink receives becomes an apply_request with its cursor, even
+// with no records (it then only moves the cursor); the shell must still run it.
 //
 // The shell's loop, after every input: take_output() and carry it out in order
 // (frames to the link one write at a time, applies to the store actor, outbox acks);
