@@ -11,7 +11,6 @@
 
 #include "possync/node/grpc_transport.hpp"
 
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <optional>

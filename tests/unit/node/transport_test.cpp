@@ -13,6 +13,11 @@
 #include <string>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "possync/node/grpc_transport.hpp"
@@ -541,6 +546,39 @@ TEST_F(grpc_transport_test, write_to_dead_port_fails_then_closes) {
   EXPECT_EQ(first->kind, event::closed);
   EXPECT_EQ(first->why.code, errc::unavailable) << first->why.to_string();
   rec_.expect_quiet();
+}
+
+TEST_F(grpc_transport_test, connect_timeout_when_the_peer_never_answers) {
+  // A socket that listens but never speaks HTTP/2: TCP connects, the stream never starts.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  grpc_client_options o;
+  o.connect_timeout_ms = 300;
+  o.share_channel = false;
+  auto l = grpc_connect("127.0.0.1:" + std::to_string(ntohs(addr.sin_port)), o);
+  l->start(rec_.make_sink(0, 0));
+  auto e = rec_.expect(event::closed, 0, 0);
+  EXPECT_EQ(e.why.code, errc::unavailable) << e.why.to_string();
+  rec_.expect_quiet();
+  l.reset();
+  ::close(fd);
+}
+
+TEST_F(grpc_transport_test, connect_timeout_spares_established_streams) {
+  grpc_client_options o;
+  o.connect_timeout_ms = 100;
+  auto c = open(0, 8u << 20, o);
+  exchange({&c}, 1);
+  rec_.expect_quiet(); // longer than the timeout
+  rec_.expect_quiet();
+  exchange({&c}, 1);
 }
 
 TEST_F(grpc_transport_test, server_shutdown_ends_open_streams) {
