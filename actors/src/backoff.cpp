@@ -18,8 +18,7 @@ uint64_t next_random(uint64_t& s) {
 } // namespace
 
 backoff::backoff(backoff_options opts, size_t endpoints, uint64_t seed)
-  : opts_(opts), endpoints_(std::max<size_t>(endpoints, 1)), rng_(seed) {
-}
+    : opts_(opts), endpoints_(std::max<size_t>(endpoints, 1)), rng_(seed) {}
 
 void backoff::on_connected(int64_t now_ms) {
   connected_ms_ = now_ms;
@@ -36,10 +35,9 @@ int64_t backoff::on_failed(int64_t now_ms) {
     endpoint_ = (endpoint_ + 1) % endpoints_;
   double delay = static_cast<double>(opts_.initial_ms) * std::pow(opts_.multiplier, failures_);
   delay = std::min(delay, static_cast<double>(opts_.max_ms));
-  double unit = static_cast<double>(next_random(rng_) >> 11) / 9007199254740992.0;  // [0,1)
+  double unit = static_cast<double>(next_random(rng_) >> 11) / 9007199254740992.0; // [0,1)
   delay *= 1.0 + opts_.jitter * (2.0 * unit - 1.0);
-  if (failures_ < 64)
-    ++failures_;
+  if (failures_ < 64) ++failures_;
   return std::max<int64_t>(0, static_cast<int64_t>(delay));
 }
 
