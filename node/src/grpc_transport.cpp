@@ -11,9 +11,12 @@
 
 #include "possync/node/grpc_transport.hpp"
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
@@ -227,6 +230,46 @@ private:
 
 // -- client ------------------------------------------------------------------------
 
+// Drops references to channels (and stubs, which hold one) on a thread of its own.
+// Destroying the last reference to a grpc::Channel releases gRPC's shared callback
+// completion queue, and when that was its last user too, gRPC joins the queue's threads.
+// Done on one of those threads (a reactor's OnDone, a link destroyed from inside an
+// event), gRPC 1.51 joins itself and frees the queue twice (seen under ASan). So nothing
+// here drops a channel reference anywhere but on this thread.
+class channel_reaper {
+public:
+  static channel_reaper& get() {
+    static auto* r = new channel_reaper; // never destroyed: in use until the process exits
+    return *r;
+  }
+
+  void drop(std::shared_ptr<void> p) {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock{mu_};
+    q_.push_back(std::move(p));
+    cv_.notify_one();
+  }
+
+private:
+  channel_reaper() {
+    std::thread([this] {
+      std::vector<std::shared_ptr<void>> batch;
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lock{mu_};
+          cv_.wait(lock, [&] { return !q_.empty(); });
+          batch.swap(q_);
+        }
+        batch.clear();
+      }
+    }).detach();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<void>> q_;
+};
+
 class client_stream;
 
 struct client_control {
@@ -348,6 +391,7 @@ public:
       else
         ctl->deliver_closed(from_grpc_status(status));
     }
+    channel_reaper::get().drop(std::shared_ptr<v1::Sync::Stub>(std::move(stub_)));
     delete this;
   }
 
@@ -375,6 +419,7 @@ public:
         channel_(std::move(channel)), opts_(std::move(opts)) {}
 
   ~client_link() override {
+    channel_reaper::get().drop(std::move(channel_));
     auto ctl = ctl_;
     lock_guard lock{ctl->mu};
     ctl->events.reset();
