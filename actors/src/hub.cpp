@@ -1,0 +1,133 @@
+// Hub and its notifier.
+
+#include "possync/actors/hub.hpp"
+
+#include <map>
+#include <set>
+#include <utility>
+
+namespace possync::actors {
+
+namespace {
+
+struct notifier_state {
+  std::map<uint64_t, change_watch::fn_type> watchers;
+  static inline const char* name = "possync.notifier";
+};
+
+notifier_actor::behavior_type notifier(notifier_actor::stateful_pointer<notifier_state> self) {
+  return {
+      [=](atom::watch, change_watch& w) { self->state.watchers[w.id] = std::move(w.fn); },
+      [=](atom::unwatch, uint64_t id) { self->state.watchers.erase(id); },
+      [=](atom::committed, const committed& c) {
+        for (auto& [id, fn] : self->state.watchers)
+          if (fn) fn(c.changes);
+      },
+  };
+}
+
+struct hub_state {
+  /// Feed -> sessions serving it.
+  std::map<feed_id, std::set<caf::actor_addr>> by_feed;
+  /// Session -> its handle and feeds.
+  std::map<caf::actor_addr, std::pair<session_actor, std::vector<feed_id>>> sessions;
+  session_actor uplink;
+  std::set<caf::actor_addr> dirty;
+  bool uplink_dirty = false;
+  bool flush_pending = false;
+  notifier_actor notifier;
+  std::set<uint64_t> watchers;
+  static inline const char* name = "possync.hub";
+
+  void drop(const caf::actor_addr& a) {
+    auto i = sessions.find(a);
+    if (i != sessions.end()) {
+      for (const auto& f : i->second.second) {
+        auto j = by_feed.find(f);
+        if (j == by_feed.end()) continue;
+        j->second.erase(a);
+        if (j->second.empty()) by_feed.erase(j);
+      }
+      sessions.erase(i);
+    }
+    dirty.erase(a);
+  }
+};
+
+hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self) {
+  self->state.notifier = self->spawn<caf::linked>(notifier);
+  self->set_down_handler([=](caf::down_msg& m) {
+    auto& st = self->state;
+    if (st.uplink && m.source == st.uplink.address()) {
+      st.uplink = nullptr;
+      st.uplink_dirty = false;
+    }
+    st.drop(m.source);
+  });
+  auto schedule_flush = [=] {
+    if (self->state.flush_pending) return;
+    self->state.flush_pending = true;
+    self->send(self, atom::flush_v);
+  };
+  return {
+      [=](atom::committed, committed& c) {
+        auto& st = self->state;
+        if (c.changes.empty()) return;
+        if (!st.watchers.empty()) self->send(st.notifier, atom::committed_v, c);
+        if (st.uplink) st.uplink_dirty = true;
+        if (!st.by_feed.empty()) {
+          feed_id probe;
+          for (const auto& ch : c.changes) {
+            probe.tenant = ch.key.tenant;
+            probe.scope = ch.key.scope;
+            probe.lane = ch.lane;
+            auto i = st.by_feed.find(probe);
+            if (i == st.by_feed.end()) continue;
+            st.dirty.insert(i->second.begin(), i->second.end());
+          }
+        }
+        if (st.uplink_dirty || !st.dirty.empty()) schedule_flush();
+      },
+      [=](atom::subscribe, session_actor& s, feed_subscription& sub) {
+        auto& st = self->state;
+        auto a = s.address();
+        bool known = st.sessions.count(a) > 0;
+        st.drop(a);
+        if (!known) self->monitor(s);
+        for (const auto& f : sub.feeds)
+          st.by_feed[f].insert(a);
+        st.sessions[a] = {std::move(s), std::move(sub.feeds)};
+      },
+      [=](atom::uplink, session_actor& s) {
+        self->monitor(s);
+        self->state.uplink = std::move(s);
+      },
+      [=](atom::watch, change_watch& w) {
+        self->state.watchers.insert(w.id);
+        self->send(self->state.notifier, atom::watch_v, std::move(w));
+      },
+      [=](atom::unwatch, uint64_t id) {
+        self->state.watchers.erase(id);
+        self->send(self->state.notifier, atom::unwatch_v, id);
+      },
+      [=](atom::flush) {
+        auto& st = self->state;
+        st.flush_pending = false;
+        for (const auto& a : st.dirty) {
+          auto i = st.sessions.find(a);
+          if (i != st.sessions.end()) self->send(i->second.first, atom::feed_v);
+        }
+        st.dirty.clear();
+        if (st.uplink_dirty && st.uplink) self->send(st.uplink, atom::outbox_v);
+        st.uplink_dirty = false;
+      },
+  };
+}
+
+} // namespace
+
+hub_actor spawn_hub(caf::actor_system& sys) {
+  return sys.spawn(hub_fn);
+}
+
+} // namespace possync::actors

@@ -1,0 +1,287 @@
+// Session actor: the shell around uplink_machine / downlink_machine.
+
+#include "possync/actors/session_actor.hpp"
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <utility>
+
+namespace possync::actors {
+
+int64_t system_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+/// Link events -> the session's mailbox. Holds only a weak reference: a link that
+/// outlives its actor (gRPC may finish later) delivers into nothing.
+class events_adapter final : public link_events {
+public:
+  explicit events_adapter(caf::actor_addr a) : addr_(std::move(a)) {}
+  void on_frame(v1::Frame frame) override { forward(atom::frame_v, std::move(frame)); }
+  void on_written(bool ok) override { forward(atom::written_v, ok); }
+  void on_closed(error why) override { forward(atom::closed_v, std::move(why)); }
+
+private:
+  template <class... Ts>
+  void forward(Ts&&... xs) {
+    if (auto h = caf::actor_cast<caf::actor>(addr_)) caf::anon_send(h, std::forward<Ts>(xs)...);
+  }
+  caf::actor_addr addr_;
+};
+
+struct spawn_pack {
+  session_setup setup;
+  std::unique_ptr<link> lnk;
+};
+
+struct session_state {
+  session_setup setup;
+  std::unique_ptr<link> lnk;
+  std::unique_ptr<uplink_machine> up;
+  std::unique_ptr<downlink_machine> down;
+  std::deque<v1::Frame> unwritten;
+  bool writing = false;
+  bool reading = false;
+  bool link_closed = false;
+  bool welcomed = false;
+  std::optional<error> closing; ///< the machine asked to end once its frames are written
+  std::optional<error> ending;  ///< finish() ran: waiting for io jobs, then exit
+  uint32_t io_pending = 0;
+  int64_t started_ms = 0;
+  static inline const char* name = "possync.session";
+
+  int64_t now() const { return setup.clock(); }
+};
+
+using self_ptr = session_actor::stateful_pointer<session_state>;
+
+void run_io(self_ptr self, std::function<void()> job, bool wait) {
+  auto& st = self->state;
+  if (wait) {
+    ++st.io_pending;
+    auto me = caf::actor_cast<session_actor>(self);
+    self->send(st.setup.store_h, atom::io_v, io_job{[job = std::move(job), me] {
+                 job();
+                 caf::anon_send(me, atom::io_done_v);
+               }});
+  } else {
+    self->send(st.setup.store_h, atom::io_v, io_job{std::move(job)});
+  }
+}
+
+void maybe_exit(self_ptr self) {
+  auto& st = self->state;
+  if (!st.ending || st.io_pending > 0) return;
+  if (st.setup.supervisor) self->send(st.setup.supervisor, atom::ended_v, *st.ending);
+  self->quit();
+}
+
+storage::session_audit make_audit(const session_state& st, const error& why) {
+  storage::session_audit a;
+  a.started_ms = st.started_ms;
+  a.ended_ms = st.now();
+  a.result = why ? why.to_string() : "ok";
+  session_stats s;
+  if (st.up) {
+    auto u = st.up->status();
+    a.peer = u.upstream;
+    a.peer_role = "upstream";
+    s = u.stats;
+  } else if (st.down) {
+    auto d = st.down->status();
+    a.peer = d.granted.peer;
+    a.peer_role = d.admitted ? storage::to_string(d.granted.role) : "unadmitted";
+    s = d.stats;
+  }
+  a.records_up = s.records_up;
+  a.records_down = s.records_down;
+  a.bytes_up = s.bytes_up;
+  a.bytes_down = s.bytes_down;
+  return a;
+}
+
+/// Ends the session: close the link, audit, then exit once awaited writes are done.
+void finish(self_ptr self, error why) {
+  auto& st = self->state;
+  if (st.ending) return;
+  st.ending = why;
+  if (!st.link_closed) st.lnk->close(why);
+  auto audit = make_audit(st, why);
+  auto store = st.setup.store;
+  run_io(self, [store, audit] { (void)store->record_session(audit); }, false);
+  if (st.setup.snapshot) {
+    auto status = st.up ? std::optional<uplink_status>(st.up->status()) : std::nullopt;
+    st.setup.snapshot->update([&](uplink_snapshot::view& v) {
+      v.online = false;
+      if (status) v.status = *status;
+    });
+  }
+  maybe_exit(self);
+}
+
+void flush_writes(self_ptr self) {
+  auto& st = self->state;
+  if (st.writing || st.link_closed || st.unwritten.empty()) return;
+  auto f = std::move(st.unwritten.front());
+  st.unwritten.pop_front();
+  st.writing = true;
+  st.lnk->write(std::move(f));
+}
+
+/// Carries out what the machine wants, in order, then pulls the next frame if wanted.
+void pump(self_ptr self) {
+  auto& st = self->state;
+  if (st.ending) return;
+  auto out = st.up ? st.up->take_output() : st.down->take_output();
+  auto me = caf::actor_cast<session_actor>(self);
+  for (auto& f : out.frames)
+    st.unwritten.push_back(std::move(f));
+  for (auto& a : out.applies)
+    self->send(st.setup.store_h, atom::apply_v, me, std::move(a));
+  for (auto [lane, seq] : out.outbox_acks)
+    self->send(st.setup.store_h, atom::ack_v, lane, seq);
+  if (out.subscribe) self->send(st.setup.hub, atom::subscribe_v, me, feed_subscription{std::move(*out.subscribe)});
+  auto store = st.setup.store;
+  if (out.clear_cursors && st.up) {
+    auto peer = st.up->status().upstream;
+    run_io(self, [store, peer] { (void)store->clear_cursors(peer); }, true);
+  }
+  if (out.upstream_welcomed) {
+    auto name = core::node_id_to_string(*out.upstream_welcomed);
+    run_io(self, [store, name] { (void)store->put_meta("sync.upstream", name); }, true);
+  }
+  if (out.close && !st.closing) st.closing = std::move(out.close);
+  flush_writes(self);
+  if (st.up) {
+    auto status = st.up->status();
+    if (status.welcomed && !st.welcomed) {
+      st.welcomed = true;
+      if (st.setup.supervisor) self->send(st.setup.supervisor, atom::welcome_v);
+    }
+    if (st.setup.snapshot)
+      st.setup.snapshot->update([&](uplink_snapshot::view& v) {
+        v.online = status.welcomed && !st.closing;
+        v.status = status;
+      });
+  }
+  if (st.closing && !st.writing && st.unwritten.empty()) {
+    finish(self, *st.closing);
+    return;
+  }
+  bool wants = st.up ? st.up->wants_frame() : st.down->wants_frame();
+  if (!st.reading && !st.closing && !st.link_closed && wants) {
+    st.reading = true;
+    st.lnk->read_next();
+  }
+}
+
+session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pack> pack) {
+  auto& st = self->state;
+  st.setup = std::move(pack->setup);
+  st.lnk = std::move(pack->lnk);
+  if (!st.setup.clock) st.setup.clock = system_now_ms;
+  if (st.setup.tick_ms <= 0) st.setup.tick_ms = 200;
+  st.started_ms = st.now();
+  auto& store = *st.setup.store;
+  if (st.setup.k == session_setup::kind::uplink) {
+    st.up = std::make_unique<uplink_machine>(st.setup.me, st.setup.opts, store);
+    if (st.setup.hub) self->send(st.setup.hub, atom::uplink_v, caf::actor_cast<session_actor>(self));
+  } else {
+    st.down = std::make_unique<downlink_machine>(st.setup.me, st.setup.opts, store, st.setup.admit);
+  }
+  st.lnk->start(std::make_shared<events_adapter>(self->address()));
+  st.reading = true;
+  if (st.up)
+    st.up->start(st.now());
+  else
+    st.down->start(st.now());
+  pump(self);
+  const auto period = std::chrono::milliseconds(st.setup.tick_ms);
+  self->delayed_send(self, period, atom::tick_v);
+  return {
+      [=](atom::frame, v1::Frame& f) {
+        auto& st = self->state;
+        if (st.ending) return;
+        st.reading = false;
+        if (st.up)
+          st.up->on_frame(std::move(f), st.now());
+        else
+          st.down->on_frame(std::move(f), st.now());
+        pump(self);
+      },
+      [=](atom::written, bool ok) {
+        auto& st = self->state;
+        st.writing = false;
+        if (st.ending || !ok) return; // a broken stream: closed follows
+        if (st.up)
+          st.up->on_written(st.now());
+        else
+          st.down->on_written(st.now());
+        pump(self);
+      },
+      [=](atom::closed, error& why) {
+        auto& st = self->state;
+        st.link_closed = true;
+        st.reading = false;
+        st.writing = false;
+        if (st.ending) return;
+        if (st.closing) return finish(self, *st.closing);
+        if (!why && st.up) why = error(errc::unavailable, "the upstream ended the session");
+        finish(self, std::move(why));
+      },
+      [=](atom::applied, apply_done& d) {
+        auto& st = self->state;
+        if (st.ending) return;
+        result<storage::apply_result> r = d.err ? result<storage::apply_result>(std::move(d.err))
+                                                : result<storage::apply_result>(std::move(d.value));
+        if (st.up)
+          st.up->on_applied(d.token, std::move(r), st.now());
+        else
+          st.down->on_applied(d.token, std::move(r), st.now());
+        pump(self);
+      },
+      [=](atom::io_done) {
+        auto& st = self->state;
+        if (st.io_pending > 0) --st.io_pending;
+        maybe_exit(self);
+      },
+      [=](atom::feed) {
+        auto& st = self->state;
+        if (st.ending || !st.down) return;
+        st.down->on_feed_changed(st.now());
+        pump(self);
+      },
+      [=](atom::outbox) {
+        auto& st = self->state;
+        if (st.ending || !st.up) return;
+        st.up->on_outbox_changed(st.now());
+        pump(self);
+      },
+      [=](atom::tick) {
+        auto& st = self->state;
+        if (st.ending) return;
+        if (st.up)
+          st.up->on_tick(st.now());
+        else
+          st.down->on_tick(st.now());
+        pump(self);
+        if (!st.ending) self->delayed_send(self, std::chrono::milliseconds(st.setup.tick_ms), atom::tick_v);
+      },
+      [=](atom::stop, error& why) { finish(self, std::move(why)); },
+  };
+}
+
+} // namespace
+
+session_actor spawn_session(caf::actor_system& sys, session_setup setup, std::unique_ptr<link> l) {
+  auto pack = std::make_shared<spawn_pack>();
+  pack->setup = std::move(setup);
+  pack->lnk = std::move(l);
+  return sys.spawn(session_fn, std::move(pack));
+}
+
+} // namespace possync::actors

@@ -1,0 +1,73 @@
+// Store actor and blocking worker.
+
+#include "possync/actors/store_actor.hpp"
+
+#include <utility>
+
+namespace possync::actors {
+
+namespace {
+
+blocking_worker_actor::behavior_type blocking_worker(blocking_worker_actor::pointer self) {
+  return {
+      [](atom::io, io_job& job) {
+        if (job.run) job.run();
+      },
+  };
+}
+
+struct store_state {
+  std::shared_ptr<storage::node_store> store;
+  blocking_worker_actor worker;
+  static inline const char* name = "possync.store";
+};
+
+store_actor::behavior_type store_fn(store_actor::stateful_pointer<store_state> self,
+                                    std::shared_ptr<storage::node_store> store, blocking_worker_actor worker) {
+  self->state.store = std::move(store);
+  self->state.worker = std::move(worker);
+  return {
+      [=](atom::apply, session_actor dst, apply_request& req) {
+        const uint64_t token = req.token;
+        self->state.store->apply_remote_async(
+            std::move(req.records), req.from, std::move(req.cursor),
+            [dst = std::move(dst), token](result<storage::apply_result> r) {
+              apply_done d;
+              d.token = token;
+              if (r)
+                d.value = std::move(r).value();
+              else
+                d.err = std::move(r).err();
+              caf::anon_send(dst, atom::applied_v, std::move(d));
+            });
+      },
+      [=](atom::ack, uint8_t lane, uint64_t seq) {
+        // A failed ack only means the entries are pushed again later (idempotent).
+        self->state.store->ack_outbox_async(lane, seq, [](status) {});
+      },
+      [=](atom::io, io_job& job) { self->send(self->state.worker, atom::io_v, std::move(job)); },
+  };
+}
+
+} // namespace
+
+blocking_worker_actor spawn_blocking_worker(caf::actor_system& sys) {
+  return sys.spawn<caf::detached>(blocking_worker);
+}
+
+store_actor spawn_store_actor(caf::actor_system& sys, std::shared_ptr<storage::node_store> store,
+                              blocking_worker_actor blocking_worker) {
+  return sys.spawn(store_fn, std::move(store), std::move(blocking_worker));
+}
+
+void connect_listener(storage::node_store& store, hub_actor hub) {
+  if (!hub) {
+    store.set_listener(nullptr);
+    return;
+  }
+  store.set_listener([hub = std::move(hub)](const std::vector<storage::change>& changes) {
+    caf::anon_send(hub, atom::committed_v, committed{changes});
+  });
+}
+
+} // namespace possync::actors
