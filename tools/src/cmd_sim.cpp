@@ -5,6 +5,7 @@
 
 #include "commands.hpp"
 #include "possync/sim/workload_local.hpp"
+#include "possync/sim/workload_sync.hpp"
 #include "possync/sim/workloads.hpp"
 
 namespace possync::tools {
@@ -15,9 +16,37 @@ namespace {
 struct sim_config {
   std::string workload;
   sim::local_options local;
+  sim::sync_options sync;  ///< W1-W5; products, sales, seed, dir, keep are taken from `local`
+  std::string transport = "grpc";
+  CLI::Option* products = nullptr;  ///< to tell a given --products from the W8 default
+  CLI::Option* sales = nullptr;
   bool json = false;
   bool list = false;
 };
+
+int run_sync_workload(const sim_config& cfg) {
+  sim::sync_options o = cfg.sync;
+  o.workload = cfg.workload;
+  if (cfg.transport == "grpc") o.transport = sim::sync_transport::grpc;
+  else if (cfg.transport == "inproc") o.transport = sim::sync_transport::inproc;
+  else {
+    std::fprintf(stderr, "possync sim: --transport must be grpc or inproc, not '%s'\n", cfg.transport.c_str());
+    return exit_usage;
+  }
+  if (cfg.products && cfg.products->count() > 0) o.products = cfg.local.products;
+  if (cfg.sales && cfg.sales->count() > 0) o.sales = cfg.local.sales;
+  o.seed = cfg.local.seed;
+  o.dir = cfg.local.dir;
+  o.keep_dir = cfg.local.keep_dir;
+  auto rep = sim::run_sync(o);
+  if (!rep) {
+    std::fprintf(stderr, "possync sim: workload %s failed: %s\n", o.workload.c_str(),
+                 rep.err().to_string().c_str());
+    return exit_failure;
+  }
+  std::printf("%s\n", cfg.json ? sim::to_json(*rep).c_str() : sim::to_text(*rep).c_str());
+  return rep->converged ? exit_ok : exit_failure;
+}
 
 int run_sim(const sim_config& cfg) {
   if (cfg.list) {
@@ -29,6 +58,7 @@ int run_sim(const sim_config& cfg) {
     std::fprintf(stderr, "possync sim: --workload NAME is required (--list shows the names)\n");
     return exit_usage;
   }
+  if (sim::is_sync_workload(cfg.workload)) return run_sync_workload(cfg);
   if (cfg.workload == "local") {
     auto rep = sim::run_local(cfg.local);
     if (!rep) {
@@ -53,9 +83,18 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   auto* cmd = app.add_subcommand("sim", "run a benchmark workload (see TARGETS.md) and report figures");
   cmd->add_option("--workload", cfg->workload, "workload name (local = W8; --list shows all)");
   cmd->add_flag("--list", cfg->list, "list the workloads this build knows and exit");
-  cmd->add_option("--products", cfg->local.products, "catalogue size")->capture_default_str();
-  cmd->add_option("--sales", cfg->local.sales, "single-writer sale commits (latency sample)")
-      ->capture_default_str();
+  cfg->products = cmd->add_option("--products", cfg->local.products,
+                                  "catalogue size (W1/W2 default 20000, W3-W5 200)")
+                      ->capture_default_str();
+  cfg->sales = cmd->add_option("--sales", cfg->local.sales,
+                               "W8: single-writer sale commits; W3: offline backlog [1000]; W5: per terminal [50]")
+                   ->capture_default_str();
+  cmd->add_option("--transport", cfg->transport, "W1-W5: grpc (127.0.0.1) or inproc")->capture_default_str();
+  cmd->add_option("--terminals", cfg->sync.terminals, "W4: live terminals [10]; W5: selling terminals [200]");
+  cmd->add_option("--changes", cfg->sync.changes, "W2: products changed offline [50]; W4: updates pushed [200]");
+  cmd->add_flag("--via-branch", cfg->sync.via_branch, "W5: terminals under one branch instead of directly under HQ");
+  cmd->add_option("--timeout-ms", cfg->sync.timeout_ms, "W1-W5: bound of every wait")->capture_default_str();
+  cmd->add_option("--threads", cfg->sync.threads, "W1-W5: runtime scheduler threads (0 = default)");
   cmd->add_option("--writers", cfg->local.writers, "concurrent writer threads")->capture_default_str();
   cmd->add_option("--concurrent-sales", cfg->local.concurrent_sales,
                   "sale commits shared by the concurrent writers")
