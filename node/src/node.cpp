@@ -1,0 +1,330 @@
+// The node runtime: store, actors, gRPC server and uplink supervisor of one node.
+
+#include "possync/node/node.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "possync/actors/hub.hpp"
+#include "possync/actors/session_actor.hpp"
+#include "possync/actors/store_actor.hpp"
+#include "possync/actors/supervisor.hpp"
+#include "possync/node/grpc_transport.hpp"
+#include "registry.hpp"
+#include "runtime_impl.hpp"
+
+namespace possync::node {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Bound on how long stop() waits for actors to end (they end in milliseconds unless
+/// something is badly wrong; stop() must return anyway).
+constexpr auto stop_deadline = 10s;
+
+/// The actors of a node that stop() waits for, and its downlink sessions.
+struct live_set {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t actors = 0;
+  bool closing = false;
+  uint64_t next_id = 0;
+  std::map<uint64_t, actors::session_actor> downlinks;
+
+  template <class Handle>
+  void track(const Handle& h, std::shared_ptr<live_set> self, bool downlink) {
+    uint64_t id = 0;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      ++actors;
+      if constexpr (std::is_same_v<Handle, actors::session_actor>) {
+        if (downlink) {
+          id = ++next_id;
+          downlinks.emplace(id, h);
+        }
+      }
+    }
+    h->attach_functor([self = std::move(self), id] {
+      std::lock_guard<std::mutex> lk(self->mu);
+      --self->actors;
+      if (id != 0) self->downlinks.erase(id);
+      self->cv.notify_all();
+    });
+  }
+
+  bool wait_until(size_t at_most, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lk(mu);
+    return cv.wait_until(lk, deadline, [&] { return actors <= at_most; });
+  }
+};
+
+int64_t now_ms() {
+  return actors::system_now_ms();
+}
+
+} // namespace
+
+struct node::impl {
+  node_config cfg;
+  std::shared_ptr<runtime> rt;
+  std::shared_ptr<storage::database> db;
+  std::shared_ptr<storage::node_store> store;
+  actors::local_identity me;
+  actors::store_actor store_h;
+  actors::hub_actor hub;
+  actors::supervisor_actor sup;
+  std::shared_ptr<actors::uplink_snapshot> snap = std::make_shared<actors::uplink_snapshot>();
+  std::shared_ptr<live_set> live = std::make_shared<live_set>();
+  std::unique_ptr<grpc_server> server;
+  uint16_t port = 0;
+  std::atomic<uint64_t> next_watch{0};
+  std::atomic<bool> uplink_enabled{true};
+  std::mutex stop_mu;
+  bool stopped = false;
+
+  caf::actor_system& sys() { return *rt->get().sys; }
+
+  actors::session_setup session_template() const {
+    actors::session_setup s;
+    s.me = me;
+    s.opts = cfg.session;
+    s.store = store;
+    s.store_h = store_h;
+    s.hub = hub;
+    s.clock = now_ms;
+    s.tick_ms = cfg.tick_ms;
+    return s;
+  }
+
+  void accept(std::unique_ptr<actors::link> l) {
+    {
+      std::lock_guard<std::mutex> lk(live->mu);
+      if (live->closing) {
+        l->close(error(errc::unavailable, "node stopping"));
+        return;
+      }
+    }
+    auto s = session_template();
+    s.k = actors::session_setup::kind::downlink;
+    auto me_copy = me;
+    auto st = store;
+    s.admit = [me_copy, st](const v1::Hello& h) { return actors::admit(h, me_copy, *st); };
+    auto h = actors::spawn_session(sys(), std::move(s), std::move(l));
+    live->track(h, live, true);
+  }
+
+  void stop() {
+    std::lock_guard<std::mutex> guard(stop_mu);
+    if (stopped) return;
+    stopped = true;
+    std::vector<actors::session_actor> downs;
+    {
+      std::lock_guard<std::mutex> lk(live->mu);
+      live->closing = true;
+      for (auto& [id, h] : live->downlinks)
+        downs.push_back(h);
+    }
+    const error why(errc::unavailable, "node stopping");
+    if (sup) caf::anon_send(sup, actors::atom::stop_v, why);
+    for (auto& d : downs)
+      caf::anon_send(d, actors::atom::stop_v, why);
+    const auto deadline = std::chrono::steady_clock::now() + stop_deadline;
+    // Everything but the store actor and the hub.
+    live->wait_until(2, deadline);
+    if (server) {
+      server->shutdown(std::chrono::milliseconds(200));
+      server.reset();
+    }
+    if (store) actors::connect_listener(*store, actors::hub_actor{});
+    if (hub) caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
+    if (store_h) caf::anon_send_exit(store_h, caf::exit_reason::user_shutdown);
+    live->wait_until(0, deadline);
+  }
+};
+
+result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runtime> rt) {
+  if (cfg.tenant.empty()) return error(errc::invalid_argument, "node_config.tenant is required");
+  if (cfg.role != storage::node_role::hq && cfg.branch.empty())
+    return error(errc::invalid_argument,
+                 std::string("node_config.branch is required for a ") + storage::to_string(cfg.role) + " node");
+  if (!cfg.db && !cfg.in_memory && cfg.dir.empty())
+    return error(errc::invalid_argument, "node_config.dir is required (or db, or in_memory)");
+  if (cfg.tick_ms <= 0) cfg.tick_ms = 200;
+
+  auto i = std::make_unique<impl>();
+  if (cfg.db) {
+    i->db = cfg.db;
+  } else {
+    storage::db_options o;
+    o.path = cfg.dir;
+    o.in_memory = cfg.in_memory;
+    auto db = storage::database::open(o);
+    if (!db) return std::move(db).err();
+    i->db = *db;
+  }
+  storage::store_options so;
+  so.space = cfg.space;
+  so.role = cfg.role;
+  so.node = cfg.node_id;
+  so.outbox = cfg.role != storage::node_role::hq;
+  auto st = storage::node_store::open(i->db, so);
+  if (!st) return std::move(st).err();
+  i->store = std::shared_ptr<storage::node_store>(std::move(st).value());
+  i->me = actors::local_identity{i->store->node(), cfg.role, cfg.tenant, cfg.branch};
+  cfg.node_id = i->store->node();
+
+  for (auto d : cfg.devices) {
+    if (d.tenant.empty()) d.tenant = cfg.tenant;
+    if (auto e = detail::register_device(*i->store, d, now_ms())) return e;
+  }
+
+  i->rt = rt ? std::move(rt) : runtime::create();
+  auto& rti = i->rt->get();
+  i->store_h = actors::spawn_store_actor(*rti.sys, i->store, rti.worker);
+  i->live->track(i->store_h, i->live, false);
+  i->hub = actors::spawn_hub(*rti.sys);
+  i->live->track(i->hub, i->live, false);
+  actors::connect_listener(*i->store, i->hub);
+  i->cfg = std::move(cfg);
+  auto* raw = i.get();
+
+  if (!i->cfg.listen.empty()) {
+    grpc_server_options o;
+    o.listen = i->cfg.listen;
+    o.gzip = i->cfg.gzip;
+    o.allow_insecure_remote = i->cfg.allow_insecure_remote;
+    o.on_session = [raw](std::unique_ptr<actors::link> l) { raw->accept(std::move(l)); };
+    auto srv = grpc_server::start(std::move(o));
+    if (!srv) {
+      raw->stop();
+      return std::move(srv).err();
+    }
+    i->server = std::move(srv).value();
+    i->port = i->server->port();
+  }
+
+  if (!i->cfg.upstreams.empty()) {
+    actors::supervisor_setup s;
+    s.endpoints = i->cfg.upstreams;
+    if (i->cfg.connect) {
+      s.connect = i->cfg.connect;
+    } else {
+      grpc_client_options co;
+      co.gzip = i->cfg.gzip;
+      s.connect = [co](const std::string& endpoint) { return grpc_connect(endpoint, co); };
+    }
+    s.backoff = i->cfg.backoff;
+    s.seed = i->me.node;
+    s.session = i->session_template();
+    s.session.k = actors::session_setup::kind::uplink;
+    s.session.snapshot = i->snap;
+    i->sup = actors::spawn_supervisor(*rti.sys, std::move(s));
+    i->live->track(i->sup, i->live, false);
+  }
+  return std::unique_ptr<node>(new node(std::move(i)));
+}
+
+node::node(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+
+node::~node() {
+  if (impl_) impl_->stop();
+}
+
+const node_config& node::config() const {
+  return impl_->cfg;
+}
+
+storage::node_store& node::store() {
+  return *impl_->store;
+}
+
+uint16_t node::port() const {
+  return impl_->port;
+}
+
+node_status node::status() const {
+  node_status s;
+  s.node = impl_->me.node;
+  s.role = impl_->me.role;
+  s.tenant = impl_->me.tenant;
+  s.branch = impl_->me.branch;
+  auto v = impl_->snap->get();
+  s.online = v.online;
+  s.upstream = v.endpoint;
+  s.caught_up = v.status.caught_up;
+  s.last_sync_ms = v.status.last_sync_ms;
+  s.lag_records = v.status.lag_records;
+  s.skew_ms = v.status.skew_ms;
+  s.uplink_restarts = v.restarts;
+  s.last_error = v.last_error;
+  s.pending = impl_->store->pending();
+  {
+    std::lock_guard<std::mutex> lk(impl_->live->mu);
+    s.downstream_sessions = static_cast<uint32_t>(impl_->live->downlinks.size());
+  }
+  s.port = impl_->port;
+  return s;
+}
+
+void node::accept(std::unique_ptr<actors::link> l) {
+  impl_->accept(std::move(l));
+}
+
+void node::sync_now() {
+  if (impl_->sup) caf::anon_send(impl_->sup, actors::atom::sync_v);
+}
+
+possync::status node::full_resync() {
+  auto& i = *impl_;
+  if (!i.sup) return error(errc::failed_precondition, "this node has no upstream");
+  core::node_id upstream = i.snap->get().status.upstream;
+  if (upstream == 0) {
+    auto m = i.store->get_meta("sync.upstream");
+    if (!m) return m.err();
+    if (m->has_value()) upstream = core::parse_node_id(**m).value_or(0);
+  }
+  const bool was_enabled = i.uplink_enabled.load();
+  caf::anon_send(i.sup, actors::atom::enable_v, false);
+  // The session must be gone before its cursors are cleared, or it could save one again.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (i.snap->get().session && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  possync::status result;
+  if (i.snap->get().session)
+    result = error(errc::deadline_exceeded, "the uplink session did not stop in time");
+  else if (upstream != 0)
+    result = i.store->clear_cursors(upstream);
+  if (was_enabled) caf::anon_send(i.sup, actors::atom::enable_v, true);
+  return result;
+}
+
+void node::set_uplink_enabled(bool enabled) {
+  impl_->uplink_enabled = enabled;
+  if (impl_->sup) caf::anon_send(impl_->sup, actors::atom::enable_v, enabled);
+}
+
+possync::status node::register_device(const device& d) {
+  auto copy = d;
+  if (copy.tenant.empty()) copy.tenant = impl_->me.tenant;
+  return detail::register_device(*impl_->store, copy, now_ms());
+}
+
+uint64_t node::subscribe(change_fn fn) {
+  const uint64_t id = ++impl_->next_watch;
+  if (impl_->hub) caf::anon_send(impl_->hub, actors::atom::watch_v, actors::change_watch{id, std::move(fn)});
+  return id;
+}
+
+void node::unsubscribe(uint64_t id) {
+  if (impl_->hub) caf::anon_send(impl_->hub, actors::atom::unwatch_v, id);
+}
+
+void node::stop() {
+  impl_->stop();
+}
+
+} // namespace possync::node
