@@ -54,6 +54,10 @@ public:
 
   /// Current value of `key` (nullopt if absent); unavailable/data_loss on read errors.
   result<std::optional<std::string>> get(cf_id cf, const std::string& key) const;
+  /// Reads the DB values of `keys` (those neither staged nor in the group) with one
+  /// MultiGet, so that later get()s of them cost a hash lookup. Only a hint: get()
+  /// stays correct without it. unavailable/data_loss on read errors.
+  status prefetch(cf_id cf, const std::vector<std::string>& keys);
   void put(cf_id cf, std::string key, std::string value) { staged_[cf][std::move(key)] = std::move(value); }
   void del(cf_id cf, std::string key) { staged_[cf][std::move(key)] = std::nullopt; }
   /// Keys present in [begin, end) (sorted), counting staged and group writes.
@@ -66,6 +70,8 @@ private:
   const std::array<rocksdb::ColumnFamilyHandle*, cf_count>& cfs_;
   const overlay& group_;
   overlay staged_;
+  /// DB values read by prefetch() (committer only: the DB does not change under us).
+  std::array<std::unordered_map<std::string, std::optional<std::string>>, cf_count> fetched_;
 };
 
 /// A store that keeps in-memory counters which must follow the durable state.

@@ -372,7 +372,11 @@ status node_store_impl::check_ops(std::vector<write_op>& ops) const {
 }
 
 result<stored_record> node_store_impl::load(txn& t, const core::record_key& key) {
-  auto v = t.get(cf_records, keys::record(space_, key));
+  return load(t, key, keys::record(space_, key));
+}
+
+result<stored_record> node_store_impl::load(txn& t, const core::record_key& key, const std::string& rkey) {
+  auto v = t.get(cf_records, rkey);
   if (!v) return std::move(v).err();
   if (!v->has_value()) {
     stored_record out;
@@ -385,11 +389,18 @@ result<stored_record> node_store_impl::load(txn& t, const core::record_key& key)
 status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::hlc_timestamp& hlc,
                                       std::vector<change>& ch) {
   const bool hq = opts_.role == node_role::hq;
-  for (auto& op : ops) {
+  std::vector<std::string> rkeys;
+  rkeys.reserve(ops.size());
+  for (auto& op : ops)
+    rkeys.push_back(keys::record(space_, std::holds_alternative<put_op>(op) ? std::get<put_op>(op).key
+                                                                             : std::get<counter_op>(op).key));
+  if (auto s = t.prefetch(cf_records, rkeys)) return s;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto& op = ops[i];
     const core::record_key& key =
         std::holds_alternative<put_op>(op) ? std::get<put_op>(op).key : std::get<counter_op>(op).key;
     const auto* info = reg_->find(key.collection);
-    auto cur = load(t, key);
+    auto cur = load(t, key, rkeys[i]);
     if (!cur) return std::move(cur).err();
     core::record after = cur->rec;
 
@@ -424,10 +435,15 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
 
 status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states, bool from_downstream,
                                       apply_result& out, std::vector<change>& ch) {
-  for (auto& st : states) {
+  std::vector<std::string> rkeys;
+  rkeys.reserve(states.size());
+  for (auto& st : states) rkeys.push_back(keys::record(space_, st.key));
+  if (auto s = t.prefetch(cf_records, rkeys)) return s;
+  for (size_t i = 0; i < states.size(); ++i) {
+    auto& st = states[i];
     const auto* info = reg_->find(st.key.collection);
     if (!info) continue;  // rejected before submit
-    auto cur = load(t, st.key);
+    auto cur = load(t, st.key, rkeys[i]);
     if (!cur) return std::move(cur).err();
     core::record after = cur->rec;
     auto outcome = core::merge_into(after, st);

@@ -55,6 +55,8 @@ public:
   // Reads.
   result<std::optional<core::record>> get(const core::record_key& key) const;
   result<stored_record> load(txn& t, const core::record_key& key);
+  /// Same, `rkey` being keys::record(space_, key).
+  result<stored_record> load(txn& t, const core::record_key& key, const std::string& rkey);
 
   core::hlc_timestamp clock_now();
   core::hlc_timestamp clock_update(const core::hlc_timestamp& remote);
