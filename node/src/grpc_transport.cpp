@@ -232,10 +232,11 @@ private:
 
 // Drops references to channels (and stubs, which hold one) on a thread of its own.
 // Destroying the last reference to a grpc::Channel releases gRPC's shared callback
-// completion queue, and when that was its last user too, gRPC joins the queue's threads.
-// Done on one of those threads (a reactor's OnDone, a link destroyed from inside an
-// event), gRPC 1.51 joins itself and frees the queue twice (seen under ASan). So nothing
-// here drops a channel reference anywhere but on this thread.
+// completion queue (the "callback alternative" one, used with the epoll1 poller), and when
+// that was its last user too, gRPC shuts it down and joins its threads. Done on one of
+// those threads (a reactor's OnDone, a link destroyed from inside an event), gRPC 1.51
+// joins itself, deletes the queue and goes on polling it: a double free under ASan.
+// So nothing here drops a channel reference anywhere but on this thread.
 class channel_reaper {
 public:
   static channel_reaper& get() {
@@ -300,7 +301,7 @@ class client_stream final : public grpc::ClientBidiReactor<frame, frame> {
 public:
   client_stream(std::shared_ptr<client_control> ctl, const std::shared_ptr<grpc::Channel>& channel,
                 const std::string& endpoint, const grpc_client_options& opts)
-      : ctl_(std::move(ctl)), stub_(v1::Sync::NewStub(channel)), endpoint_(endpoint),
+      : ctl_(std::move(ctl)), channel_(channel), stub_(v1::Sync::NewStub(channel)), endpoint_(endpoint),
         connect_timeout_ms_(opts.connect_timeout_ms) {
     ctx_.set_wait_for_ready(false);
     if (opts.gzip) ctx_.set_compression_algorithm(GRPC_COMPRESS_GZIP);
@@ -391,12 +392,15 @@ public:
       else
         ctl->deliver_closed(from_grpc_status(status));
     }
-    channel_reaper::get().drop(std::shared_ptr<v1::Sync::Stub>(std::move(stub_)));
+    // The stub and the ClientContext hold the channel too: keep it past the delete.
+    auto keep = channel_;
     delete this;
+    channel_reaper::get().drop(std::move(keep));
   }
 
 private:
   std::shared_ptr<client_control> ctl_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Sync::Stub> stub_;
   std::string endpoint_;
   int64_t connect_timeout_ms_;

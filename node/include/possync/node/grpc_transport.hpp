@@ -19,6 +19,11 @@
 //   Client close(ok) half-closes and on_closed carries the server's final status; client
 //   close(error) cancels the RPC (the server sees `cancelled`) and on_closed carries `why`.
 // - A client that cannot reach its endpoint gets on_closed(unavailable, gRPC's message).
+// - A few events come on the owner's own thread, from inside the call that caused them:
+//   on_closed from start() when the link was closed before it started, on_written(false)
+//   from write() on a broken stream, on_closed from close(error).
+// - Events are delivered under the link's lock: a sink may call its link back, but must
+//   not wait for another thread that uses the link.
 //
 // No gRPC headers here (pimpl); the status mapping lives in node/src/grpc_status.hpp.
 // TLS comes later: plaintext is allowed on loopback addresses only, unless opted out.
