@@ -1,0 +1,268 @@
+// The embedding API (include/possync/terminal.hpp): a terminal opened in memory,
+// syncing over gRPC on 127.0.0.1 with a branch node and an HQ node in this process.
+// Every wait polls with a deadline; nothing asserts on timing.
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "possync/node/node.hpp"
+#include "possync/terminal.hpp"
+#include "possync/v1/pos.pb.h"
+
+namespace possync {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr core::node_id hq_id = 0x4000000000000001ULL;
+constexpr core::node_id branch_id = 0xb0000000000000b1ULL;
+constexpr uint64_t till_id = 0x7000000000000071ULL;
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+class TerminalTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    rt_ = node::runtime::create(node::runtime::options{2, true});
+    node::node_config h;
+    h.role = storage::node_role::hq;
+    h.tenant = "acme";
+    h.node_id = hq_id;
+    h.in_memory = true;
+    h.listen = "127.0.0.1:0";
+    h.tick_ms = 50;
+    h.devices.push_back(node::device{"acme", "jkt-01", branch_id, storage::node_role::branch, "store", false});
+    h.devices.push_back(node::device{"acme", "jkt-01", till_id, storage::node_role::terminal, "till 1", false});
+    auto hq = node::node::start(h, rt_);
+    ASSERT_TRUE(hq) << hq.err().to_string();
+    hq_ = std::move(hq).value();
+
+    node::node_config b;
+    b.role = storage::node_role::branch;
+    b.tenant = "acme";
+    b.branch = "jkt-01";
+    b.node_id = branch_id;
+    b.in_memory = true;
+    b.listen = "127.0.0.1:0";
+    b.tick_ms = 50;
+    b.backoff.initial_ms = 20;
+    b.backoff.max_ms = 200;
+    b.upstreams = {"127.0.0.1:" + std::to_string(hq_->port())};
+    auto br = node::node::start(b, rt_);
+    ASSERT_TRUE(br) << br.err().to_string();
+    branch_ = std::move(br).value();
+
+    put_product("p1", "Kopi Susu", "8991234567890", "SKU-1", 18000);
+    put_product("p2", "Kopi Hitam", "8991234567891", "SKU-2", 15000);
+    put_product("p3", "Teh Manis", "8991234567892", "SKU-3", 8000);
+  }
+
+  void TearDown() override {
+    till_.reset();
+    branch_.reset();
+    hq_.reset();
+  }
+
+  void put_product(const std::string& id, const std::string& name, const std::string& barcode,
+                   const std::string& sku, int64_t price) {
+    v1::Product p;
+    p.set_name(name);
+    p.set_barcode(barcode);
+    p.set_sku(sku);
+    p.set_price(price);
+    p.set_active(true);
+    storage::put_op op;
+    op.key = core::record_key{"acme", "", "product", id};
+    op.body = p.SerializeAsString();
+    auto r = hq_->store().write({op});
+    ASSERT_TRUE(r) << r.err().to_string();
+  }
+
+  terminal_config till_config() const {
+    terminal_config c;
+    c.tenant = "acme";
+    c.branch = "jkt-01";
+    c.node_id = till_id;
+    c.upstreams = {"127.0.0.1:" + std::to_string(branch_->port())};
+    c.retry_initial_ms = 20;
+    c.retry_max_ms = 200;
+    c.in_memory = true;
+    return c;
+  }
+
+  void open_till() {
+    auto t = terminal::open("", till_config());
+    ASSERT_TRUE(t) << t.error_message;
+    till_ = std::move(*t.value);
+    ASSERT_TRUE(eventually([&] { return till_->product("p3").ok(); })) << till_->status().last_error;
+  }
+
+  std::shared_ptr<node::runtime> rt_;
+  std::unique_ptr<node::node> hq_, branch_;
+  std::unique_ptr<terminal> till_;
+};
+
+TEST_F(TerminalTest, OpenValidatesConfig) {
+  terminal_config c;
+  c.in_memory = true;
+  c.branch = "jkt-01";
+  auto t = terminal::open("", c);
+  EXPECT_EQ(t.code, 3);
+  EXPECT_FALSE(t.value);
+  c.tenant = "acme";
+  c.branch.clear();
+  EXPECT_EQ(terminal::open("", c).code, 3);
+  c.branch = "jkt-01";
+  c.in_memory = false;
+  EXPECT_EQ(terminal::open("", c).code, 3);
+}
+
+TEST_F(TerminalTest, CatalogueArrivesAndLooksUpWork) {
+  ASSERT_NO_FATAL_FAILURE(open_till());
+  EXPECT_EQ(till_->node_id(), till_id);
+  ASSERT_TRUE(eventually([&] { return till_->product("p1").ok() && till_->product("p2").ok(); }));
+  auto p = till_->product("p1");
+  ASSERT_TRUE(p) << p.error_message;
+  EXPECT_EQ(p.value->name, "Kopi Susu");
+  EXPECT_EQ(p.value->sku, "SKU-1");
+  EXPECT_EQ(p.value->price, 18000);
+  EXPECT_EQ(till_->product("nope").code, 5);
+  auto b = till_->product_by_barcode("8991234567891");
+  ASSERT_TRUE(b) << b.error_message;
+  EXPECT_EQ(b.value->id, "p2");
+  EXPECT_EQ(till_->product_by_barcode("000").code, 5);
+  auto s = till_->search("kopi");
+  ASSERT_TRUE(s) << s.error_message;
+  ASSERT_EQ(s.value->size(), 2u);
+  EXPECT_EQ((*s.value)[0].id, "p2"); // by name: "Kopi Hitam" < "Kopi Susu"
+  EXPECT_EQ((*s.value)[1].id, "p1");
+}
+
+TEST_F(TerminalTest, SaleIsDurableDecrementsStockAndReachesHq) {
+  ASSERT_NO_FATAL_FAILURE(open_till());
+  sale_input in;
+  in.lines = {{"p1", 2000, 18000, 1000}, {"p3", 1000, 8000, 0}};
+  in.payments = {{"cash", 43000, 7000, ""}};
+  in.cashier_id = "c1";
+  auto r = till_->record_sale(in);
+  ASSERT_TRUE(r) << r.error_message;
+  EXPECT_EQ(r.value->total, 2 * 18000 - 1000 + 8000);
+  EXPECT_FALSE(r.value->sale_id.empty());
+  auto stock = till_->stock("p1");
+  ASSERT_TRUE(stock);
+  EXPECT_EQ(*stock.value, -2000);
+  EXPECT_EQ(till_->product("p1").value->stock_milli, -2000);
+
+  core::record_key key{"acme", "jkt-01", "sale", r.value->sale_id};
+  ASSERT_TRUE(eventually([&] {
+    auto v = hq_->store().read(key);
+    return v && v->exists;
+  })) << till_->status().last_error;
+  auto v = hq_->store().read(key);
+  v1::Sale sale;
+  ASSERT_TRUE(sale.ParseFromString(v->body));
+  ASSERT_EQ(sale.items_size(), 2);
+  EXPECT_EQ(sale.items(0).name(), "Kopi Susu");
+  EXPECT_EQ(sale.items(0).sku(), "SKU-1");
+  EXPECT_EQ(sale.items(0).line_total(), 35000);
+  EXPECT_EQ(sale.total(), 43000);
+  EXPECT_EQ(sale.cashier_id(), "c1");
+  ASSERT_EQ(sale.payments_size(), 1);
+  EXPECT_EQ(sale.payments(0).tendered(), 50000);
+  EXPECT_TRUE(eventually([&] { return till_->status().pending_total == 0; }));
+  ASSERT_TRUE(eventually([&] {
+    auto s = hq_->store().stock_level("acme", "jkt-01", "p1");
+    return s && *s == -2000;
+  }));
+}
+
+TEST_F(TerminalTest, InvalidSalesAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(open_till());
+  EXPECT_EQ(till_->record_sale({}).code, 3);
+  sale_input bad;
+  bad.lines = {{"p1", 0, 100, 0}};
+  EXPECT_EQ(till_->record_sale(bad).code, 3);
+  bad.lines = {{"", 1000, 100, 0}};
+  EXPECT_EQ(till_->record_sale(bad).code, 3);
+  EXPECT_EQ(till_->status().pending_total, 0u);
+}
+
+TEST_F(TerminalTest, BranchPriceOverrideWins) {
+  ASSERT_NO_FATAL_FAILURE(open_till());
+  v1::Price price;
+  price.set_product_id("p1");
+  price.set_price(17000);
+  storage::put_op op;
+  op.key = core::record_key{"acme", "jkt-01", "price", "p1"};
+  op.body = price.SerializeAsString();
+  ASSERT_TRUE(hq_->store().write({op}));
+  EXPECT_TRUE(eventually([&] {
+    auto p = till_->product("p1");
+    return p && p.value->price == 17000;
+  }));
+}
+
+TEST_F(TerminalTest, SubscribeAndStatus) {
+  ASSERT_NO_FATAL_FAILURE(open_till());
+  std::mutex mu;
+  std::vector<terminal_change> seen;
+  auto id = till_->subscribe([&](const std::vector<terminal_change>& ch) {
+    std::lock_guard<std::mutex> lk(mu);
+    seen.insert(seen.end(), ch.begin(), ch.end());
+  });
+  put_product("p9", "Roti", "8991234567899", "SKU-9", 12000);
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lk(mu);
+    return std::any_of(seen.begin(), seen.end(),
+                       [](const terminal_change& c) { return c.collection == "product" && c.id == "p9"; });
+  }));
+  till_->unsubscribe(id);
+  ASSERT_TRUE(eventually([&] {
+    auto s = till_->status();
+    return s.online && s.caught_up && s.last_sync_ms > 0;
+  }));
+  auto s = till_->status();
+  EXPECT_EQ(s.upstream, "127.0.0.1:" + std::to_string(branch_->port()));
+  EXPECT_FALSE(s.stale);
+  EXPECT_GE(s.since_last_sync_ms, 0);
+  EXPECT_TRUE(s.last_error.empty()) << s.last_error;
+  till_->sync_now();
+  auto r = till_->full_resync();
+  EXPECT_TRUE(r.ok()) << r.message;
+  EXPECT_TRUE(eventually([&] { return till_->status().online; }));
+}
+
+TEST_F(TerminalTest, OfflineTerminalKeepsSelling) {
+  auto c = till_config();
+  c.upstreams = {"127.0.0.1:1"}; // nothing listens there
+  auto t = terminal::open("", c);
+  ASSERT_TRUE(t) << t.error_message;
+  auto& till = *t.value;
+  sale_input in;
+  in.lines = {{"p1", 1000, 18000, 0}};
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(till->record_sale(in));
+  auto s = till->status();
+  EXPECT_FALSE(s.online);
+  EXPECT_EQ(s.pending[0], 10u);
+  EXPECT_EQ(s.pending_total, 10u + s.pending[1] + s.pending[2] + s.pending[3]);
+  EXPECT_EQ(s.last_sync_ms, 0);
+  EXPECT_EQ(s.since_last_sync_ms, -1);
+  EXPECT_TRUE(eventually([&] { return !till->status().last_error.empty(); }));
+}
+
+} // namespace
+} // namespace possync
