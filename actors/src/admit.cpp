@@ -87,11 +87,12 @@ result<grant> admit(const v1::Hello& hello, const local_identity& me, const stor
                                                 ", this node serves branch " + quoted(me.branch));
     break;
   case storage::node_role::hq:
-    if (role != storage::node_role::branch)
-      return error(errc::permission_denied,
-                   who + " is a " + storage::to_string(role) + "; HQ accepts only branch nodes");
+    // Branch servers, and terminals of stores without one (DESIGN.md §2).
+    if (role == storage::node_role::hq)
+      return error(errc::permission_denied, who + " is an HQ node; HQ peering is not supported yet");
     if (hello.branch().empty())
-      return error(errc::invalid_argument, who + ": a branch node without a branch id");
+      return error(errc::invalid_argument, who + ": a " + std::string(storage::to_string(role)) +
+                                               " node without a branch id");
     break;
   }
 

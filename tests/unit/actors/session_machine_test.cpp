@@ -122,9 +122,15 @@ TEST_F(SessionTest, AdmitChecksVersionTenantAndRoles) {
   bad = h;
   bad.set_role(v1::ROLE_BRANCH);
   EXPECT_EQ(admit(bad, branch_id(), *branch).err().code, errc::permission_denied);
-  // Terminals join only their branch node, not HQ.
+  // A registered terminal may also sync with HQ directly (a store without a branch
+  // server); it writes only its branch's records there too. HQ peers are not admitted.
   local_identity hq{0x4400000000000044ULL, storage::node_role::hq, "t1", ""};
-  EXPECT_EQ(admit(h, hq, *branch).err().code, errc::permission_denied);
+  auto gt = admit(h, hq, *branch);
+  ASSERT_TRUE(gt) << gt.err().to_string();
+  EXPECT_EQ(gt->write_scopes, (std::set<std::string>{h.branch()}));
+  v1::Hello peer = h;
+  peer.set_role(v1::ROLE_HQ);
+  EXPECT_EQ(admit(peer, hq, *branch).err().code, errc::permission_denied);
   // A branch node is admitted by HQ with write access to tenant-wide data too.
   register_device(*branch, 0xb2, storage::node_role::branch, "b2");
   v1::Hello hb = h;

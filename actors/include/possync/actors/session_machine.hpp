@@ -99,8 +99,8 @@ std::set<std::string> default_collections(storage::node_role role, const core::c
 /// and branch of this node (permission_denied), and the device registry held in
 /// `store` (collection "device", tenant scope, id = 16 lower-case hex digits of the
 /// node id): an unknown or revoked node, or a role/branch that does not match its
-/// registration, is refused with permission_denied naming the node. Terminals may
-/// only join their own branch's node; branches only HQ.
+/// registration, is refused with permission_denied naming the node. A branch node
+/// admits only terminals of its own branch; HQ admits branch nodes and terminals.
 result<grant> admit(const v1::Hello& hello, const local_identity& me, const storage::node_store& store);
 using admit_fn = std::function<result<grant>(const v1::Hello&)>;
 
