@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -143,6 +144,12 @@ struct node::impl {
     if (hub) caf::anon_send_exit(hub, caf::exit_reason::user_shutdown);
     if (store_h) caf::anon_send_exit(store_h, caf::exit_reason::user_shutdown);
     live->wait_until(0, deadline);
+    // Blocking jobs (session audits) hold the store: let the worker finish ours, so
+    // that the store space is free again when stop() returns (a restart reopens it).
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    caf::anon_send(rt->get().worker, actors::atom::io_v, actors::io_job{[done] { done->set_value(); }});
+    f.wait_until(deadline);
   }
 };
 
