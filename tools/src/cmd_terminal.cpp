@@ -1,6 +1,8 @@
-// `possync terminal`: a cash register on its own. Opens (or creates) a durable
-// terminal store, loads the demo catalogue if the store is empty, rings up sales
-// and prints what an operator checks at the end of a shift.
+// `possync terminal`: a cash register. By default a terminal node syncing with its
+// upstream (branch or HQ), driven by the console on stdin or a --script file. With
+// --sales N it works on its own instead (no node, no network): opens (or creates) a
+// durable terminal store, loads the demo catalogue if the store is empty, rings up N
+// sales and prints what an operator checks at the end of a shift.
 
 #include <chrono>
 #include <cstdio>
@@ -8,6 +10,8 @@
 #include <string>
 
 #include "commands.hpp"
+#include "config.hpp"
+#include "serve.hpp"
 #include "local_store.hpp"
 #include "possync/core/ids.hpp"
 #include "possync/sim/pos_fixture.hpp"
@@ -17,11 +21,11 @@ namespace possync::tools {
 
 namespace {
 
-/// Flags of `possync terminal`.
+/// Settings of an offline shift (`possync terminal --sales N`).
 struct terminal_config {
   std::string dir = "./possync-data/terminal"; ///< store directory
   size_t sales = 25;                           ///< sales to ring up this run
-  std::string tenant = "acme";
+  std::string tenant = "demo";
   std::string branch = "jkt-01";
   std::string terminal_id = "T1";
   uint64_t seed = 0; ///< 0: from the clock
@@ -164,16 +168,39 @@ int run_terminal(const terminal_config& cfg) {
 } // namespace
 
 void add_terminal_command(CLI::App& app, command_fn& run) {
-  auto cfg = std::make_shared<terminal_config>();
-  auto* cmd = app.add_subcommand("terminal", "run a local terminal: ring up sales and print its status");
-  cmd->add_option("--dir", cfg->dir, "store directory (created if missing)")->capture_default_str();
-  cmd->add_option("--sales", cfg->sales, "sales to ring up")->capture_default_str();
-  cmd->add_option("--tenant", cfg->tenant, "tenant id")->capture_default_str();
-  cmd->add_option("--branch", cfg->branch, "branch id")->capture_default_str();
-  cmd->add_option("--terminal-id", cfg->terminal_id, "terminal id printed on receipts")
+  struct shift_flags {
+    size_t sales = 0;
+    std::string terminal_id = "T1";
+    uint64_t seed = 0;
+  };
+  auto* cmd = app.add_subcommand(
+      "terminal", "run a register: console on stdin (or --script) syncing with --upstream; --sales N: offline shift");
+  auto flags = std::make_shared<node_flags>(cmd, storage::node_role::terminal);
+  auto shift = std::make_shared<shift_flags>();
+  auto* sales = cmd->add_option("--sales", shift->sales,
+                                "offline shift: ring up N sales without a node, print the status and exit");
+  cmd->add_option("--terminal-id", shift->terminal_id, "offline shift: terminal id printed on receipts")
       ->capture_default_str();
-  cmd->add_option("--seed", cfg->seed, "random seed of the generated sales (0: from the clock)");
-  cmd->callback([cfg, &run] { run = [cfg] { return run_terminal(*cfg); }; });
+  cmd->add_option("--seed", shift->seed, "offline shift: random seed of the sales (0: from the clock)");
+  cmd->callback([flags, shift, sales, &run] {
+    bool offline = sales->count() > 0;
+    run = [flags, shift, offline] {
+      auto s = flags->resolve();
+      if (!s) {
+        std::fprintf(stderr, "possync terminal: %s\n", s.err().message.c_str());
+        return int{exit_usage};
+      }
+      if (!offline) return serve(*s);
+      terminal_config cfg;
+      cfg.dir = s->node.dir;
+      cfg.tenant = s->node.tenant;
+      if (!s->node.branch.empty()) cfg.branch = s->node.branch;
+      cfg.sales = shift->sales;
+      cfg.terminal_id = shift->terminal_id;
+      cfg.seed = shift->seed;
+      return run_terminal(cfg);
+    };
+  });
 }
 
 } // namespace possync::tools

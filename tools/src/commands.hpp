@@ -18,7 +18,11 @@ enum exit_code : int {
   exit_usage = 2,   ///< bad flags or an unknown name
 };
 
+void add_hq_command(CLI::App& app, command_fn& run);
+void add_branch_command(CLI::App& app, command_fn& run);
 void add_terminal_command(CLI::App& app, command_fn& run);
+void add_demo_command(CLI::App& app, command_fn& run);
+void add_inspect_command(CLI::App& app, command_fn& run);
 void add_sim_command(CLI::App& app, command_fn& run);
 void add_crash_writer_command(CLI::App& app, command_fn& run);
 void add_version_command(CLI::App& app, command_fn& run);

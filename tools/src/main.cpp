@@ -8,7 +8,11 @@ int main(int argc, char** argv) {
   CLI::App app{"possync: sync engine for point-of-sale chains"};
   app.require_subcommand(1);
   possync::tools::command_fn run;
+  possync::tools::add_demo_command(app, run);
+  possync::tools::add_hq_command(app, run);
+  possync::tools::add_branch_command(app, run);
   possync::tools::add_terminal_command(app, run);
+  possync::tools::add_inspect_command(app, run);
   possync::tools::add_sim_command(app, run);
   possync::tools::add_crash_writer_command(app, run);
   possync::tools::add_version_command(app, run);

@@ -1,0 +1,391 @@
+#include "config.hpp"
+
+#include <set>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include "possync/core/ids.hpp"
+
+namespace possync::tools {
+
+namespace {
+
+error bad(const std::string& where, const std::string& what) {
+  return error(errc::invalid_argument, where + ": " + what);
+}
+
+// yaml-cpp throws on a type mismatch; every read goes through these so the message
+// names the key.
+template <class T>
+status read_scalar(const YAML::Node& n, const std::string& where, T& out) {
+  if (!n.IsScalar()) return bad(where, "expected a single value");
+  try {
+    out = n.as<T>();
+  } catch (const YAML::Exception&) {
+    return bad(where, "cannot read '" + n.Scalar() + "' as the expected type");
+  }
+  return {};
+}
+
+status read_node_id(const YAML::Node& n, const std::string& where, core::node_id& out) {
+  std::string text;
+  if (auto e = read_scalar(n, where, text)) return e;
+  if (text.empty()) {
+    out = 0;
+    return {};
+  }
+  auto id = core::parse_node_id(text);
+  if (!id) return bad(where, "'" + text + "' is not a node id (1-16 hex digits, not 0)");
+  out = *id;
+  return {};
+}
+
+status check_keys(const YAML::Node& map, const std::string& where, const std::set<std::string>& known) {
+  for (const auto& kv : map) {
+    std::string key = kv.first.Scalar();
+    if (!known.count(key)) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      return bad(where + key, "unknown key (known: " + list + ")");
+    }
+  }
+  return {};
+}
+
+status read_device(const YAML::Node& n, const std::string& where, node::device& d) {
+  if (!n.IsMap()) return bad(where, "expected a map {tenant, branch, node_id, role, name}");
+  if (auto e = check_keys(n, where + ".", {"tenant", "branch", "node_id", "role", "name", "revoked"})) return e;
+  if (n["tenant"])
+    if (auto e = read_scalar(n["tenant"], where + ".tenant", d.tenant)) return e;
+  if (n["branch"])
+    if (auto e = read_scalar(n["branch"], where + ".branch", d.branch)) return e;
+  if (!n["node_id"]) return bad(where + ".node_id", "required");
+  if (auto e = read_node_id(n["node_id"], where + ".node_id", d.node)) return e;
+  if (d.node == 0) return bad(where + ".node_id", "required");
+  if (n["role"]) {
+    std::string r;
+    if (auto e = read_scalar(n["role"], where + ".role", r)) return e;
+    auto role = parse_role(r);
+    if (!role) return bad(where + ".role", role.err().message);
+    d.role = *role;
+  }
+  if (n["name"])
+    if (auto e = read_scalar(n["name"], where + ".name", d.name)) return e;
+  if (n["revoked"])
+    if (auto e = read_scalar(n["revoked"], where + ".revoked", d.revoked)) return e;
+  return {};
+}
+
+status parse_endpoint(const std::string& text, const std::string& where) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    return bad(where, "'" + text + "' is not host:port");
+  for (size_t i = colon + 1; i < text.size(); ++i)
+    if (text[i] < '0' || text[i] > '9') return bad(where, "'" + text + "' has a port that is not a number");
+  return {};
+}
+
+} // namespace
+
+role_settings default_settings(storage::node_role role) {
+  role_settings s;
+  s.node.role = role;
+  s.node.dir = std::string("./possync-data/") + storage::to_string(role);
+  switch (role) {
+    case storage::node_role::hq: s.node.listen = "127.0.0.1:7400"; break;
+    case storage::node_role::branch: s.node.listen = "127.0.0.1:7401"; break;
+    case storage::node_role::terminal: s.node.listen = ""; break;
+  }
+  return s;
+}
+
+result<storage::node_role> parse_role(const std::string& text) {
+  if (text == "terminal" || text == "1") return storage::node_role::terminal;
+  if (text == "branch" || text == "2") return storage::node_role::branch;
+  if (text == "hq" || text == "3") return storage::node_role::hq;
+  return error(errc::invalid_argument, "unknown role '" + text + "' (terminal, branch or hq)");
+}
+
+result<node::device> parse_device(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    auto colon = text.find(':', start);
+    if (colon == std::string::npos || parts.size() == 4) {
+      parts.push_back(text.substr(start));
+      break;
+    }
+    parts.push_back(text.substr(start, colon - start));
+    start = colon + 1;
+  }
+  if (parts.size() < 4)
+    return error(errc::invalid_argument,
+                 "device '" + text + "' is not tenant:branch:nodehex:role[:name] (branch empty for HQ nodes)");
+  node::device d;
+  d.tenant = parts[0];
+  d.branch = parts[1];
+  auto id = core::parse_node_id(parts[2]);
+  if (!id) return error(errc::invalid_argument, "device '" + text + "': '" + parts[2] + "' is not a node id");
+  d.node = *id;
+  auto role = parse_role(parts[3]);
+  if (!role) return error(errc::invalid_argument, "device '" + text + "': " + role.err().message);
+  d.role = *role;
+  if (parts.size() > 4) d.name = parts[4];
+  if (d.tenant.empty() || (d.role != storage::node_role::hq && d.branch.empty()))
+    return error(errc::invalid_argument, "device '" + text + "' needs a tenant and (unless hq) a branch");
+  return d;
+}
+
+status setup_logging(const std::string& level) {
+  auto lvl = spdlog::level::from_str(level);
+  if (lvl == spdlog::level::off && level != "off")
+    return error(errc::invalid_argument,
+                 "log level '" + level + "' is unknown (trace, debug, info, warn, error, off)");
+  // Console responses own stdout; logs go to stderr.
+  auto logger = spdlog::get("possync");
+  if (!logger) logger = spdlog::stderr_color_mt("possync");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(lvl);
+  return {};
+}
+
+status load_yaml(const std::string& path, role_settings& s) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return error(errc::invalid_argument, "config file '" + path + "' cannot be read");
+  } catch (const YAML::Exception& e) {
+    return error(errc::invalid_argument, "config file '" + path + "': " + e.what());
+  }
+  if (root.IsNull()) return {};
+  const std::string f = path + ": ";
+  if (!root.IsMap()) return bad(path, "expected a map of settings");
+  if (auto e = check_keys(root, f,
+                          {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
+                           "allow_insecure_remote", "log_level", "port_file", "console", "tick_ms", "gzip",
+                           "session", "backoff", "devices"}))
+    return e;
+  auto& c = s.node;
+  if (root["role"]) {
+    std::string r;
+    if (auto e = read_scalar(root["role"], f + "role", r)) return e;
+    auto role = parse_role(r);
+    if (!role) return bad(f + "role", role.err().message);
+    if (*role != c.role)
+      return bad(f + "role", std::string("is '") + r + "' but this command runs a " + storage::to_string(c.role));
+  }
+  if (root["tenant"])
+    if (auto e = read_scalar(root["tenant"], f + "tenant", c.tenant)) return e;
+  if (root["branch"])
+    if (auto e = read_scalar(root["branch"], f + "branch", c.branch)) return e;
+  if (root["node_id"])
+    if (auto e = read_node_id(root["node_id"], f + "node_id", c.node_id)) return e;
+  if (root["dir"])
+    if (auto e = read_scalar(root["dir"], f + "dir", c.dir)) return e;
+  if (root["listen"])
+    if (auto e = read_scalar(root["listen"], f + "listen", c.listen)) return e;
+  if (auto u = root["upstreams"]) {
+    if (!u.IsSequence()) return bad(f + "upstreams", "expected a list of host:port");
+    c.upstreams.clear();
+    for (size_t i = 0; i < u.size(); ++i) {
+      std::string ep;
+      std::string where = f + "upstreams[" + std::to_string(i) + "]";
+      if (auto e = read_scalar(u[i], where, ep)) return e;
+      if (auto e = parse_endpoint(ep, where)) return e;
+      c.upstreams.push_back(ep);
+    }
+  }
+  if (root["allow_insecure_remote"])
+    if (auto e = read_scalar(root["allow_insecure_remote"], f + "allow_insecure_remote", c.allow_insecure_remote))
+      return e;
+  if (root["log_level"])
+    if (auto e = read_scalar(root["log_level"], f + "log_level", s.log_level)) return e;
+  if (root["port_file"])
+    if (auto e = read_scalar(root["port_file"], f + "port_file", s.port_file)) return e;
+  if (root["console"])
+    if (auto e = read_scalar(root["console"], f + "console", s.console)) return e;
+  if (root["tick_ms"])
+    if (auto e = read_scalar(root["tick_ms"], f + "tick_ms", c.tick_ms)) return e;
+  if (root["gzip"])
+    if (auto e = read_scalar(root["gzip"], f + "gzip", c.gzip)) return e;
+  if (auto n = root["session"]) {
+    if (!n.IsMap()) return bad(f + "session", "expected a map");
+    if (auto e = check_keys(n, f + "session.",
+                            {"push_window", "push_batch", "changes_batch", "heartbeat_ms", "idle_timeout_ms"}))
+      return e;
+    auto& so = c.session;
+    if (n["push_window"])
+      if (auto e = read_scalar(n["push_window"], f + "session.push_window", so.push_window)) return e;
+    if (n["push_batch"])
+      if (auto e = read_scalar(n["push_batch"], f + "session.push_batch", so.push_batch)) return e;
+    if (n["changes_batch"])
+      if (auto e = read_scalar(n["changes_batch"], f + "session.changes_batch", so.changes_batch)) return e;
+    if (n["heartbeat_ms"])
+      if (auto e = read_scalar(n["heartbeat_ms"], f + "session.heartbeat_ms", so.heartbeat_ms)) return e;
+    if (n["idle_timeout_ms"])
+      if (auto e = read_scalar(n["idle_timeout_ms"], f + "session.idle_timeout_ms", so.idle_timeout_ms)) return e;
+  }
+  if (auto n = root["backoff"]) {
+    if (!n.IsMap()) return bad(f + "backoff", "expected a map");
+    if (auto e = check_keys(n, f + "backoff.", {"initial_ms", "max_ms", "multiplier", "jitter", "healthy_ms"}))
+      return e;
+    auto& b = c.backoff;
+    if (n["initial_ms"])
+      if (auto e = read_scalar(n["initial_ms"], f + "backoff.initial_ms", b.initial_ms)) return e;
+    if (n["max_ms"])
+      if (auto e = read_scalar(n["max_ms"], f + "backoff.max_ms", b.max_ms)) return e;
+    if (n["multiplier"])
+      if (auto e = read_scalar(n["multiplier"], f + "backoff.multiplier", b.multiplier)) return e;
+    if (n["jitter"])
+      if (auto e = read_scalar(n["jitter"], f + "backoff.jitter", b.jitter)) return e;
+    if (n["healthy_ms"])
+      if (auto e = read_scalar(n["healthy_ms"], f + "backoff.healthy_ms", b.healthy_ms)) return e;
+  }
+  if (auto n = root["devices"]) {
+    if (!n.IsSequence()) return bad(f + "devices", "expected a list of {tenant, branch, node_id, role, name}");
+    c.devices.clear();
+    for (size_t i = 0; i < n.size(); ++i) {
+      node::device d;
+      d.tenant = c.tenant;
+      if (auto e = read_device(n[i], f + "devices[" + std::to_string(i) + "]", d)) return e;
+      c.devices.push_back(std::move(d));
+    }
+  }
+  return {};
+}
+
+namespace {
+
+// A flag whose value is applied after the file: `fn` turns the parsed text into a
+// setting (or an error naming the flag).
+template <class T>
+void later(CLI::App* cmd, std::vector<std::function<status(role_settings&)>>& ov, const std::string& name,
+           const std::string& help, std::function<status(role_settings&, const T&)> fn) {
+  cmd->add_option_function<T>(
+      name, [&ov, fn](const T& v) { ov.push_back([fn, v](role_settings& s) { return fn(s, v); }); }, help);
+}
+
+} // namespace
+
+node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
+  auto def = default_settings(role);
+  auto& ov = overrides_;
+  cmd->add_option("--config", config_path_, "YAML config file (keys: see deploy/examples/); flags override it");
+  later<std::string>(cmd, ov, "--dir", "data directory [" + def.node.dir + "]",
+                     [](role_settings& s, const std::string& v) {
+                       s.node.dir = v;
+                       return status{};
+                     });
+  later<std::string>(cmd, ov, "--tenant", "tenant (the chain) [demo]", [](role_settings& s, const std::string& v) {
+    s.node.tenant = v;
+    return status{};
+  });
+  if (role != storage::node_role::hq)
+    later<std::string>(cmd, ov, "--branch", "branch id (required)", [](role_settings& s, const std::string& v) {
+      s.node.branch = v;
+      return status{};
+    });
+  later<std::string>(cmd, ov, "--node-id", "this node's id, 16 hex digits [kept in the store, or new]",
+                     [](role_settings& s, const std::string& v) -> status {
+                       auto id = core::parse_node_id(v);
+                       if (!id) return error(errc::invalid_argument, "--node-id '" + v + "' is not 1-16 hex digits");
+                       s.node.node_id = *id;
+                       return {};
+                     });
+  later<std::string>(cmd, ov, "--listen",
+                     "accept downstream sessions on host:port (port 0: any) [" +
+                         (def.node.listen.empty() ? std::string("none") : def.node.listen) + "]",
+                     [](role_settings& s, const std::string& v) -> status {
+                       if (!v.empty())
+                         if (auto e = parse_endpoint(v, "--listen")) return e;
+                       s.node.listen = v;
+                       return {};
+                     });
+  if (role != storage::node_role::hq)
+    later<std::vector<std::string>>(cmd, ov, "--upstream",
+                                    "upstream host:port (repeatable, tried in order; replaces the file's list)",
+                                    [](role_settings& s, const std::vector<std::string>& v) -> status {
+                                      s.node.upstreams.clear();
+                                      for (const auto& ep : v) {
+                                        if (auto e = parse_endpoint(ep, "--upstream")) return e;
+                                        s.node.upstreams.push_back(ep);
+                                      }
+                                      return {};
+                                    });
+  cmd->add_flag_callback(
+      "--allow-insecure-remote",
+      [&ov] {
+        ov.push_back([](role_settings& s) {
+          s.node.allow_insecure_remote = true;
+          return status{};
+        });
+      },
+      "allow plaintext gRPC on a non-loopback address [off]");
+  later<std::string>(cmd, ov, "--log-level", "trace, debug, info, warn, error, off (stderr) [info]",
+                     [](role_settings& s, const std::string& v) {
+                       s.log_level = v;
+                       return status{};
+                     });
+  if (role != storage::node_role::terminal)
+    later<std::string>(cmd, ov, "--port-file", "write the bound port to this file once listening",
+                       [](role_settings& s, const std::string& v) {
+                         s.port_file = v;
+                         return status{};
+                       });
+  later<int64_t>(cmd, ov, "--backoff-initial-ms", "first reconnect delay [1000]",
+                 [](role_settings& s, const int64_t& v) {
+                   s.node.backoff.initial_ms = v;
+                   return status{};
+                 });
+  later<int64_t>(cmd, ov, "--backoff-max-ms", "reconnect delay cap [30000]", [](role_settings& s, const int64_t& v) {
+    s.node.backoff.max_ms = v;
+    return status{};
+  });
+  later<int64_t>(cmd, ov, "--heartbeat-ms", "heartbeat after this long without sending [5000]",
+                 [](role_settings& s, const int64_t& v) {
+                   s.node.session.heartbeat_ms = v;
+                   return status{};
+                 });
+  later<int64_t>(cmd, ov, "--idle-timeout-ms", "end a session silent this long [30000]",
+                 [](role_settings& s, const int64_t& v) {
+                   s.node.session.idle_timeout_ms = v;
+                   return status{};
+                 });
+  if (role == storage::node_role::hq)
+    later<std::vector<std::string>>(cmd, ov, "--device",
+                                    "register tenant:branch:nodehex:role[:name] at start (repeatable; adds to the file's)",
+                                    [](role_settings& s, const std::vector<std::string>& v) -> status {
+                                      for (const auto& text : v) {
+                                        auto d = parse_device(text);
+                                        if (!d) return d.err();
+                                        s.node.devices.push_back(*d);
+                                      }
+                                      return {};
+                                    });
+  if (role == storage::node_role::terminal) {
+    later<std::string>(cmd, ov, "--script", "run the console commands of FILE, then exit (1 if one failed)",
+                       [](role_settings& s, const std::string& v) {
+                         s.script = v;
+                         return status{};
+                       });
+  } else {
+    cmd->add_flag_callback(
+        "--console", [&ov] { ov.push_back([](role_settings& s) { s.console = true; return status{}; }); },
+        "read console commands from stdin (see `help`)");
+  }
+}
+
+result<role_settings> node_flags::resolve() const {
+  role_settings s = default_settings(role_);
+  if (!config_path_.empty())
+    if (auto e = load_yaml(config_path_, s)) return e;
+  for (const auto& f : overrides_)
+    if (auto e = f(s)) return e;
+  if (role_ == storage::node_role::terminal) s.console = true;
+  return s;
+}
+
+} // namespace possync::tools

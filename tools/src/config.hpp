@@ -1,0 +1,76 @@
+#pragma once
+// Configuration of the node subcommands (`hq`, `branch`, `terminal`): defaults, then
+// a YAML file (`--config FILE`), then command-line flags, each later source
+// overriding the earlier one. The YAML keys (all optional) and their defaults are
+// listed in deploy/examples/*.yaml and the README:
+//
+//   role                   subcommand's role; must match it if given
+//   tenant                 [demo]
+//   branch                 [""]; required for branch and terminal
+//   node_id                [""]: 16 hex digits; "" = the id kept in the store (or a new one)
+//   dir                    [./possync-data/<role>]
+//   listen                 [hq 127.0.0.1:7400, branch 127.0.0.1:7401, terminal ""]
+//   upstreams              [[]] list of "host:port", tried in order
+//   allow_insecure_remote  [false]
+//   log_level              [info]: trace, debug, info, warn, error, off (logs go to stderr)
+//   port_file              [""]: write the bound port here once listening
+//   console                [false for hq/branch; the terminal always has one]
+//   tick_ms                [200]   session timer period
+//   gzip                   [true]  gRPC message compression
+//   session.{push_window [8], push_batch [256], changes_batch [512],
+//            heartbeat_ms [5000], idle_timeout_ms [30000]}
+//   backoff.{initial_ms [1000], max_ms [30000], multiplier [2.0], jitter [0.2],
+//            healthy_ms [60000]}
+//   devices                [[]] HQ: list of {tenant, branch, node_id, role, name}
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "possync/core/error.hpp"
+#include "possync/node/node.hpp"
+
+namespace possync::tools {
+
+/// Everything a node subcommand runs with.
+struct role_settings {
+  node::node_config node;          ///< the runtime's configuration
+  std::string log_level = "info";  ///< spdlog level name
+  std::string port_file;           ///< "" = none
+  bool console = false;            ///< read console commands from stdin
+  std::string script;              ///< terminal: run the console commands of this file, then exit
+};
+
+/// Defaults of a role: dir ./possync-data/<role>, listen per role, tenant "demo".
+role_settings default_settings(storage::node_role role);
+
+/// Reads a YAML file into `s` (keys above). Unknown keys, wrong types, a `role` that
+/// differs from s.node.role are invalid_argument naming the file and key.
+status load_yaml(const std::string& path, role_settings& s);
+
+/// "terminal", "branch", "hq" (also "1", "2", "3").
+result<storage::node_role> parse_role(const std::string& text);
+/// "tenant:branch:nodehex:role[:name]" (branch "" for HQ nodes).
+result<node::device> parse_device(const std::string& text);
+/// Sets the default spdlog logger to stderr at `level`; invalid_argument for an unknown level.
+status setup_logging(const std::string& level);
+
+/// The flags shared by the node subcommands, recorded while CLI11 parses and applied
+/// over the file afterwards.
+class node_flags {
+public:
+  /// Registers --config and the flags of `role` on `cmd`.
+  node_flags(CLI::App* cmd, storage::node_role role);
+  /// Defaults, then --config, then the flags given. Errors name the flag or key.
+  result<role_settings> resolve() const;
+
+private:
+  storage::node_role role_;
+  std::string config_path_;
+  std::vector<std::function<status(role_settings&)>> overrides_;
+};
+
+} // namespace possync::tools
