@@ -307,7 +307,7 @@ std::string catalog_body(const product_spec& p, int64_t price) {
   m.set_tax_rate_bp(p.tax_rate_bp);
   m.set_shelf_label(p.name + " / " + p.sku);
   m.add_alt_barcodes("2" + p.barcode.substr(1));
-  m.set_image_url("https://img.possync.example/catalog/" + tenant + "/" + p.id + "/front-800x800.webp");
+  m.set_image_url("https://img.possync.example/catalog/" + tenant + "/" + p.id + "/front-800x800.webp?fit=contain&bg=ffffff&q=85");
   m.set_track_stock(true);
   m.set_min_stock(10'000);
   m.set_updated_ms(wall_ms());
