@@ -8,7 +8,11 @@
 #include <string>
 #include <vector>
 
+#include <fstream>
+
 #include <gtest/gtest.h>
+
+#include "process.hpp"
 
 namespace {
 
@@ -30,6 +34,12 @@ run_result run(const std::string& args) {
   int status = ::pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// The repository root, from this file's path (tests/integration/cli_test.cpp).
+std::string source_dir() {
+  std::filesystem::path p(__FILE__);
+  return p.parent_path().parent_path().parent_path().string();
 }
 
 class cli : public ::testing::Test {
@@ -85,6 +95,144 @@ TEST_F(cli, sim_local_json_has_the_fields_the_harness_reads) {
        {"\"workload\":\"local\"", "\"commit_p50_us\"", "\"commits_per_s\"", "\"lookup_p99_us\"",
         "\"search_p99_us\"", "\"lost\":0", "\"duplicated\":0", "\"converged\":true", "\"peak_rss_mb\""})
     EXPECT_NE(r.out.find(f), std::string::npos) << f << " in " << r.out;
+}
+
+TEST_F(cli, terminal_node_without_branch_or_with_bad_config_is_a_usage_error) {
+  auto no_branch = run("terminal --dir " + dir_ + "/t --upstream 127.0.0.1:1");
+  EXPECT_EQ(no_branch.code, 2) << no_branch.out;
+  EXPECT_NE(no_branch.out.find("branch is required"), std::string::npos) << no_branch.out;
+  {
+    std::ofstream f(dir_ + "/bad.yaml");
+    f << "tenant: demo\nsesion:\n  heartbeat_ms: 10\n";
+  }
+  auto bad_key = run("hq --config " + dir_ + "/bad.yaml --dir " + dir_ + "/hq");
+  EXPECT_EQ(bad_key.code, 2) << bad_key.out;
+  EXPECT_NE(bad_key.out.find("sesion: unknown key"), std::string::npos) << bad_key.out;
+  {
+    std::ofstream f(dir_ + "/role.yaml");
+    f << "role: branch\n";
+  }
+  auto wrong_role = run("hq --config " + dir_ + "/role.yaml --dir " + dir_ + "/hq");
+  EXPECT_EQ(wrong_role.code, 2) << wrong_role.out;
+  auto bad_device = run("hq --dir " + dir_ + "/hq --device demo:b1:zz:terminal");
+  EXPECT_EQ(bad_device.code, 2) << bad_device.out;
+}
+
+TEST_F(cli, example_configs_parse) {
+  // Each example starts (on a free port, in a temp dir) and stops cleanly on SIGTERM.
+  for (const char* role : {"hq", "branch"}) {
+    possync::test::child_process p;
+    ASSERT_TRUE(p.spawn({POSSYNC_BIN, role, "--config", source_dir() + "/deploy/examples/" + role + ".yaml",
+                         "--dir", dir_ + "/" + role, "--listen", "127.0.0.1:0", "--log-level", "warn"}));
+    auto line = p.next_line("listening on 127.0.0.1:", possync::test::steady::now() + std::chrono::seconds(30));
+    ASSERT_TRUE(line.has_value()) << role << ": " << p.output();
+    int st = p.stop(SIGTERM, std::chrono::seconds(30));
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << role << " status " << st;
+  }
+}
+
+// HQ and one terminal connected directly (a store without a branch server): the
+// console over pipes drives both; ten sales reach HQ exactly once.
+TEST_F(cli, hq_and_terminal_consoles_over_pipes) {
+  using possync::test::steady;
+  using namespace std::chrono_literals;
+  possync::test::child_process hq;
+  ASSERT_TRUE(hq.spawn({POSSYNC_BIN, "hq", "--dir", dir_ + "/hq", "--listen", "127.0.0.1:0", "--console",
+                        "--port-file", dir_ + "/hq.port", "--log-level", "warn", "--device",
+                        "demo:b1:00000000000000a1:terminal:till 1"},
+                       true));
+  auto line = hq.next_line("listening on 127.0.0.1:", steady::now() + 30s);
+  ASSERT_TRUE(line.has_value()) << hq.output();
+  std::string port = line->substr(line->rfind(':') + 1);
+  std::string from_file;
+  std::ifstream(dir_ + "/hq.port") >> from_file;
+  EXPECT_EQ(from_file, port);
+
+  auto r = hq.command("catalogue 20 50 b1");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, "ok {\"products\":20}");
+
+  possync::test::child_process t;
+  ASSERT_TRUE(t.spawn({POSSYNC_BIN, "terminal", "--dir", dir_ + "/t1", "--upstream", "127.0.0.1:" + port, "--tenant",
+                       "demo", "--branch", "b1", "--node-id", "a1", "--log-level", "warn", "--backoff-initial-ms",
+                       "100", "--backoff-max-ms", "500"},
+                      true));
+  r = t.command("wait-count product 20 60", 70s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->rfind("ok ", 0), 0u) << *r;
+  r = t.command("get-stock b1 p00001");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_NE(r->find("\"stock_milli\":50000"), std::string::npos) << *r;
+  r = t.command("sell-n 10");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->rfind("ok {", 0), 0u) << *r;
+  EXPECT_NE(r->find("\"sales\":10"), std::string::npos) << *r;
+  r = t.command("wait-synced 60", 70s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->rfind("ok ", 0), 0u) << *r;
+  r = hq.command("count sale");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, "ok {\"collection\":\"sale\",\"count\":10}");
+  // Stock decrements travelled up with the sales: both nodes agree on every record
+  // the terminal downloads.
+  r = hq.command("wait-product p00001 active true 5");
+  EXPECT_EQ(r.value_or("").rfind("ok ", 0), 0u) << r.value_or("");
+  auto hq_digest = hq.command("digest product stock");
+  auto t_digest = t.command("digest product stock");
+  ASSERT_TRUE(hq_digest && t_digest);
+  EXPECT_EQ(*hq_digest, *t_digest);
+  // Errors are one line too.
+  r = t.command("sell nope 1");
+  EXPECT_EQ(r.value_or("").rfind("err not_found: ", 0), 0u) << r.value_or("");
+  r = t.command("frobnicate");
+  EXPECT_EQ(r.value_or("").rfind("err usage: ", 0), 0u) << r.value_or("");
+
+  r = t.command("quit");
+  EXPECT_EQ(r.value_or(""), "ok");
+  int ts = t.stop(SIGTERM, 30s);
+  EXPECT_TRUE(WIFEXITED(ts) && WEXITSTATUS(ts) == 0) << ts;
+  int hs = hq.stop(SIGTERM, 30s);
+  EXPECT_TRUE(WIFEXITED(hs) && WEXITSTATUS(hs) == 0) << hs;
+
+  // Offline inspection of the stopped HQ store.
+  auto inspect = run("inspect --dir " + dir_ + "/hq --json");
+  ASSERT_EQ(inspect.code, 0) << inspect.out;
+  EXPECT_NE(inspect.out.find("\"demo/b1\""), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("\"records\": 10"), std::string::npos) << inspect.out;
+}
+
+TEST_F(cli, terminal_script_runs_and_reports_failures) {
+  {
+    std::ofstream f(dir_ + "/ok.txt");
+    f << "# a comment\nproduct x1 \"Kopi Susu 250ml\" 12000 8991000000011\nstock x1 5\nsell x1 2\n"
+         "get-stock b1 x1\nprice x1 13000\nwait-product x1 price 13000 1\ncount sale\n";
+  }
+  auto good = run("terminal --dir " + dir_ + "/t --tenant demo --branch b1 --log-level warn --script " + dir_ + "/ok.txt");
+  EXPECT_EQ(good.code, 0) << good.out;
+  EXPECT_NE(good.out.find("\"stock_milli\":3000"), std::string::npos) << good.out;
+  EXPECT_NE(good.out.find("\"count\":1"), std::string::npos) << good.out;
+  {
+    std::ofstream f(dir_ + "/bad.txt");
+    f << "sell missing 1\n";
+  }
+  auto bad = run("terminal --dir " + dir_ + "/t --tenant demo --branch b1 --log-level warn --script " + dir_ + "/bad.txt");
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("err not_found"), std::string::npos) << bad.out;
+}
+
+// The whole system in one process: HQ, a branch, three terminals, a cut and a heal.
+TEST_F(cli, demo_verifies_and_exits_zero) {
+  auto r = run("demo --log-level warn --products 50 --sales-online 10 --sales-cut 10 --dir " + dir_ + "/demo");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("PASS"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
+  for (const char* n : {"hq ", "branch ", "t1 ", "t2 ", "t3 "}) EXPECT_NE(r.out.find(n), std::string::npos) << n;
+}
+
+TEST_F(cli, demo_on_defaults) {
+  auto r = run("demo");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("PASS"), std::string::npos) << r.out;
 }
 
 TEST_F(cli, version) {

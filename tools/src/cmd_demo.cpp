@@ -72,6 +72,8 @@ bool synced(node::node& n) {
   auto s = n.status();
   for (auto p : s.pending)
     if (p) return false;
+  auto empty = outbox_empty(n.store());
+  if (!empty || !*empty) return false;
   return n.config().upstreams.empty() || (s.online && s.caught_up);
 }
 

@@ -327,6 +327,9 @@ std::string console::dispatch(const std::vector<std::string>& w) {
           last = n.status();
           for (auto p : last.pending)
             if (p != 0) return false;
+          // The outbox itself too: the counters are a cache of it.
+          auto empty = outbox_empty(store);
+          if (!empty || !*empty) return false;
           return !has_upstream || (last.online && last.caught_up);
         },
         *secs);

@@ -65,11 +65,11 @@ int serve(const role_settings& s) {
     return code;
   };
   if (auto e = setup_logging(s.log_level)) return fail(2, e.message);
-  if (s.node.role != storage::node_role::hq && s.node.branch.empty())
-    return fail(2, "a branch is required (--branch or `branch:` in the config file)");
   if (!valid_name(s.node.tenant) || (!s.node.branch.empty() && !valid_name(s.node.branch)))
     return fail(2, "--tenant and --branch must be 1-64 characters of [A-Za-z0-9._:-] (got '" + s.node.tenant +
                        "', '" + s.node.branch + "')");
+  if (s.node.role != storage::node_role::hq && s.node.branch.empty())
+    return fail(2, "a branch is required (--branch or `branch:` in the config file)");
   if (s.node.role == storage::node_role::branch && s.node.upstreams.empty())
     spdlog::warn("branch without an upstream: it serves its terminals but nothing reaches HQ");
   if (s.node.dir.empty()) return fail(2, "--dir must not be empty");
@@ -91,14 +91,15 @@ int serve(const role_settings& s) {
 
   int code = 0;
   if (uint16_t port = n.port()) {
-    std::string host = s.node.listen.substr(0, s.node.listen.rfind(':'));
-    std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(port));
-    std::fflush(stdout);
+    // The port file first: whoever reads the line may read the file at once.
     if (!s.port_file.empty())
       if (auto e = write_port_file(s.port_file, port)) {
         n.stop();
         return fail(1, e.message);
       }
+    std::string host = s.node.listen.substr(0, s.node.listen.rfind(':'));
+    std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(port));
+    std::fflush(stdout);
   }
   spdlog::info("{} {} started (tenant {}, branch '{}', dir {})", role, core::node_id_to_string(n.store().node()),
                s.node.tenant, s.node.branch, s.node.dir);

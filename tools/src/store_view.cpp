@@ -346,6 +346,15 @@ status sell_random(storage::node_store& store, const std::string& tenant, const 
   return {};
 }
 
+result<bool> outbox_empty(const storage::node_store& store) {
+  for (uint8_t lane = 0; lane < core::lane_count; ++lane) {
+    auto w = store.outbox_window(lane, 0, 1);
+    if (!w) return std::move(w).err();
+    if (!w->empty()) return false;
+  }
+  return true;
+}
+
 std::optional<int64_t> parse_int(const std::string& text) {
   if (text.empty() || text.size() > 18) return std::nullopt;
   size_t i = text[0] == '-' ? 1 : 0;

@@ -105,6 +105,9 @@ status sell_random(storage::node_store& store, const std::string& tenant, const 
                    const std::string& terminal_label, const std::vector<sim::product_spec>& catalog, sim::rng& r,
                    size_t n, std::vector<sale_made>& made);
 
+/// True if the outbox holds no entry in any lane (read from the outbox itself).
+result<bool> outbox_empty(const storage::node_store& store);
+
 /// "1", "2.5", "0.250" -> thousandths; nullopt on anything else.
 std::optional<int64_t> parse_quantity(const std::string& text);
 /// A decimal integer (optionally negative); nullopt on anything else.
