@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <sys/resource.h>
 #include <mutex>
 #include <random>
 #include <string>
@@ -190,6 +191,15 @@ std::shared_ptr<database> open_db(bool durable, std::string* dir, const char* ta
   return *db;
 }
 
+/// CPU seconds (user + system) of the whole process so far: on a shared, loaded
+/// machine this is steadier than wall time.
+double process_cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 /// Waits for a bounded number of completions.
 struct latch {
   std::mutex mu;
@@ -230,6 +240,7 @@ void bm_hq_apply(benchmark::State& state) {
   const bool durable = state.range(0) != 0;
   const auto& ps = pushes();
   size_t applied = 0;
+  double cpu = 0;
   for (auto _ : state) {
     state.PauseTiming();
     std::string dir;
@@ -247,6 +258,7 @@ void bm_hq_apply(benchmark::State& state) {
     for (size_t i = 0; i < ps.batches.size(); ++i) work[i % producers].push_back(ps.batches[i]);
     latch all(ps.batches.size());
     std::atomic<size_t> changed{0};
+    const double cpu0 = process_cpu_s();
     state.ResumeTiming();
     std::vector<std::unique_ptr<window>> windows;
     for (int p = 0; p < producers; ++p) windows.push_back(std::make_unique<window>(in_flight));
@@ -273,6 +285,7 @@ void bm_hq_apply(benchmark::State& state) {
     for (auto& t : threads) t.join();
     all.wait();
     state.PauseTiming();
+    cpu += process_cpu_s() - cpu0;
     applied += changed.load();
     st->reset();
     db.reset();
@@ -283,6 +296,7 @@ void bm_hq_apply(benchmark::State& state) {
   state.counters["sales_per_s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * ps.sales), benchmark::Counter::kIsRate);
   state.counters["records"] = static_cast<double>(ps.records);
+  state.counters["cpu_us_per_sale"] = cpu * 1e6 / static_cast<double>(state.iterations() * ps.sales);
   state.counters["applied_per_iter"] = static_cast<double>(applied) / static_cast<double>(state.iterations());
 }
 BENCHMARK(bm_hq_apply)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
@@ -299,6 +313,7 @@ void bm_local_sale(benchmark::State& state) {
       std::vector<std::string> lines;
       bodies[w].emplace_back(id, sale_body(r, w, n, id, 1'790'000'000'000 + n, &lines));
     }
+  double cpu = 0;
   for (auto _ : state) {
     state.PauseTiming();
     std::string dir;
@@ -310,6 +325,7 @@ void bm_local_sale(benchmark::State& state) {
     if (!st) check(st.err(), "open terminal");
     auto& s = **st;
     latch all(static_cast<size_t>(writers) * sales_per_writer);
+    const double cpu0 = process_cpu_s();
     state.ResumeTiming();
     std::vector<std::unique_ptr<window>> windows;
     for (int w = 0; w < writers; ++w) windows.push_back(std::make_unique<window>(per_writer_in_flight));
@@ -332,12 +348,15 @@ void bm_local_sale(benchmark::State& state) {
     for (auto& t : threads) t.join();
     all.wait();
     state.PauseTiming();
+    cpu += process_cpu_s() - cpu0;
     st->reset();
     db.reset();
     if (!dir.empty()) std::filesystem::remove_all(dir);
     state.ResumeTiming();
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * writers * sales_per_writer);
+  state.counters["cpu_us_per_sale"] =
+      cpu * 1e6 / static_cast<double>(state.iterations() * writers * sales_per_writer);
 }
 BENCHMARK(bm_local_sale)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 

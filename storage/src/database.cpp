@@ -149,6 +149,8 @@ error map_status(const rocksdb::Status& s, const char* what) {
 result<std::optional<std::string>> txn::get(cf_id cf, const std::string& key) const {
   if (auto it = staged_[cf].find(key); it != staged_[cf].end()) return it->second;
   if (auto it = group_[cf].find(key); it != group_[cf].end()) return it->second;
+  if (below_)
+    if (auto it = (*below_)[cf].find(key); it != (*below_)[cf].end()) return it->second;
   if (auto it = fetched_[cf].find(key); it != fetched_[cf].end()) return it->second;
   std::string v;
   auto s = db_->Get(rocksdb::ReadOptions(), cfs_[cf], key, &v);
@@ -161,7 +163,8 @@ status txn::prefetch(cf_id cf, const std::vector<std::string>& keys) {
   std::vector<rocksdb::Slice> want;
   want.reserve(keys.size());
   for (const auto& k : keys) {
-    if (staged_[cf].count(k) || group_[cf].count(k) || fetched_[cf].count(k)) continue;
+    if (staged_[cf].count(k) || group_[cf].count(k) || (below_ && (*below_)[cf].count(k)) || fetched_[cf].count(k))
+      continue;
     want.emplace_back(k);
   }
   if (want.empty()) return status();
@@ -189,7 +192,8 @@ result<std::vector<std::string>> txn::keys_in(cf_id cf, const std::string& begin
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[cf]));
   for (it->Seek(begin); it->Valid(); it->Next()) keys.insert(it->key().ToString());
   if (!it->status().ok()) return map_status(it->status(), "scan");
-  for (const overlay* o : {&group_, &staged_}) {
+  for (const overlay* o : {below_, &group_, &staged_}) {
+    if (!o) continue;
     for (const auto& [k, v] : (*o)[cf]) {
       if (k < begin || k >= end) continue;
       if (v) keys.insert(k);
@@ -251,7 +255,10 @@ result<std::unique_ptr<database_impl>> database_impl::open(const db_options& opt
   d->db_ = db;
   d->default_cf_ = handles[0];
   for (int i = 0; i < cf_count; ++i) d->cfs_[i] = handles[i + 1];
-  if (opts.group_commit) d->committer_ = std::thread([p = d.get()] { p->run_committer(); });
+  if (opts.group_commit) {
+    d->writer_ = std::thread([p = d.get()] { p->run_writer(); });
+    d->committer_ = std::thread([p = d.get()] { p->run_committer(); });
+  }
   return d;
 }
 
@@ -263,6 +270,12 @@ database_impl::~database_impl() {
     }
     queue_cv_.notify_all();
     committer_.join();
+    {
+      std::lock_guard<std::mutex> lk(queue_mu_);
+      writer_stop_ = true;
+    }
+    writer_cv_.notify_all();
+    writer_.join();
   }
   if (db_) {
     for (auto* h : cfs_)
@@ -292,35 +305,91 @@ void database_impl::submit(std::unique_ptr<write_request> r) {
 }
 
 void database_impl::run_committer() {
-  std::vector<std::unique_ptr<write_request>> group;
+  // `inflight` has been handed to the writer; the next group is prepared on top of
+  // its overlay while it is written, and completed only after it (order preserved).
+  std::unique_ptr<group_state> inflight;
   for (;;) {
+    std::vector<std::unique_ptr<write_request>> reqs;
     {
       std::unique_lock<std::mutex> lk(queue_mu_);
-      queue_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty() && stop_) return;
-      group.swap(queue_);
+      queue_cv_.wait(lk, [&] { return !queue_.empty() || (inflight && writer_done_) || (stop_ && !inflight); });
+      if (queue_.empty() && !inflight && stop_) return;
+      reqs.swap(queue_);
     }
-    process_group(group);
-    group.clear();
+    std::unique_ptr<group_state> next;
+    if (!reqs.empty()) {
+      next = std::make_unique<group_state>();
+      next->reqs = std::move(reqs);
+      prepare_group(*next, inflight ? &inflight->ov : nullptr);
+    }
+    if (inflight) {
+      {
+        std::unique_lock<std::mutex> lk(queue_mu_);
+        queue_cv_.wait(lk, [&] { return writer_done_; });
+        writer_done_ = false;
+      }
+      complete_group(*inflight);
+      if (inflight->write_err && next) {
+        // `next` was prepared on top of writes that did not happen: it fails whole.
+        next->write_err = inflight->write_err;
+        complete_group(*next);
+        next.reset();
+      }
+      inflight.reset();
+    }
+    if (!next) continue;
+    seal_group(*next);
+    bool idle = false;
+    if (next->batch.Count() > 0) {
+      std::lock_guard<std::mutex> lk(queue_mu_);
+      idle = queue_.empty();
+    }
+    if (next->batch.Count() == 0 || idle) {
+      // Nothing to overlap with: write here and spare the hand-over's latency.
+      next->write_err = write_group(*next);
+      complete_group(*next);
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lk(queue_mu_);
+      writer_slot_ = next.get();
+    }
+    writer_cv_.notify_one();
+    inflight = std::move(next);
   }
 }
 
-void database_impl::process_group(std::vector<std::unique_ptr<write_request>>& group) {
-  overlay ov;
-  rocksdb::WriteBatch batch;
-  std::vector<status> results(group.size());
-  std::vector<commit_participant*> parts;
-  size_t accepted = 0;
+void database_impl::run_writer() {
+  for (;;) {
+    group_state* g = nullptr;
+    {
+      std::unique_lock<std::mutex> lk(queue_mu_);
+      writer_cv_.wait(lk, [&] { return writer_slot_ != nullptr || writer_stop_; });
+      if (!writer_slot_) return;
+      g = writer_slot_;
+    }
+    g->write_err = write_group(*g);
+    {
+      std::lock_guard<std::mutex> lk(queue_mu_);
+      writer_slot_ = nullptr;
+      writer_done_ = true;
+    }
+    queue_cv_.notify_all();
+  }
+}
 
-  for (size_t i = 0; i < group.size(); ++i) {
-    auto& r = *group[i];
-    txn t(db_, cfs_, ov);
+void database_impl::prepare_group(group_state& g, const overlay* below) {
+  auto& ov = g.ov;
+  g.results.resize(g.reqs.size());
+  for (size_t i = 0; i < g.reqs.size(); ++i) {
+    auto& r = *g.reqs[i];
+    txn t(db_, cfs_, ov, below);
     if (r.participant) r.participant->request_begin();
     status s = r.prepare(t);
     if (!s && r.participant) s = r.participant->request_accept(t);
     if (s) {
       if (r.participant) r.participant->request_abort();
-      results[i] = std::move(s);
+      g.results[i] = std::move(s);
       continue;
     }
     for (int cf = 0; cf < cf_count; ++cf) {
@@ -332,10 +401,10 @@ void database_impl::process_group(std::vector<std::unique_ptr<write_request>>& g
         if (!ins.inserted) ins.position->second = std::move(ins.node.mapped());
       }
     }
-    if (r.participant && std::find(parts.begin(), parts.end(), r.participant) == parts.end())
-      parts.push_back(r.participant);
-    results[i] = status();
-    ++accepted;
+    if (r.participant && std::find(g.parts.begin(), g.parts.end(), r.participant) == g.parts.end())
+      g.parts.push_back(r.participant);
+    g.results[i] = status();
+    ++g.accepted;
   }
 
   // One batch of the group's final values, each column family in key order: the
@@ -349,28 +418,45 @@ void database_impl::process_group(std::vector<std::unique_ptr<write_request>>& g
     for (const auto& [k, v] : ov[cf]) sorted.emplace_back(&k, &v);
     std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
     for (const auto& [k, v] : sorted) {
-      if (*v) batch.Put(cfs_[cf], *k, **v);
-      else batch.Delete(cfs_[cf], *k);
+      if (*v) g.batch.Put(cfs_[cf], *k, **v);
+      else g.batch.Delete(cfs_[cf], *k);
     }
   }
+}
 
-  status write_err;
-  if (batch.Count() > 0) {
-    rocksdb::WriteOptions wo;
-    wo.sync = opts_.sync;
-    auto s = db_->Write(wo, &batch);
-    groups_.fetch_add(1, std::memory_order_relaxed);
-    if (!s.ok()) write_err = map_status(s, "commit");
-  }
-  for (auto* p : parts) {
-    if (write_err) p->group_failed();
+void database_impl::seal_group(group_state& g) {
+  for (auto* p : g.parts) p->group_sealed();
+}
+
+status database_impl::write_group(group_state& g) {
+  if (g.batch.Count() == 0) return status();
+  rocksdb::WriteOptions wo;
+  wo.sync = opts_.sync;
+  auto s = db_->Write(wo, &g.batch);
+  groups_.fetch_add(1, std::memory_order_relaxed);
+  if (!s.ok()) return map_status(s, "commit");
+  return status();
+}
+
+void database_impl::complete_group(group_state& g) {
+  for (auto* p : g.parts) {
+    if (g.write_err) p->group_failed();
     else p->group_committed();
   }
-  if (!write_err) commits_.fetch_add(accepted, std::memory_order_relaxed);
-  for (size_t i = 0; i < group.size(); ++i) {
-    if (!results[i] && write_err) results[i] = write_err;
-    group[i]->finish(results[i]);
+  if (!g.write_err) commits_.fetch_add(g.accepted, std::memory_order_relaxed);
+  for (size_t i = 0; i < g.reqs.size(); ++i) {
+    if (!g.results[i] && g.write_err) g.results[i] = g.write_err;
+    g.reqs[i]->finish(g.results[i]);
   }
+}
+
+void database_impl::process_group(std::vector<std::unique_ptr<write_request>>& group) {
+  group_state g;
+  g.reqs = std::move(group);
+  prepare_group(g, nullptr);
+  seal_group(g);
+  g.write_err = write_group(g);
+  complete_group(g);
 }
 
 status database_impl::resume() {

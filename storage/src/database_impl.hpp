@@ -46,11 +46,14 @@ error map_status(const rocksdb::Status& s, const char* what);
 using overlay = std::array<std::unordered_map<std::string, std::optional<std::string>>, cf_count>;
 
 /// Writes staged by one request on top of the group's overlay and the DB. Reads see
-/// this request's own staged writes first, then the group's, then the DB.
+/// this request's own staged writes first, then the group's, then those of the
+/// previous group whose RocksDB write may still be running (`below`, nullable),
+/// then the DB.
 class txn {
 public:
-  txn(rocksdb::DB* db, const std::array<rocksdb::ColumnFamilyHandle*, cf_count>& cfs, const overlay& group)
-      : db_(db), cfs_(cfs), group_(group) {}
+  txn(rocksdb::DB* db, const std::array<rocksdb::ColumnFamilyHandle*, cf_count>& cfs, const overlay& group,
+      const overlay* below = nullptr)
+      : db_(db), cfs_(cfs), group_(group), below_(below) {}
 
   /// Current value of `key` (nullopt if absent); unavailable/data_loss on read errors.
   result<std::optional<std::string>> get(cf_id cf, const std::string& key) const;
@@ -69,6 +72,7 @@ private:
   rocksdb::DB* db_;
   const std::array<rocksdb::ColumnFamilyHandle*, cf_count>& cfs_;
   const overlay& group_;
+  const overlay* below_;
   overlay staged_;
   /// DB values read by prefetch() (committer only: the DB does not change under us).
   std::array<std::unordered_map<std::string, std::optional<std::string>>, cf_count> fetched_;
@@ -86,9 +90,14 @@ public:
   virtual status request_accept(txn& t) = 0;
   /// The request failed its preparation: forget what it did to the counters.
   virtual void request_abort() = 0;
-  /// The group containing accepted requests of this store is durable.
+  /// The group containing accepted requests of this store is complete: what the
+  /// counters are now is what they will be once it is durable. (The committer may
+  /// then prepare the next group, moving the counters on, before this one is durable.)
+  virtual void group_sealed() = 0;
+  /// The last sealed group of this store is durable.
   virtual void group_committed() = 0;
-  /// The group's write failed: roll the counters back to their durable values.
+  /// A group's write failed (and every group prepared after it): roll the counters
+  /// back to their durable values.
   virtual void group_failed() = 0;
 };
 
@@ -127,8 +136,30 @@ public:
   uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
 
 private:
+  /// One commit group from preparation to completion.
+  struct group_state {
+    std::vector<std::unique_ptr<write_request>> reqs;
+    std::vector<status> results;
+    std::vector<commit_participant*> parts;
+    overlay ov;                 // the group's final values, read by the next group's preparation
+    rocksdb::WriteBatch batch;
+    size_t accepted = 0;
+    status write_err;
+  };
+
   database_impl() = default;
+  /// Committer: takes groups from the queue and prepares group N+1 while the writer
+  /// thread writes and syncs group N (pipelined); completes groups in order.
   void run_committer();
+  /// Writer: runs the RocksDB write of the group handed over by the committer.
+  void run_writer();
+  /// Prepares every request of `g` on top of `below` (the group in flight, or null)
+  /// and builds its batch.
+  void prepare_group(group_state& g, const overlay* below);
+  void seal_group(group_state& g);
+  status write_group(group_state& g);
+  /// Tells participants and requests how the group ended (committer, in group order).
+  void complete_group(group_state& g);
   void process_group(std::vector<std::unique_ptr<write_request>>& group);
 
   db_options opts_;
@@ -145,6 +176,12 @@ private:
   std::vector<std::unique_ptr<write_request>> queue_;
   bool stop_ = false;
   std::thread committer_;
+  // Hand-over between committer and writer (under queue_mu_).
+  std::condition_variable writer_cv_;
+  group_state* writer_slot_ = nullptr;  // group to write
+  bool writer_done_ = false;            // the handed group's write has returned
+  bool writer_stop_ = false;
+  std::thread writer_;
 
   std::mutex spaces_mu_;
   std::set<uint32_t> spaces_;

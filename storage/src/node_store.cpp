@@ -300,7 +300,7 @@ status node_store_impl::request_accept(txn& t) {
 }
 
 void node_store_impl::group_committed() {
-  durable_ = working_;
+  durable_ = sealed_;
   for (uint8_t l = 0; l < core::lane_count; ++l) {
     head_pub_[l].store(durable_.lane_seq[l], std::memory_order_release);
     pending_pub_[l].store(durable_.pending[l], std::memory_order_release);

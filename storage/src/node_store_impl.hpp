@@ -34,6 +34,7 @@ public:
   void request_begin() override { scratch_ = working_; }
   status request_accept(txn& t) override;
   void request_abort() override {}
+  void group_sealed() override { sealed_ = working_; }
   void group_committed() override;
   void group_failed() override { working_ = durable_; }
 
@@ -83,7 +84,7 @@ public:
     uint64_t audit_seq = 0;
     core::hlc_timestamp hlc;
   };
-  counters durable_, working_, scratch_;
+  counters durable_, sealed_, working_, scratch_;
   std::array<std::atomic<uint64_t>, core::lane_count> head_pub_{};
   std::array<std::atomic<uint64_t>, core::lane_count> pending_pub_{};
 
