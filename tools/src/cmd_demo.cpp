@@ -77,6 +77,11 @@ bool synced(node::node& n) {
   return n.config().upstreams.empty() || (s.online && s.caught_up);
 }
 
+uint64_t outbox_count(node::node& n, uint8_t lane) {
+  auto w = n.store().outbox_window(lane, 0, 1000000);
+  return w ? w->size() : 0;
+}
+
 uint64_t count_of(node::node& n, const std::vector<scope_id>& scopes, const std::string& collection) {
   auto c = count_records(n.store(), scopes, collection);
   return c ? *c : 0;
@@ -310,7 +315,7 @@ int run_demo(const demo_config& cfg) {
               cfg.sales_cut * 3, first.c_str(), static_cast<long long>(new_price),
               static_cast<unsigned long long>(count_of(br, scopes, "sale")),
               static_cast<unsigned long long>(count_of(hq, scopes, "sale")),
-              static_cast<unsigned long long>(br.status().pending[core::lane_sales]));
+              static_cast<unsigned long long>(outbox_count(br, core::lane_sales)));
 
   // 5. Heal and wait (bounded) until everything is everywhere.
   t0 = steady::now();
@@ -416,7 +421,7 @@ int run_demo(const demo_config& cfg) {
 
   if (cfg.keep_running && !signals.stopping().load()) {
     std::printf("\nkept running: HQ 127.0.0.1:%u, branch 127.0.0.1:%u. Console on stdin (`help`, `use hq|branch|t1|t2|t3`);"
-                " Ctrl-C or `quit` stops.\n",
+                " Ctrl-C (or `quit`) stops.\n",
                 hq.port(), br.port());
     std::fflush(stdout);
     std::vector<console::target> targets;

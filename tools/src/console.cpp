@@ -458,7 +458,6 @@ void console::run(int fd, FILE* out, const std::atomic<bool>& stop) {
         if (!resp.empty()) std::fprintf(out, "%s\n", resp.c_str());
       }
       std::fflush(out);
-      done_ = true;
       return;
     }
     buf.append(chunk, static_cast<size_t>(got));

@@ -93,7 +93,7 @@ public:
   /// Runs one command line; returns the response line (no newline), or "" for a
   /// blank/comment line.
   std::string execute(const std::string& line);
-  /// True once `quit` ran.
+  /// True once `quit` ran (not at end of input).
   bool done() const { return done_; }
   /// Reads lines from `fd` until end of input, `quit`, or `stop` turns true (checked
   /// every 100 ms); writes responses to `out` (flushed after each).
