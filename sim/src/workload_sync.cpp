@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -33,11 +34,18 @@ using clock_type = std::chrono::steady_clock;
 using time_point = clock_type::time_point;
 
 const std::string tenant = "bench";
-const std::string branch = "b001";
+const std::string branch = "b001";  ///< the branch of W1-W4 (and of W5 with one branch)
 constexpr core::node_id hq_id = 0x4800000000000001ULL;
 constexpr core::node_id branch_id = 0xB000000000000001ULL;
 constexpr core::node_id first_terminal_id = 0x7000000000000001ULL;
 constexpr int64_t initial_stock = 1'000'000'000; // thousandths: never runs out
+
+// Branch `i` (0-based) of W5: b001, b002, ...
+std::string branch_name(size_t i) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "b%03zu", i + 1);
+  return buf;
+}
 
 const char* const w1 = "full-sync";
 const char* const w2 = "incremental";
@@ -223,11 +231,11 @@ public:
       nodes_.pop_back();
   }
 
-  node::node_config config(storage::node_role role, core::node_id id) const {
+  node::node_config config(storage::node_role role, core::node_id id, const std::string& br = branch) const {
     node::node_config c;
     c.role = role;
     c.tenant = tenant;
-    c.branch = role == storage::node_role::hq ? "" : branch;
+    c.branch = role == storage::node_role::hq ? "" : br;
     c.node_id = id;
     // Setup only: a terminal refused before its branch holds the registry retries soon.
     c.backoff.initial_ms = 20;
@@ -270,10 +278,11 @@ private:
   std::vector<std::unique_ptr<node::node>> nodes_;
 };
 
-node::device device_of(core::node_id id, storage::node_role role, const std::string& name) {
+node::device device_of(core::node_id id, storage::node_role role, const std::string& name,
+                       const std::string& br = branch) {
   node::device d;
   d.tenant = tenant;
-  d.branch = branch;
+  d.branch = br;
   d.node = id;
   d.role = role;
   d.name = name;
@@ -353,14 +362,14 @@ struct planned_sale {
 };
 
 std::vector<planned_sale> plan_sales(storage::node_store& store, const std::vector<product_spec>& catalog,
-                                     rng& r, size_t n, size_t terminal) {
+                                     rng& r, size_t n, size_t terminal, const std::string& br = branch) {
   std::vector<planned_sale> out;
   out.reserve(n);
   sale_context ctx;
   ctx.terminal_id = "T" + std::to_string(terminal + 1);
   for (size_t i = 0; i < n; ++i) {
     planned_sale s;
-    s.key = core::record_key{tenant, branch, "sale", store.new_id()};
+    s.key = core::record_key{tenant, br, "sale", store.new_id()};
     ctx.receipt_no = i + 1;
     ctx.time_ms = wall_ms();
     auto d = make_sale(r, catalog, s.key.id, ctx, 3, 3);
@@ -386,6 +395,7 @@ public:
       if (r) ++ok_;
       else if (!failure_) failure_ = std::move(r).err();
       ++done_;
+      last_ = clock_type::now();
     }
     cv_.notify_all();
   }
@@ -402,30 +412,36 @@ public:
     std::lock_guard<std::mutex> g(mu_);
     return failure_;
   }
+  /// When the last commit completed.
+  time_point last() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return last_;
+  }
 
 private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   size_t ok_ = 0, done_ = 0;
+  time_point last_{};
   std::optional<error> failure_;
 };
 
-// Stock HQ should show per product: initial minus what `sales` sold.
-std::unordered_map<std::string, int64_t> expected_stock(const std::vector<planned_sale>& sales) {
-  std::unordered_map<std::string, int64_t> out;
+// Stock HQ should show per (branch, product): initial minus what `sales` sold there.
+std::map<std::pair<std::string, std::string>, int64_t> expected_stock(const std::vector<planned_sale>& sales) {
+  std::map<std::pair<std::string, std::string>, int64_t> out;
   for (const auto& s : sales)
     for (const auto& l : s.lines) {
-      auto it = out.emplace(l.product_id, initial_stock).first;
+      auto it = out.emplace(std::make_pair(s.key.scope, l.product_id), initial_stock).first;
       it->second -= l.quantity;
     }
   return out;
 }
 
 size_t stock_mismatches(const storage::node_store& store,
-                        const std::unordered_map<std::string, int64_t>& expected) {
+                        const std::map<std::pair<std::string, std::string>, int64_t>& expected) {
   size_t bad = 0;
-  for (const auto& [id, want] : expected) {
-    auto got = store.stock_level(tenant, branch, id);
+  for (const auto& [where, want] : expected) {
+    auto got = store.stock_level(tenant, where.first, where.second);
     if (!got || *got != want) ++bad;
   }
   return bad;
@@ -465,6 +481,50 @@ arrival tally(const watcher& w, const storage::node_store& hq, const std::vector
     if (!made.count(id)) a.duplicated += v.second; // seen but never made here
   return a;
 }
+
+// Polls HQ's store for a sample of `sales` every 500 µs on its own thread: when the
+// last of the sample was readable. A cross-check of the commit notifications.
+class read_probe {
+public:
+  read_probe(const storage::node_store& hq, const std::vector<planned_sale>& sales, size_t sample,
+             time_point deadline)
+      : thread_([this, &hq, &sales, sample, deadline] {
+          std::vector<const core::record_key*> keys;
+          size_t step = std::max<size_t>(1, sales.size() / std::max<size_t>(1, sample));
+          for (size_t i = 0; i < sales.size(); i += step)
+            keys.push_back(&sales[i].key);
+          if (!sales.empty() && keys.back() != &sales.back().key) keys.push_back(&sales.back().key);
+          size_t next = 0;
+          while (!stop_.load() && clock_type::now() < deadline) {
+            while (next < keys.size()) {
+              auto v = hq.get(*keys[next]);
+              if (!v || !*v) break;
+              ++next;
+            }
+            if (next == keys.size()) {
+              done_ = clock_type::now();
+              ok_ = true;
+              return;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(500));
+          }
+        }) {}
+  read_probe(const read_probe&) = delete;
+  read_probe& operator=(const read_probe&) = delete;
+  ~read_probe() { finish(); }
+  /// Joins; the time the whole sample was readable, if it was.
+  std::optional<time_point> finish() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return ok_ ? std::optional<time_point>(done_) : std::nullopt;
+  }
+
+private:
+  std::atomic<bool> stop_{false};
+  bool ok_ = false;
+  time_point done_{};
+  std::thread thread_;
+};
 
 void fail(sync_report& rep, const std::string& why) {
   rep.converged = false;
@@ -675,10 +735,12 @@ result<sync_report> run_offline_backlog(sync_report rep, const std::string& root
   rep.setup_seconds = secs_between(setup_begin, clock_type::now());
 
   auto t0 = clock_type::now();
+  read_probe probe((*hq)->store(), sales, 64, deadline());
   (*term)->set_uplink_enabled(true);
   (*term)->sync_now();
   bool all = sub->wait_distinct(sales.size(), deadline());
   auto t1 = clock_type::now();
+  if (auto p = probe.finish()) rep.details["read_probe_seconds"] = secs_between(t0, *p);
 
   auto a = tally(*sub, (*hq)->store(), sales, t0, nullptr);
   rep.expected = sales.size();
@@ -800,22 +862,40 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
   fleet f(rt, o.transport);
-  auto devices = terminal_devices(o.terminals);
-  if (o.via_branch) devices.push_back(device_of(branch_id, storage::node_role::branch, "branch server"));
+  // Terminal i sells in branch i % branches; with via_branch each branch has a node.
+  auto branch_of = [&](size_t terminal) { return branch_name(terminal % o.branches); };
+  std::vector<node::device> devices;
+  for (size_t i = 0; i < o.terminals; ++i)
+    devices.push_back(device_of(first_terminal_id + i, storage::node_role::terminal,
+                                "register " + std::to_string(i + 1), branch_of(i)));
+  if (o.via_branch)
+    for (size_t b = 0; b < o.branches; ++b)
+      devices.push_back(device_of(branch_id + b, storage::node_role::branch, "branch server", branch_name(b)));
   auto hq = start_hq(f, root, std::move(devices));
   if (!hq) return std::move(hq).err();
   auto catalog = generate_catalog(o.products, o.seed);
-  if (auto st = load_catalog((*hq)->store(), tenant, branch, catalog, initial_stock, 1000)) return st;
+  // Products once, then every branch's initial stock.
+  if (auto st = load_catalog((*hq)->store(), tenant, branch_name(0), catalog, initial_stock, 1000)) return st;
+  for (size_t b = 1; b < o.branches; ++b) {
+    std::vector<storage::write_op> ops;
+    for (const auto& p : catalog)
+      ops.emplace_back(storage::counter_op{stock_key(tenant, branch_name(b), p.id), initial_stock});
+    auto w = (*hq)->store().write(std::move(ops));
+    if (!w) return std::move(w).err();
+  }
 
-  node::node* up = *hq;
+  std::vector<node::node*> ups(o.branches, *hq);
   if (o.via_branch) {
-    auto b_cfg = f.config(storage::node_role::branch, branch_id);
-    b_cfg.dir = root + "/branch";
-    f.attach(b_cfg, **hq, "branch");
-    auto br = f.start(b_cfg);
-    if (!br) return std::move(br).err();
-    if (auto st = first_sync(**br, catalog.back().id, deadline())) return st;
-    up = *br;
+    for (size_t b = 0; b < o.branches; ++b) {
+      auto b_cfg = f.config(storage::node_role::branch, branch_id + b, branch_name(b));
+      b_cfg.dir = root + "/branch-" + branch_name(b);
+      f.attach(b_cfg, **hq, "branch-" + branch_name(b));
+      auto br = f.start(b_cfg);
+      if (!br) return std::move(br).err();
+      ups[b] = *br;
+    }
+    for (auto* br : ups)
+      if (auto st = first_sync(*br, catalog.back().id, deadline())) return st;
   }
 
   // Every terminal in one shared database, one store space each.
@@ -825,10 +905,10 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   if (!db) return std::move(db).err();
   std::vector<node::node*> terms;
   for (size_t i = 0; i < o.terminals; ++i) {
-    auto c = f.config(storage::node_role::terminal, first_terminal_id + i);
+    auto c = f.config(storage::node_role::terminal, first_terminal_id + i, branch_of(i));
     c.db = *db;
     c.space = static_cast<uint32_t>(i + 1);
-    f.attach(c, *up, "terminal-" + std::to_string(i + 1));
+    f.attach(c, *ups[i % o.branches], "terminal-" + std::to_string(i + 1));
     auto t = f.start(c);
     if (!t) return std::move(t).err();
     terms.push_back(*t);
@@ -843,7 +923,7 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
     std::vector<std::vector<planned_sale>> per(terms.size());
     for (size_t t = 0; t < terms.size(); ++t) {
       rng r(o.seed * 1000 + t + 1);
-      per[t] = plan_sales(terms[t]->store(), catalog, r, o.sales, t);
+      per[t] = plan_sales(terms[t]->store(), catalog, r, o.sales, t, branch_of(t));
     }
     for (size_t i = 0; i < o.sales; ++i)
       for (size_t t = 0; t < terms.size(); ++t)
@@ -855,6 +935,7 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   rep.setup_seconds = secs_between(setup_begin, clock_type::now());
 
   auto t0 = clock_type::now();
+  read_probe probe((*hq)->store(), sales, 64, deadline());
   for (size_t i = 0; i < sales.size(); ++i) {
     started[i] = clock_type::now();
     terms[sales[i].terminal]->store().record_sale_async(sales[i].key, sales[i].body, made->callback());
@@ -862,6 +943,7 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   bool all = sub->wait_distinct(sales.size(), deadline());
   auto t1 = clock_type::now();
   made->wait_outstanding(sales.size(), 0, deadline());
+  if (auto p = probe.finish()) rep.details["read_probe_seconds"] = secs_between(t0, *p);
 
   auto a = tally(*sub, (*hq)->store(), sales, t0, &started);
   rep.expected = sales.size();
@@ -871,6 +953,7 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   rep.seconds = all ? secs_between(t0, a.last) : secs_between(t0, t1);
   rep.sales_per_s = rep.seconds > 0 ? static_cast<double>(a.seen) / rep.seconds : 0;
   rep.details["sales_made"] = static_cast<double>(made->ok());
+  rep.details["terminal_commits_seconds"] = secs_between(t0, made->last());
   set_latencies(rep, std::move(a.latency_ms));
   rep.converged = true;
   if (auto e = made->failure()) fail(rep, "a terminal's sale commit failed: " + e->to_string());
@@ -897,6 +980,7 @@ sync_options with_defaults(sync_options o) {
   if (o.sales == 0) o.sales = o.workload == w5 ? 50 : 1'000;
   if (o.terminals == 0) o.terminals = o.workload == w4 ? 10 : o.workload == w5 ? 200 : 1;
   if (o.changes == 0) o.changes = o.workload == w2 ? 50 : 200;
+  if (o.branches == 0) o.branches = 1;
   return o;
 }
 
@@ -931,6 +1015,10 @@ result<sync_report> run_sync(const sync_options& opts) {
   if (o.workload == w2 && o.changes > o.products)
     return error(errc::invalid_argument, "--changes must not exceed --products");
   if (o.terminals == 0) return error(errc::invalid_argument, "--terminals must be at least 1");
+  if (o.workload == w5 && o.branches > o.terminals)
+    return error(errc::invalid_argument, "--branches must not exceed --terminals");
+  if (o.workload != w5 && o.branches != 1)
+    return error(errc::invalid_argument, "--branches applies to many-terminals only");
   if (o.timeout_ms <= 0) return error(errc::invalid_argument, "--timeout-ms must be positive");
 
   auto dir = temp_dir::make(o.dir);
@@ -961,6 +1049,7 @@ std::string to_json(const sync_report& r) {
                      {"products", o.products},
                      {"sales", o.sales},
                      {"terminals", o.terminals},
+                     {"branches", o.branches},
                      {"changes", o.changes},
                      {"via_branch", o.workload == w4 || o.via_branch},
                      {"seed", o.seed}};

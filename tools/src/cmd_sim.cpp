@@ -92,7 +92,8 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--transport", cfg->transport, "W1-W5: grpc (127.0.0.1) or inproc")->capture_default_str();
   cmd->add_option("--terminals", cfg->sync.terminals, "W4: live terminals [10]; W5: selling terminals [200]");
   cmd->add_option("--changes", cfg->sync.changes, "W2: products changed offline [50]; W4: updates pushed [200]");
-  cmd->add_flag("--via-branch", cfg->sync.via_branch, "W5: terminals under one branch instead of directly under HQ");
+  cmd->add_option("--branches", cfg->sync.branches, "W5: branches the terminals sell in [1]");
+  cmd->add_flag("--via-branch", cfg->sync.via_branch, "W5: terminals under their branch's node instead of directly under HQ");
   cmd->add_option("--timeout-ms", cfg->sync.timeout_ms, "W1-W5: bound of every wait")->capture_default_str();
   cmd->add_option("--threads", cfg->sync.threads, "W1-W5: runtime scheduler threads (0 = default)");
   cmd->add_option("--writers", cfg->local.writers, "concurrent writer threads")->capture_default_str();

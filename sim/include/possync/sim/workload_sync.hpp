@@ -48,7 +48,8 @@ struct sync_options {
   size_t sales = 0;      ///< W3: backlog [1,000]; W5: sales per terminal [50]
   size_t terminals = 0;  ///< W4 [10]; W5 [200]
   size_t changes = 0;    ///< W2 [50]; W4 [200]
-  bool via_branch = false;  ///< W5: terminals under one branch instead of directly under HQ
+  size_t branches = 0;   ///< W5: terminal i sells in branch i % branches [1]
+  bool via_branch = false;  ///< W5: terminals under their branch's node instead of directly under HQ
   uint64_t seed = 1;
   std::string dir;       ///< parent of the temporary store directory ("" = $TMPDIR or /tmp)
   bool keep_dir = false; ///< keep the stores for inspection
