@@ -11,11 +11,15 @@ namespace possync::actors {
 namespace {
 
 struct notifier_state {
+  std::string label;
   std::map<uint64_t, change_watch::fn_type> watchers;
   static inline const char* name = "possync.notifier";
 };
 
-notifier_actor::behavior_type notifier(notifier_actor::stateful_pointer<notifier_state> self) {
+// Function actors take an argument: spawning an argument-less one trips UBSan inside
+// CAF 0.17's init_fun_factory.
+notifier_actor::behavior_type notifier(notifier_actor::stateful_pointer<notifier_state> self, std::string label) {
+  self->state.label = std::move(label);
   return {
       [=](atom::watch, change_watch& w) { self->state.watchers[w.id] = std::move(w.fn); },
       [=](atom::unwatch, uint64_t id) { self->state.watchers.erase(id); },
@@ -37,6 +41,7 @@ struct hub_state {
   bool flush_pending = false;
   notifier_actor notifier;
   std::set<uint64_t> watchers;
+  std::string label;
   static inline const char* name = "possync.hub";
 
   void drop(const caf::actor_addr& a) {
@@ -54,8 +59,9 @@ struct hub_state {
   }
 };
 
-hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self) {
-  self->state.notifier = self->spawn<caf::linked>(notifier);
+hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self, std::string label) {
+  self->state.label = std::move(label);
+  self->state.notifier = self->spawn<caf::linked>(notifier, self->state.label);
   self->set_down_handler([=](caf::down_msg& m) {
     auto& st = self->state;
     if (st.uplink && m.source == st.uplink.address()) {
@@ -126,8 +132,8 @@ hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self) {
 
 } // namespace
 
-hub_actor spawn_hub(caf::actor_system& sys) {
-  return sys.spawn(hub_fn);
+hub_actor spawn_hub(caf::actor_system& sys, std::string label) {
+  return sys.spawn(hub_fn, std::move(label));
 }
 
 } // namespace possync::actors

@@ -8,9 +8,12 @@ namespace possync::actors {
 
 namespace {
 
-blocking_worker_actor::behavior_type blocking_worker(blocking_worker_actor::pointer self) {
+// Takes a (counter) argument: spawning an argument-less function actor trips UBSan
+// inside CAF 0.17's init_fun_factory.
+blocking_worker_actor::behavior_type blocking_worker(blocking_worker_actor::pointer, std::shared_ptr<uint64_t> runs) {
   return {
-      [](atom::io, io_job& job) {
+      [runs](atom::io, io_job& job) {
+        ++*runs;
         if (job.run) job.run();
       },
   };
@@ -52,7 +55,7 @@ store_actor::behavior_type store_fn(store_actor::stateful_pointer<store_state> s
 } // namespace
 
 blocking_worker_actor spawn_blocking_worker(caf::actor_system& sys) {
-  return sys.spawn<caf::detached>(blocking_worker);
+  return sys.spawn<caf::detached>(blocking_worker, std::make_shared<uint64_t>(0));
 }
 
 store_actor spawn_store_actor(caf::actor_system& sys, std::shared_ptr<storage::node_store> store,

@@ -193,7 +193,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   auto& rti = i->rt->get();
   i->store_h = actors::spawn_store_actor(*rti.sys, i->store, rti.worker);
   i->live->track(i->store_h, i->live, false);
-  i->hub = actors::spawn_hub(*rti.sys);
+  i->hub = actors::spawn_hub(*rti.sys, core::node_id_to_string(i->me.node));
   i->live->track(i->hub, i->live, false);
   actors::connect_listener(*i->store, i->hub);
   i->cfg = std::move(cfg);

@@ -9,13 +9,15 @@
 //   so a slow callback never delays announcements and never runs on the committer.
 // Sessions are monitored: a session that exits is forgotten.
 
+#include <string>
+
 #include "caf/fwd.hpp"
 
 #include "possync/actors/messages.hpp"
 
 namespace possync::actors {
 
-/// Spawns a hub (and its notifier, which exits with it).
-hub_actor spawn_hub(caf::actor_system& sys);
+/// Spawns a hub (and its notifier, which exits with it); `label` names it in logs.
+hub_actor spawn_hub(caf::actor_system& sys, std::string label = "hub");
 
 } // namespace possync::actors
