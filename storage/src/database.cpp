@@ -339,13 +339,15 @@ void database_impl::run_committer() {
     }
     if (!next) continue;
     seal_group(*next);
-    bool idle = false;
-    if (next->batch.Count() > 0) {
+    bool lone = false;
+    if (next->batch.Count() > 0 && next->reqs.size() == 1) {
       std::lock_guard<std::mutex> lk(queue_mu_);
-      idle = queue_.empty();
+      lone = queue_.empty();
     }
-    if (next->batch.Count() == 0 || idle) {
-      // Nothing to overlap with: write here and spare the hand-over's latency.
+    if (next->batch.Count() == 0 || lone) {
+      // A lone request (one writer waiting on each commit): nothing to overlap
+      // with, so write here and spare it the hand-over's latency. Larger groups go
+      // to the writer, since their callers' next requests arrive while it syncs.
       next->write_err = write_group(*next);
       complete_group(*next);
       continue;
