@@ -124,7 +124,8 @@ TEST_F(cli, example_configs_parse) {
     possync::test::child_process p;
     ASSERT_TRUE(p.spawn({POSSYNC_BIN, role, "--config", source_dir() + "/deploy/examples/" + role + ".yaml",
                          "--dir", dir_ + "/" + role, "--listen", "127.0.0.1:0", "--log-level", "warn"}));
-    auto line = p.next_line("listening on 127.0.0.1:", possync::test::steady::now() + std::chrono::seconds(30));
+    auto line =
+        p.next_line("listening on 127.0.0.1:", possync::test::steady::now() + std::chrono::seconds(30));
     ASSERT_TRUE(line.has_value()) << role << ": " << p.output();
     int st = p.stop(SIGTERM, std::chrono::seconds(30));
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << role << " status " << st;
@@ -153,9 +154,9 @@ TEST_F(cli, hq_and_terminal_consoles_over_pipes) {
   EXPECT_EQ(*r, "ok {\"products\":20}");
 
   possync::test::child_process t;
-  ASSERT_TRUE(t.spawn({POSSYNC_BIN, "terminal", "--dir", dir_ + "/t1", "--upstream", "127.0.0.1:" + port, "--tenant",
-                       "demo", "--branch", "b1", "--node-id", "a1", "--log-level", "warn", "--backoff-initial-ms",
-                       "100", "--backoff-max-ms", "500"},
+  ASSERT_TRUE(t.spawn({POSSYNC_BIN, "terminal", "--dir", dir_ + "/t1", "--upstream", "127.0.0.1:" + port,
+                       "--tenant", "demo", "--branch", "b1", "--node-id", "a1", "--log-level", "warn",
+                       "--backoff-initial-ms", "100", "--backoff-max-ms", "500"},
                       true));
   r = t.command("wait-count product 20 60", 70s);
   ASSERT_TRUE(r.has_value());
@@ -207,7 +208,8 @@ TEST_F(cli, terminal_script_runs_and_reports_failures) {
     f << "# a comment\nproduct x1 \"Kopi Susu 250ml\" 12000 8991000000011\nstock x1 5\nsell x1 2\n"
          "get-stock b1 x1\nprice x1 13000\nwait-product x1 price 13000 1\ncount sale\n";
   }
-  auto good = run("terminal --dir " + dir_ + "/t --tenant demo --branch b1 --log-level warn --script " + dir_ + "/ok.txt");
+  auto good = run("terminal --dir " + dir_ + "/t --tenant demo --branch b1 --log-level warn --script " +
+                  dir_ + "/ok.txt");
   EXPECT_EQ(good.code, 0) << good.out;
   EXPECT_NE(good.out.find("\"stock_milli\":3000"), std::string::npos) << good.out;
   EXPECT_NE(good.out.find("\"count\":1"), std::string::npos) << good.out;
@@ -215,18 +217,21 @@ TEST_F(cli, terminal_script_runs_and_reports_failures) {
     std::ofstream f(dir_ + "/bad.txt");
     f << "sell missing 1\n";
   }
-  auto bad = run("terminal --dir " + dir_ + "/t --tenant demo --branch b1 --log-level warn --script " + dir_ + "/bad.txt");
+  auto bad = run("terminal --dir " + dir_ + "/t --tenant demo --branch b1 --log-level warn --script " + dir_ +
+                 "/bad.txt");
   EXPECT_EQ(bad.code, 1) << bad.out;
   EXPECT_NE(bad.out.find("err not_found"), std::string::npos) << bad.out;
 }
 
 // The whole system in one process: HQ, a branch, three terminals, a cut and a heal.
 TEST_F(cli, demo_verifies_and_exits_zero) {
-  auto r = run("demo --log-level warn --products 50 --sales-online 10 --sales-cut 10 --dir " + dir_ + "/demo");
+  auto r =
+      run("demo --log-level warn --products 50 --sales-online 10 --sales-cut 10 --dir " + dir_ + "/demo");
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("PASS"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
-  for (const char* n : {"hq ", "branch ", "t1 ", "t2 ", "t3 "}) EXPECT_NE(r.out.find(n), std::string::npos) << n;
+  for (const char* n : {"hq ", "branch ", "t1 ", "t2 ", "t3 "})
+    EXPECT_NE(r.out.find(n), std::string::npos) << n;
 }
 
 TEST_F(cli, demo_on_defaults) {

@@ -10,7 +10,8 @@
 namespace possync::tools {
 
 void add_branch_command(CLI::App& app, command_fn& run) {
-  auto* cmd = app.add_subcommand("branch", "run a branch: serve terminals, relay to HQ, until SIGINT/SIGTERM");
+  auto* cmd =
+      app.add_subcommand("branch", "run a branch: serve terminals, relay to HQ, until SIGINT/SIGTERM");
   auto flags = std::make_shared<node_flags>(cmd, storage::node_role::branch);
   cmd->callback([flags, &run] {
     run = [flags] {

@@ -37,29 +37,30 @@ namespace {
 using steady = std::chrono::steady_clock;
 
 struct demo_config {
-  std::string dir;              ///< "" = a temporary directory, removed at the end
-  bool keep_running = false;    ///< after the verification, keep the nodes up with a console
+  std::string dir;           ///< "" = a temporary directory, removed at the end
+  bool keep_running = false; ///< after the verification, keep the nodes up with a console
   std::string tenant = "demo";
   std::string branch = "jkt-01";
   size_t products = 200;
-  int64_t stock = 100;          ///< initial units of every product at the branch
-  size_t sales_online = 40;     ///< sales per terminal while everything is connected
-  size_t sales_cut = 40;        ///< sales per terminal while the branch is cut off from HQ
-  double timeout_s = 60;        ///< bound on each wait for sync
+  int64_t stock = 100;      ///< initial units of every product at the branch
+  size_t sales_online = 40; ///< sales per terminal while everything is connected
+  size_t sales_cut = 40;    ///< sales per terminal while the branch is cut off from HQ
+  double timeout_s = 60;    ///< bound on each wait for sync
   uint64_t seed = 7;
   std::string log_level = "warn";
 };
 
 struct member {
-  std::string name;             ///< hq, branch, t1, t2, t3
+  std::string name; ///< hq, branch, t1, t2, t3
   std::unique_ptr<node::node> n;
-  std::vector<sale_made> made;  ///< sales rung up here
+  std::vector<sale_made> made; ///< sales rung up here
 };
 
-double since(steady::time_point t) { return std::chrono::duration<double>(steady::now() - t).count(); }
+double since(steady::time_point t) {
+  return std::chrono::duration<double>(steady::now() - t).count();
+}
 
-template <class Pred>
-bool wait_until(Pred pred, double seconds) {
+template <class Pred> bool wait_until(Pred pred, double seconds) {
   auto deadline = steady::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   for (;;) {
     if (pred()) return true;
@@ -105,15 +106,16 @@ result<std::map<std::string, digest_part>> digests_of(node::node& n, const std::
   auto d = digest(n.store(), scopes, only);
   if (!d) return std::move(d).err();
   std::map<std::string, digest_part> out;
-  for (const auto& s : *d) out[s.id.name()] = s.all;
+  for (const auto& s : *d)
+    out[s.id.name()] = s.all;
   return out;
 }
 
 std::string ago(int64_t ms) {
   if (ms <= 0) return "never";
-  int64_t now =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f s ago", static_cast<double>(now - ms) / 1000.0);
   return buf;
@@ -126,17 +128,19 @@ void print_status_table(std::vector<member>& nodes) {
   for (auto& m : nodes) {
     auto s = m.n->status();
     char pending[64];
-    std::snprintf(pending, sizeof pending, "%llu/%llu/%llu/%llu", static_cast<unsigned long long>(s.pending[0]),
-                  static_cast<unsigned long long>(s.pending[1]), static_cast<unsigned long long>(s.pending[2]),
-                  static_cast<unsigned long long>(s.pending[3]));
+    std::snprintf(
+        pending, sizeof pending, "%llu/%llu/%llu/%llu", static_cast<unsigned long long>(s.pending[0]),
+        static_cast<unsigned long long>(s.pending[1]), static_cast<unsigned long long>(s.pending[2]),
+        static_cast<unsigned long long>(s.pending[3]));
     bool has_up = !m.n->config().upstreams.empty();
     char skew[32];
     std::snprintf(skew, sizeof skew, "%lld ms", static_cast<long long>(s.skew_ms));
     std::printf("  %-7s %-16s %-8s %-7s %-9s %-24s %-12s %6llu %7s %8u %8u\n", m.name.c_str(),
                 core::node_id_to_string(s.node).c_str(), storage::to_string(s.role),
-                has_up ? (s.online ? "yes" : "NO") : "-", has_up ? (s.caught_up ? "yes" : "no") : "-", pending,
-                has_up ? ago(s.last_sync_ms).c_str() : "-", static_cast<unsigned long long>(s.lag_records),
-                has_up ? skew : "-", s.downstream_sessions, s.uplink_restarts);
+                has_up ? (s.online ? "yes" : "NO") : "-", has_up ? (s.caught_up ? "yes" : "no") : "-",
+                pending, has_up ? ago(s.last_sync_ms).c_str() : "-",
+                static_cast<unsigned long long>(s.lag_records), has_up ? skew : "-", s.downstream_sessions,
+                s.uplink_restarts);
     if (!s.last_error.empty()) std::printf("          last error: %s\n", s.last_error.c_str());
   }
 }
@@ -180,7 +184,7 @@ int run_demo(const demo_config& cfg) {
     }
   } cleanup_dir{dir, remove_dir};
 
-  signal_watch signals;  // before any node thread starts
+  signal_watch signals; // before any node thread starts
   auto rt = node::runtime::create();
 
   const core::node_id hq_id = 0xa1, branch_id = 0xb1;
@@ -213,7 +217,8 @@ int run_demo(const demo_config& cfg) {
   struct stopper {
     std::vector<member>& nodes;
     ~stopper() {
-      for (auto it = nodes.rbegin(); it != nodes.rend(); ++it) it->n->stop();
+      for (auto it = nodes.rbegin(); it != nodes.rend(); ++it)
+        it->n->stop();
       nodes.clear();
     }
   } stop_all{nodes};
@@ -223,10 +228,11 @@ int run_demo(const demo_config& cfg) {
 
   auto hq_cfg = base(storage::node_role::hq, "hq", hq_id);
   hq_cfg.listen = "127.0.0.1:0";
-  hq_cfg.devices.push_back({cfg.tenant, cfg.branch, branch_id, storage::node_role::branch, "store PC", false});
+  hq_cfg.devices.push_back(
+      {cfg.tenant, cfg.branch, branch_id, storage::node_role::branch, "store PC", false});
   for (int i = 0; i < 3; ++i)
-    hq_cfg.devices.push_back(
-        {cfg.tenant, cfg.branch, till_ids[i], storage::node_role::terminal, "Till " + std::to_string(i + 1), false});
+    hq_cfg.devices.push_back({cfg.tenant, cfg.branch, till_ids[i], storage::node_role::terminal,
+                              "Till " + std::to_string(i + 1), false});
   if (auto e = start("hq", hq_cfg)) return fail("starting " + e.to_string());
   node::node& hq = *nodes[0].n;
 
@@ -275,14 +281,16 @@ int run_demo(const demo_config& cfg) {
     for (size_t i = 2; i < nodes.size(); ++i) {
       auto& m = nodes[i];
       sim::rng r(cfg.seed * 1000 + round * 10 + i);
-      if (auto e = sell_random(m.n->store(), cfg.tenant, cfg.branch, m.name, catalog, r, per_terminal, m.made))
+      if (auto e =
+              sell_random(m.n->store(), cfg.tenant, cfg.branch, m.name, catalog, r, per_terminal, m.made))
         return error(e.code, m.name + ": " + e.message);
     }
     return {};
   };
   auto total_made = [&] {
     size_t n = 0;
-    for (auto& m : nodes) n += m.made.size();
+    for (auto& m : nodes)
+      n += m.made.size();
     return n;
   };
   t0 = steady::now();
@@ -310,12 +318,13 @@ int run_demo(const demo_config& cfg) {
         return true;
       },
       cfg.timeout_s);
-  std::printf("  4. branch cut off from HQ; t1-t3 sold %zu more; HQ set %s's price to %lld, the branch renamed it\n"
-              "     while cut: branch holds %llu sales, HQ %llu; branch outbox holds %llu sales\n",
-              cfg.sales_cut * 3, first.c_str(), static_cast<long long>(new_price),
-              static_cast<unsigned long long>(count_of(br, scopes, "sale")),
-              static_cast<unsigned long long>(count_of(hq, scopes, "sale")),
-              static_cast<unsigned long long>(outbox_count(br, core::lane_sales)));
+  std::printf(
+      "  4. branch cut off from HQ; t1-t3 sold %zu more; HQ set %s's price to %lld, the branch renamed it\n"
+      "     while cut: branch holds %llu sales, HQ %llu; branch outbox holds %llu sales\n",
+      cfg.sales_cut * 3, first.c_str(), static_cast<long long>(new_price),
+      static_cast<unsigned long long>(count_of(br, scopes, "sale")),
+      static_cast<unsigned long long>(count_of(hq, scopes, "sale")),
+      static_cast<unsigned long long>(outbox_count(br, core::lane_sales)));
 
   // 5. Heal and wait (bounded) until everything is everywhere.
   t0 = steady::now();
@@ -336,7 +345,8 @@ int run_demo(const demo_config& cfg) {
       const auto& want = role == storage::node_role::terminal ? *want_till : *want_branch;
       for (const auto& [scope, part] : want) {
         auto it = d->find(scope);
-        if (it == d->end() || it->second.hash != part.hash || it->second.records != part.records) return false;
+        if (it == d->end() || it->second.hash != part.hash || it->second.records != part.records)
+          return false;
       }
     }
     return true;
@@ -359,14 +369,17 @@ int run_demo(const demo_config& cfg) {
     for (const auto& s : m.made) {
       made_ids.insert(cfg.branch + "/" + s.id);
       ++made_count;
-      for (const auto& l : s.lines) sold[l.product_id] += l.quantity;
+      for (const auto& l : s.lines)
+        sold[l.product_id] += l.quantity;
     }
   for (auto* holder : {&hq, &br}) {
     auto ids = record_ids(holder->store(), scopes, "sale");
     if (!ids) return fail("reading sales: " + ids.err().to_string());
     size_t missing = 0, unknown = 0;
-    for (const auto& id : made_ids) missing += ids->count(id) ? 0 : 1;
-    for (const auto& id : *ids) unknown += made_ids.count(id) ? 0 : 1;
+    for (const auto& id : made_ids)
+      missing += ids->count(id) ? 0 : 1;
+    for (const auto& id : *ids)
+      unknown += made_ids.count(id) ? 0 : 1;
     char line[256];
     std::snprintf(line, sizeof line, "%s holds %zu sales of %zu made on t1-t3 (missing %zu, duplicates %zu)",
                   holder == &hq ? "HQ" : "branch", ids->size(), made_count, missing, unknown);
@@ -382,8 +395,9 @@ int run_demo(const demo_config& cfg) {
       if (p.id == first && level) sample = *level;
     }
     char line[256];
-    std::snprintf(line, sizeof line, "%-6s stock = initial - sold for %zu/%zu products (%s: %.3f)", m.name.c_str(),
-                  catalog.size() - wrong, catalog.size(), first.c_str(), static_cast<double>(sample) / 1000.0);
+    std::snprintf(line, sizeof line, "%-6s stock = initial - sold for %zu/%zu products (%s: %.3f)",
+                  m.name.c_str(), catalog.size() - wrong, catalog.size(), first.c_str(),
+                  static_cast<double>(sample) / 1000.0);
     check(wrong == 0, line);
   }
   auto hq_all = digest(hq.store(), scopes);
@@ -404,7 +418,8 @@ int run_demo(const demo_config& cfg) {
     }();
     std::string line = nodes[i].name + " holds the same records as HQ (" +
                        (role == storage::node_role::terminal ? "catalogue and stock" : "everything") + "):";
-    for (const auto& [k, v] : *have) line += " " + k + " " + std::to_string(v.records) + " #" + hex64(v.hash).substr(0, 8);
+    for (const auto& [k, v] : *have)
+      line += " " + k + " " + std::to_string(v.records) + " #" + hex64(v.hash).substr(0, 8);
     check(same, line);
   }
   size_t edits_ok = 0;
@@ -412,20 +427,24 @@ int run_demo(const demo_config& cfg) {
     auto p = product_json(m.n->store(), cfg.tenant, first);
     if (p && p->has_value() && (**p)["price"] == new_price && (**p)["name"] == new_name) ++edits_ok;
   }
-  check(edits_ok == nodes.size(), "concurrent edit of " + first + ": price from HQ and name from the branch on " +
-                                      std::to_string(edits_ok) + "/" + std::to_string(nodes.size()) + " nodes");
+  check(edits_ok == nodes.size(),
+        "concurrent edit of " + first + ": price from HQ and name from the branch on " +
+            std::to_string(edits_ok) + "/" + std::to_string(nodes.size()) + " nodes");
   print_status_table(nodes);
-  std::printf("\n%s\n", all_ok ? "PASS: every sale at HQ exactly once, stock right everywhere, all nodes converged"
-                               : "FAIL: see the lines marked FAIL above");
+  std::printf("\n%s\n",
+              all_ok ? "PASS: every sale at HQ exactly once, stock right everywhere, all nodes converged"
+                     : "FAIL: see the lines marked FAIL above");
   std::fflush(stdout);
 
   if (cfg.keep_running && !signals.stopping().load()) {
-    std::printf("\nkept running: HQ 127.0.0.1:%u, branch 127.0.0.1:%u. Console on stdin (`help`, `use hq|branch|t1|t2|t3`);"
+    std::printf("\nkept running: HQ 127.0.0.1:%u, branch 127.0.0.1:%u. Console on stdin (`help`, `use "
+                "hq|branch|t1|t2|t3`);"
                 " Ctrl-C (or `quit`) stops.\n",
                 hq.port(), br.port());
     std::fflush(stdout);
     std::vector<console::target> targets;
-    for (auto& m : nodes) targets.push_back({m.name, m.n.get()});
+    for (auto& m : nodes)
+      targets.push_back({m.name, m.n.get()});
     console c(targets);
     c.run(STDIN_FILENO, stdout, signals.stopping());
     if (!c.done()) signals.wait();
@@ -439,12 +458,15 @@ void add_demo_command(CLI::App& app, command_fn& run) {
   auto cfg = std::make_shared<demo_config>();
   auto* cmd = app.add_subcommand("demo", "HQ + branch + 3 terminals in one process: sell, cut, heal, verify");
   cmd->add_option("--dir", cfg->dir, "data directory, kept [a temporary directory, removed at the end]");
-  cmd->add_flag("--keep-running", cfg->keep_running, "after the verification keep the nodes up with a console");
+  cmd->add_flag("--keep-running", cfg->keep_running,
+                "after the verification keep the nodes up with a console");
   cmd->add_option("--tenant", cfg->tenant, "tenant")->capture_default_str();
   cmd->add_option("--branch", cfg->branch, "branch id")->capture_default_str();
   cmd->add_option("--products", cfg->products, "products in the catalogue")->capture_default_str();
-  cmd->add_option("--stock", cfg->stock, "initial units of each product at the branch")->capture_default_str();
-  cmd->add_option("--sales-online", cfg->sales_online, "sales per terminal while connected")->capture_default_str();
+  cmd->add_option("--stock", cfg->stock, "initial units of each product at the branch")
+      ->capture_default_str();
+  cmd->add_option("--sales-online", cfg->sales_online, "sales per terminal while connected")
+      ->capture_default_str();
   cmd->add_option("--sales-cut", cfg->sales_cut, "sales per terminal while the branch is cut off")
       ->capture_default_str();
   cmd->add_option("--timeout", cfg->timeout_s, "seconds each wait for sync may take")->capture_default_str();

@@ -19,10 +19,10 @@ namespace {
 
 struct inspect_config {
   std::string dir;
-  std::string tenant;  ///< "" = the one the node ran with (kept in the store), else demo
-  std::string branch;  ///< "" = the one the node ran with
+  std::string tenant; ///< "" = the one the node ran with (kept in the store), else demo
+  std::string branch; ///< "" = the one the node ran with
   bool json = false;
-  size_t stock_rows = 10;  ///< stock lines printed per branch (text)
+  size_t stock_rows = 10; ///< stock lines printed per branch (text)
 };
 
 std::string meta_or(const storage::node_store& store, const char* name, const std::string& fallback) {
@@ -37,11 +37,14 @@ int run_inspect(const inspect_config& cfg) {
     return int{exit_failure};
   };
   std::error_code ec;
-  if (!std::filesystem::is_directory(cfg.dir, ec)) return fail("no store in '" + cfg.dir + "' (not a directory)");
+  if (!std::filesystem::is_directory(cfg.dir, ec))
+    return fail("no store in '" + cfg.dir + "' (not a directory)");
   storage::db_options dbo;
   dbo.path = cfg.dir;
   auto db = storage::database::open(dbo);
-  if (!db) return fail("cannot open the store in '" + cfg.dir + "' (is a node running on it?): " + db.err().to_string());
+  if (!db)
+    return fail("cannot open the store in '" + cfg.dir +
+                "' (is a node running on it?): " + db.err().to_string());
   storage::store_options so;
   auto opened = storage::node_store::open(*db, so);
   if (!opened) return fail("cannot open the node store: " + opened.err().to_string());
@@ -59,9 +62,8 @@ int run_inspect(const inspect_config& cfg) {
   for (const auto& s : *scopes) {
     if (s.scope.empty()) continue;
     nlohmann::json levels = nlohmann::json::object();
-    auto st = for_each_record(store, s, "stock", [&](const core::record& r) {
-      levels[r.key.id] = core::counter_of(r).value();
-    });
+    auto st = for_each_record(store, s, "stock",
+                              [&](const core::record& r) { levels[r.key.id] = core::counter_of(r).value(); });
     if (st) return fail(st.to_string());
     if (!levels.empty()) stock[s.name()] = levels;
   }
@@ -121,8 +123,9 @@ int run_inspect(const inspect_config& cfg) {
               static_cast<unsigned long long>(pending[2]), static_cast<unsigned long long>(pending[3]));
   std::printf("  unresolved conflicts: %zu\n", conflicts->size());
   for (const auto& a : *sessions)
-    std::printf("  session with %s (%s): up %llu, down %llu records, %s\n", core::node_id_to_string(a.peer).c_str(),
-                a.peer_role.c_str(), static_cast<unsigned long long>(a.records_up),
+    std::printf("  session with %s (%s): up %llu, down %llu records, %s\n",
+                core::node_id_to_string(a.peer).c_str(), a.peer_role.c_str(),
+                static_cast<unsigned long long>(a.records_up),
                 static_cast<unsigned long long>(a.records_down), a.result.c_str());
   return exit_ok;
 }
@@ -131,7 +134,8 @@ int run_inspect(const inspect_config& cfg) {
 
 void add_inspect_command(CLI::App& app, command_fn& run) {
   auto cfg = std::make_shared<inspect_config>();
-  auto* cmd = app.add_subcommand("inspect", "print what a stopped node's store holds (counts, stock, digests)");
+  auto* cmd =
+      app.add_subcommand("inspect", "print what a stopped node's store holds (counts, stock, digests)");
   cmd->add_option("--dir", cfg->dir, "the node's data directory")->required();
   cmd->add_option("--tenant", cfg->tenant, "tenant to read [the node's, else demo]");
   cmd->add_option("--branch", cfg->branch, "branch to read [the node's]");

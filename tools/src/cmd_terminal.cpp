@@ -174,7 +174,8 @@ void add_terminal_command(CLI::App& app, command_fn& run) {
     uint64_t seed = 0;
   };
   auto* cmd = app.add_subcommand(
-      "terminal", "run a register: console on stdin (or --script) syncing with --upstream; --sales N: offline shift");
+      "terminal",
+      "run a register: console on stdin (or --script) syncing with --upstream; --sales N: offline shift");
   auto flags = std::make_shared<node_flags>(cmd, storage::node_role::terminal);
   auto shift = std::make_shared<shift_flags>();
   auto* sales = cmd->add_option("--sales", shift->sales,

@@ -18,8 +18,7 @@ error bad(const std::string& where, const std::string& what) {
 
 // yaml-cpp throws on a type mismatch; every read goes through these so the message
 // names the key.
-template <class T>
-status read_scalar(const YAML::Node& n, const std::string& where, T& out) {
+template <class T> status read_scalar(const YAML::Node& n, const std::string& where, T& out) {
   if (!n.IsScalar()) return bad(where, "expected a single value");
   try {
     out = n.as<T>();
@@ -47,7 +46,8 @@ status check_keys(const YAML::Node& map, const std::string& where, const std::se
     std::string key = kv.first.Scalar();
     if (!known.count(key)) {
       std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      for (const auto& k : known)
+        list += (list.empty() ? "" : ", ") + k;
       return bad(where + key, "unknown key (known: " + list + ")");
     }
   }
@@ -56,7 +56,8 @@ status check_keys(const YAML::Node& map, const std::string& where, const std::se
 
 status read_device(const YAML::Node& n, const std::string& where, node::device& d) {
   if (!n.IsMap()) return bad(where, "expected a map {tenant, branch, node_id, role, name}");
-  if (auto e = check_keys(n, where + ".", {"tenant", "branch", "node_id", "role", "name", "revoked"})) return e;
+  if (auto e = check_keys(n, where + ".", {"tenant", "branch", "node_id", "role", "name", "revoked"}))
+    return e;
   if (n["tenant"])
     if (auto e = read_scalar(n["tenant"], where + ".tenant", d.tenant)) return e;
   if (n["branch"])
@@ -94,9 +95,15 @@ role_settings default_settings(storage::node_role role) {
   s.node.role = role;
   s.node.dir = std::string("./possync-data/") + storage::to_string(role);
   switch (role) {
-    case storage::node_role::hq: s.node.listen = "127.0.0.1:7400"; break;
-    case storage::node_role::branch: s.node.listen = "127.0.0.1:7401"; break;
-    case storage::node_role::terminal: s.node.listen = ""; break;
+  case storage::node_role::hq:
+    s.node.listen = "127.0.0.1:7400";
+    break;
+  case storage::node_role::branch:
+    s.node.listen = "127.0.0.1:7401";
+    break;
+  case storage::node_role::terminal:
+    s.node.listen = "";
+    break;
   }
   return s;
 }
@@ -122,7 +129,8 @@ result<node::device> parse_device(const std::string& text) {
   }
   if (parts.size() < 4)
     return error(errc::invalid_argument,
-                 "device '" + text + "' is not tenant:branch:nodehex:role[:name] (branch empty for HQ nodes)");
+                 "device '" + text +
+                     "' is not tenant:branch:nodehex:role[:name] (branch empty for HQ nodes)");
   node::device d;
   d.tenant = parts[0];
   d.branch = parts[1];
@@ -175,7 +183,8 @@ status load_yaml(const std::string& path, role_settings& s) {
     auto role = parse_role(r);
     if (!role) return bad(f + "role", role.err().message);
     if (*role != c.role)
-      return bad(f + "role", std::string("is '") + r + "' but this command runs a " + storage::to_string(c.role));
+      return bad(f + "role",
+                 std::string("is '") + r + "' but this command runs a " + storage::to_string(c.role));
   }
   if (root["tenant"])
     if (auto e = read_scalar(root["tenant"], f + "tenant", c.tenant)) return e;
@@ -199,7 +208,8 @@ status load_yaml(const std::string& path, role_settings& s) {
     }
   }
   if (root["allow_insecure_remote"])
-    if (auto e = read_scalar(root["allow_insecure_remote"], f + "allow_insecure_remote", c.allow_insecure_remote))
+    if (auto e =
+            read_scalar(root["allow_insecure_remote"], f + "allow_insecure_remote", c.allow_insecure_remote))
       return e;
   if (root["log_level"])
     if (auto e = read_scalar(root["log_level"], f + "log_level", s.log_level)) return e;
@@ -213,8 +223,9 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (auto e = read_scalar(root["gzip"], f + "gzip", c.gzip)) return e;
   if (auto n = root["session"]) {
     if (!n.IsMap()) return bad(f + "session", "expected a map");
-    if (auto e = check_keys(n, f + "session.",
-                            {"push_window", "push_batch", "changes_batch", "heartbeat_ms", "idle_timeout_ms"}))
+    if (auto e =
+            check_keys(n, f + "session.",
+                       {"push_window", "push_batch", "changes_batch", "heartbeat_ms", "idle_timeout_ms"}))
       return e;
     auto& so = c.session;
     if (n["push_window"])
@@ -226,11 +237,13 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (n["heartbeat_ms"])
       if (auto e = read_scalar(n["heartbeat_ms"], f + "session.heartbeat_ms", so.heartbeat_ms)) return e;
     if (n["idle_timeout_ms"])
-      if (auto e = read_scalar(n["idle_timeout_ms"], f + "session.idle_timeout_ms", so.idle_timeout_ms)) return e;
+      if (auto e = read_scalar(n["idle_timeout_ms"], f + "session.idle_timeout_ms", so.idle_timeout_ms))
+        return e;
   }
   if (auto n = root["backoff"]) {
     if (!n.IsMap()) return bad(f + "backoff", "expected a map");
-    if (auto e = check_keys(n, f + "backoff.", {"initial_ms", "max_ms", "multiplier", "jitter", "healthy_ms"}))
+    if (auto e =
+            check_keys(n, f + "backoff.", {"initial_ms", "max_ms", "multiplier", "jitter", "healthy_ms"}))
       return e;
     auto& b = c.backoff;
     if (n["initial_ms"])
@@ -245,7 +258,8 @@ status load_yaml(const std::string& path, role_settings& s) {
       if (auto e = read_scalar(n["healthy_ms"], f + "backoff.healthy_ms", b.healthy_ms)) return e;
   }
   if (auto n = root["devices"]) {
-    if (!n.IsSequence()) return bad(f + "devices", "expected a list of {tenant, branch, node_id, role, name}");
+    if (!n.IsSequence())
+      return bad(f + "devices", "expected a list of {tenant, branch, node_id, role, name}");
     c.devices.clear();
     for (size_t i = 0; i < n.size(); ++i) {
       node::device d;
@@ -273,25 +287,29 @@ void later(CLI::App* cmd, std::vector<std::function<status(role_settings&)>>& ov
 node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
   auto def = default_settings(role);
   auto& ov = overrides_;
-  cmd->add_option("--config", config_path_, "YAML config file (keys: see deploy/examples/); flags override it");
+  cmd->add_option("--config", config_path_,
+                  "YAML config file (keys: see deploy/examples/); flags override it");
   later<std::string>(cmd, ov, "--dir", "data directory [" + def.node.dir + "]",
                      [](role_settings& s, const std::string& v) {
                        s.node.dir = v;
                        return status{};
                      });
-  later<std::string>(cmd, ov, "--tenant", "tenant (the chain) [demo]", [](role_settings& s, const std::string& v) {
-    s.node.tenant = v;
-    return status{};
-  });
+  later<std::string>(cmd, ov, "--tenant", "tenant (the chain) [demo]",
+                     [](role_settings& s, const std::string& v) {
+                       s.node.tenant = v;
+                       return status{};
+                     });
   if (role != storage::node_role::hq)
-    later<std::string>(cmd, ov, "--branch", "branch id (required)", [](role_settings& s, const std::string& v) {
-      s.node.branch = v;
-      return status{};
-    });
+    later<std::string>(cmd, ov, "--branch", "branch id (required)",
+                       [](role_settings& s, const std::string& v) {
+                         s.node.branch = v;
+                         return status{};
+                       });
   later<std::string>(cmd, ov, "--node-id", "this node's id, 16 hex digits [kept in the store, or new]",
                      [](role_settings& s, const std::string& v) -> status {
                        auto id = core::parse_node_id(v);
-                       if (!id) return error(errc::invalid_argument, "--node-id '" + v + "' is not 1-16 hex digits");
+                       if (!id)
+                         return error(errc::invalid_argument, "--node-id '" + v + "' is not 1-16 hex digits");
                        s.node.node_id = *id;
                        return {};
                      });
@@ -305,16 +323,16 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
                        return {};
                      });
   if (role != storage::node_role::hq)
-    later<std::vector<std::string>>(cmd, ov, "--upstream",
-                                    "upstream host:port (repeatable, tried in order; replaces the file's list)",
-                                    [](role_settings& s, const std::vector<std::string>& v) -> status {
-                                      s.node.upstreams.clear();
-                                      for (const auto& ep : v) {
-                                        if (auto e = parse_endpoint(ep, "--upstream")) return e;
-                                        s.node.upstreams.push_back(ep);
-                                      }
-                                      return {};
-                                    });
+    later<std::vector<std::string>>(
+        cmd, ov, "--upstream", "upstream host:port (repeatable, tried in order; replaces the file's list)",
+        [](role_settings& s, const std::vector<std::string>& v) -> status {
+          s.node.upstreams.clear();
+          for (const auto& ep : v) {
+            if (auto e = parse_endpoint(ep, "--upstream")) return e;
+            s.node.upstreams.push_back(ep);
+          }
+          return {};
+        });
   cmd->add_flag_callback(
       "--allow-insecure-remote",
       [&ov] {
@@ -340,10 +358,11 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
                    s.node.backoff.initial_ms = v;
                    return status{};
                  });
-  later<int64_t>(cmd, ov, "--backoff-max-ms", "reconnect delay cap [30000]", [](role_settings& s, const int64_t& v) {
-    s.node.backoff.max_ms = v;
-    return status{};
-  });
+  later<int64_t>(cmd, ov, "--backoff-max-ms", "reconnect delay cap [30000]",
+                 [](role_settings& s, const int64_t& v) {
+                   s.node.backoff.max_ms = v;
+                   return status{};
+                 });
   later<int64_t>(cmd, ov, "--heartbeat-ms", "heartbeat after this long without sending [5000]",
                  [](role_settings& s, const int64_t& v) {
                    s.node.session.heartbeat_ms = v;
@@ -355,16 +374,17 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
                    return status{};
                  });
   if (role == storage::node_role::hq)
-    later<std::vector<std::string>>(cmd, ov, "--device",
-                                    "register tenant:branch:nodehex:role[:name] at start (repeatable; adds to the file's)",
-                                    [](role_settings& s, const std::vector<std::string>& v) -> status {
-                                      for (const auto& text : v) {
-                                        auto d = parse_device(text);
-                                        if (!d) return d.err();
-                                        s.node.devices.push_back(*d);
-                                      }
-                                      return {};
-                                    });
+    later<std::vector<std::string>>(
+        cmd, ov, "--device",
+        "register tenant:branch:nodehex:role[:name] at start (repeatable; adds to the file's)",
+        [](role_settings& s, const std::vector<std::string>& v) -> status {
+          for (const auto& text : v) {
+            auto d = parse_device(text);
+            if (!d) return d.err();
+            s.node.devices.push_back(*d);
+          }
+          return {};
+        });
   if (role == storage::node_role::terminal) {
     later<std::string>(cmd, ov, "--script", "run the console commands of FILE, then exit (1 if one failed)",
                        [](role_settings& s, const std::string& v) {
@@ -373,7 +393,13 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
                        });
   } else {
     cmd->add_flag_callback(
-        "--console", [&ov] { ov.push_back([](role_settings& s) { s.console = true; return status{}; }); },
+        "--console",
+        [&ov] {
+          ov.push_back([](role_settings& s) {
+            s.console = true;
+            return status{};
+          });
+        },
         "read console commands from stdin (see `help`)");
   }
 }

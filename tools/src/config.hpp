@@ -37,11 +37,11 @@ namespace possync::tools {
 
 /// Everything a node subcommand runs with.
 struct role_settings {
-  node::node_config node;          ///< the runtime's configuration
-  std::string log_level = "info";  ///< spdlog level name
-  std::string port_file;           ///< "" = none
-  bool console = false;            ///< read console commands from stdin
-  std::string script;              ///< terminal: run the console commands of this file, then exit
+  node::node_config node;         ///< the runtime's configuration
+  std::string log_level = "info"; ///< spdlog level name
+  std::string port_file;          ///< "" = none
+  bool console = false;           ///< read console commands from stdin
+  std::string script;             ///< terminal: run the console commands of this file, then exit
 };
 
 /// Defaults of a role: dir ./possync-data/<role>, listen per role, tenant "demo".

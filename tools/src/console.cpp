@@ -23,11 +23,21 @@ namespace {
 using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 
-std::string ok() { return "ok"; }
-std::string ok(const json& j) { return "ok " + j.dump(); }
-std::string err(const error& e) { return std::string("err ") + to_string(e.code) + ": " + e.message; }
-std::string usage(const std::string& what) { return "err usage: " + what; }
-std::string timeout(const std::string& what) { return "err timeout: " + what; }
+std::string ok() {
+  return "ok";
+}
+std::string ok(const json& j) {
+  return "ok " + j.dump();
+}
+std::string err(const error& e) {
+  return std::string("err ") + to_string(e.code) + ": " + e.message;
+}
+std::string usage(const std::string& what) {
+  return "err usage: " + what;
+}
+std::string timeout(const std::string& what) {
+  return "err timeout: " + what;
+}
 
 std::optional<double> parse_seconds(const std::string& text) {
   try {
@@ -79,7 +89,8 @@ result<std::vector<std::string>> split_words(const std::string& line) {
   std::vector<std::string> out;
   size_t i = 0;
   while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+      ++i;
     if (i >= line.size()) break;
     std::string word;
     if (line[i] == '"') {
@@ -98,7 +109,8 @@ result<std::vector<std::string>> split_words(const std::string& line) {
       }
       if (!closed) return error(errc::invalid_argument, "unterminated quote");
     } else {
-      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') word += line[i++];
+      while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+        word += line[i++];
     }
     out.push_back(std::move(word));
   }
@@ -107,7 +119,8 @@ result<std::vector<std::string>> split_words(const std::string& line) {
 
 std::string status_json(const node::node_status& s) {
   uint64_t total = 0;
-  for (auto p : s.pending) total += p;
+  for (auto p : s.pending)
+    total += p;
   json j = {{"node", core::node_id_to_string(s.node)},
             {"role", storage::to_string(s.role)},
             {"tenant", s.tenant},
@@ -140,11 +153,11 @@ console::console(std::vector<target> nodes) : nodes_(std::move(nodes)) {
 }
 
 console::~console() {
-  for (size_t i = 0; i < nodes_.size(); ++i) nodes_[i].node->unsubscribe(subscriptions_[i]);
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    nodes_[i].node->unsubscribe(subscriptions_[i]);
 }
 
-template <class Pred>
-bool console::wait_for(Pred pred, double seconds) {
+template <class Pred> bool console::wait_for(Pred pred, double seconds) {
   auto deadline = clock_type::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   for (;;) {
     uint64_t seen;
@@ -184,7 +197,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
 
   if (cmd == "help") {
     json j = json::array();
-    for (const char* h : help_lines) j.push_back(h);
+    for (const char* h : help_lines)
+      j.push_back(h);
     return ok(json{{"commands", j}});
   }
   if (cmd == "status") return "ok " + status_json(n.status());
@@ -194,7 +208,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
   }
   if (cmd == "nodes") {
     json names = json::array();
-    for (const auto& t : nodes_) names.push_back(t.name);
+    for (const auto& t : nodes_)
+      names.push_back(t.name);
     return ok(json{{"nodes", names}, {"current", nodes_[current_].name}});
   }
   if (cmd == "use") {
@@ -209,7 +224,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
   if (cmd == "product") {
     if (args != 3 && args != 4) return usage("product ID NAME PRICE [BARCODE]");
     auto price = parse_int(w[3]);
-    if (!price || *price < 0) return usage("PRICE must be a non-negative integer (minor units), got '" + w[3] + "'");
+    if (!price || *price < 0)
+      return usage("PRICE must be a non-negative integer (minor units), got '" + w[3] + "'");
     sim::product_spec p;
     p.id = w[1];
     p.sku = w[1];
@@ -251,7 +267,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
     if (!q) return usage("QTY must be a quantity, got '" + w[2] + "'");
     int64_t delta = w[2][0] == '-' ? -*q : *q;
     std::string in_branch = args == 3 ? w[3] : branch;
-    if (in_branch.empty()) return err(error(errc::failed_precondition, "this node has no branch: give BRANCH"));
+    if (in_branch.empty())
+      return err(error(errc::failed_precondition, "this node has no branch: give BRANCH"));
     auto res = store.write({storage::counter_op{sim::stock_key(tenant, in_branch, w[1]), delta}});
     if (!res) return err(res.err());
     auto level = store.stock_level(tenant, in_branch, w[1]);
@@ -281,7 +298,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
     std::map<std::string, int64_t> sold;
     for (const auto& m : made) {
       total += m.total;
-      for (const auto& l : m.lines) sold[l.product_id] += l.quantity;
+      for (const auto& l : m.lines)
+        sold[l.product_id] += l.quantity;
     }
     return ok(json{{"sales", made.size()}, {"total", total}, {"sold", sold}});
   }
@@ -311,7 +329,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
     if (!s) return err(s.err());
     std::set<std::string> only(w.begin() + 1, w.end());
     for (const auto& c : only)
-      if (!store.registry().find(c)) return err(error(errc::invalid_argument, "unknown collection '" + c + "'"));
+      if (!store.registry().find(c))
+        return err(error(errc::invalid_argument, "unknown collection '" + c + "'"));
     auto d = digest(store, *s, only);
     if (!d) return err(d.err());
     return ok(digest_json(*d));
@@ -342,7 +361,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
     auto secs = parse_seconds(w[3]);
     if (!want || *want < 0) return usage("N must be a non-negative integer, got '" + w[2] + "'");
     if (!secs) return usage("SECONDS must be a number 0..86400, got '" + w[3] + "'");
-    if (!store.registry().find(w[1])) return err(error(errc::invalid_argument, "unknown collection '" + w[1] + "'"));
+    if (!store.registry().find(w[1]))
+      return err(error(errc::invalid_argument, "unknown collection '" + w[1] + "'"));
     uint64_t have = 0;
     error failure;
     bool done = wait_for(
@@ -362,7 +382,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
         },
         *secs);
     if (failure) return err(failure);
-    if (!done) return timeout(std::to_string(have) + " " + w[1] + " records after " + w[3] + " s, waited for " + w[2]);
+    if (!done)
+      return timeout(std::to_string(have) + " " + w[1] + " records after " + w[3] + " s, waited for " + w[2]);
     return ok(json{{"collection", w[1]}, {"count", have}});
   }
   if (cmd == "wait-product") {
@@ -414,7 +435,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
     if (!c) return err(c.err());
     json list = json::array();
     for (const auto& e : *c)
-      list.push_back({{"key", e.key.to_string()}, {"policy", e.policy}, {"rule", e.rule}, {"resolved", e.resolved}});
+      list.push_back(
+          {{"key", e.key.to_string()}, {"policy", e.policy}, {"rule", e.rule}, {"resolved", e.resolved}});
     return ok(json{{"conflicts", list}});
   }
   return usage("unknown command '" + cmd + "' (try help)");

@@ -82,8 +82,8 @@ class console {
 public:
   /// A node the console can work on.
   struct target {
-    std::string name;  ///< for `use`
-    node::node* node;  ///< not owned; must outlive the console
+    std::string name; ///< for `use`
+    node::node* node; ///< not owned; must outlive the console
   };
   explicit console(std::vector<target> nodes);
   ~console();
@@ -104,8 +104,7 @@ public:
 
 private:
   std::string dispatch(const std::vector<std::string>& w);
-  template <class Pred>
-  bool wait_for(Pred pred, double seconds);
+  template <class Pred> bool wait_for(Pred pred, double seconds);
 
   std::vector<target> nodes_;
   size_t current_ = 0;

@@ -41,7 +41,8 @@ signal_watch::~signal_watch() {
 }
 
 void signal_watch::wait() const {
-  while (!stop_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  while (!stop_.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
 }
 
 status write_port_file(const std::string& path, uint16_t port) {
@@ -74,7 +75,7 @@ int serve(const role_settings& s) {
     spdlog::warn("branch without an upstream: it serves its terminals but nothing reaches HQ");
   if (s.node.dir.empty()) return fail(2, "--dir must not be empty");
 
-  signal_watch signals;  // before the node starts its threads
+  signal_watch signals; // before the node starts its threads
   std::error_code ec;
   std::filesystem::create_directories(s.node.dir, ec);
   if (ec) return fail(1, "cannot create directory '" + s.node.dir + "': " + ec.message());
@@ -101,13 +102,15 @@ int serve(const role_settings& s) {
     std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(port));
     std::fflush(stdout);
   }
-  spdlog::info("{} {} started (tenant {}, branch '{}', dir {})", role, core::node_id_to_string(n.store().node()),
-               s.node.tenant, s.node.branch, s.node.dir);
+  spdlog::info("{} {} started (tenant {}, branch '{}', dir {})", role,
+               core::node_id_to_string(n.store().node()), s.node.tenant, s.node.branch, s.node.dir);
   if (!s.script.empty()) {
     console c({{role, &n}});
     int failed = c.run_script(s.script, stdout, signals.stopping());
-    if (failed < 0) code = fail(1, "cannot read script '" + s.script + "'");
-    else if (failed > 0) code = 1;
+    if (failed < 0)
+      code = fail(1, "cannot read script '" + s.script + "'");
+    else if (failed > 0)
+      code = 1;
   } else if (s.console) {
     console c({{role, &n}});
     c.run(STDIN_FILENO, stdout, signals.stopping());

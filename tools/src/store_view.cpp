@@ -55,7 +55,8 @@ uint64_t fnv(uint64_t h, const std::string& s) {
 }
 
 int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -103,8 +104,8 @@ result<uint64_t> count_records(const storage::node_store& store, const std::vect
   return static_cast<uint64_t>(ids->size());
 }
 
-result<std::set<std::string>> record_ids(const storage::node_store& store, const std::vector<scope_id>& scopes,
-                                         const std::string& collection) {
+result<std::set<std::string>> record_ids(const storage::node_store& store,
+                                         const std::vector<scope_id>& scopes, const std::string& collection) {
   const auto* info = store.registry().find(collection);
   if (!info) return error(errc::invalid_argument, "unknown collection '" + collection + "'");
   std::set<std::string> ids;
@@ -118,7 +119,8 @@ result<std::set<std::string>> record_ids(const storage::node_store& store, const
   return ids;
 }
 
-result<std::vector<scope_digest>> digest(const storage::node_store& store, const std::vector<scope_id>& scopes,
+result<std::vector<scope_digest>> digest(const storage::node_store& store,
+                                         const std::vector<scope_id>& scopes,
                                          const std::set<std::string>& only) {
   std::vector<scope_digest> out;
   for (const auto& s : scopes) {
@@ -151,14 +153,15 @@ nlohmann::json digest_json(const std::vector<scope_digest>& d) {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& s : d) {
     nlohmann::json cols = nlohmann::json::object();
-    for (const auto& [name, part] : s.collections) cols[name] = {{"records", part.records}, {"hash", hex64(part.hash)}};
+    for (const auto& [name, part] : s.collections)
+      cols[name] = {{"records", part.records}, {"hash", hex64(part.hash)}};
     out[s.id.name()] = {{"records", s.all.records}, {"hash", hex64(s.all.hash)}, {"collections", cols}};
   }
   return out;
 }
 
-result<std::optional<nlohmann::json>> product_json(const storage::node_store& store, const std::string& tenant,
-                                                   const std::string& id) {
+result<std::optional<nlohmann::json>> product_json(const storage::node_store& store,
+                                                   const std::string& tenant, const std::string& id) {
   auto v = store.read(sim::product_key(tenant, id));
   if (!v) return std::move(v).err();
   if (!v->exists) return std::optional<nlohmann::json>{};
@@ -179,7 +182,8 @@ result<std::optional<nlohmann::json>> product_json(const storage::node_store& st
   return std::optional<nlohmann::json>(std::move(j));
 }
 
-result<std::vector<sim::product_spec>> stored_catalog(const storage::node_store& store, const std::string& tenant) {
+result<std::vector<sim::product_spec>> stored_catalog(const storage::node_store& store,
+                                                      const std::string& tenant) {
   std::vector<sim::product_spec> out;
   const auto* info = store.registry().find("product");
   if (!info) return error(errc::failed_precondition, "this store has no product collection");
@@ -274,9 +278,9 @@ std::vector<sim::product_spec> numbered_catalog(size_t n, uint64_t seed) {
   return specs;
 }
 
-result<sale_made> sell_product(storage::node_store& store, const std::string& tenant, const std::string& branch,
-                               const std::string& terminal_label, const std::string& product_id,
-                               int64_t quantity_milli) {
+result<sale_made> sell_product(storage::node_store& store, const std::string& tenant,
+                               const std::string& branch, const std::string& terminal_label,
+                               const std::string& product_id, int64_t quantity_milli) {
   if (branch.empty()) return error(errc::failed_precondition, "this node has no branch to sell in");
   auto v = store.read(sim::product_key(tenant, product_id));
   if (!v) return std::move(v).err();
@@ -321,10 +325,11 @@ result<sale_made> sell_product(storage::node_store& store, const std::string& te
 }
 
 status sell_random(storage::node_store& store, const std::string& tenant, const std::string& branch,
-                   const std::string& terminal_label, const std::vector<sim::product_spec>& catalog, sim::rng& r,
-                   size_t n, std::vector<sale_made>& made) {
+                   const std::string& terminal_label, const std::vector<sim::product_spec>& catalog,
+                   sim::rng& r, size_t n, std::vector<sale_made>& made) {
   if (branch.empty()) return error(errc::failed_precondition, "this node has no branch to sell in");
-  if (catalog.empty()) return error(errc::failed_precondition, "no products in this store yet (catalogue not synced?)");
+  if (catalog.empty())
+    return error(errc::failed_precondition, "no products in this store yet (catalogue not synced?)");
   sim::sale_context ctx;
   ctx.terminal_id = terminal_label;
   for (size_t i = 0; i < n; ++i) {
@@ -375,7 +380,8 @@ std::optional<int64_t> parse_quantity(const std::string& text) {
   if (dot != std::string::npos) {
     std::string frac = text.substr(dot + 1);
     if (frac.empty() || frac.size() > 3) return std::nullopt;
-    while (frac.size() < 3) frac += '0';
+    while (frac.size() < 3)
+      frac += '0';
     auto f = parse_int(frac);
     if (!f || frac[0] == '-') return std::nullopt;
     milli += *f;

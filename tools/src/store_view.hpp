@@ -48,8 +48,8 @@ result<uint64_t> count_records(const storage::node_store& store, const std::vect
                                const std::string& collection);
 
 /// Keys "scope/id" of the records of `collection` held in `scopes` (tombstones skipped).
-result<std::set<std::string>> record_ids(const storage::node_store& store, const std::vector<scope_id>& scopes,
-                                         const std::string& collection);
+result<std::set<std::string>> record_ids(const storage::node_store& store,
+                                         const std::vector<scope_id>& scopes, const std::string& collection);
 
 /// Digest of the resolved records of one collection or one scope.
 struct digest_part {
@@ -65,17 +65,19 @@ struct scope_digest {
 /// Digests of `scopes` over the collections in `only` (empty: all). Two nodes that
 /// hold the same records of a scope have equal digests, whatever the order they got
 /// them in. Scopes with no records are left out.
-result<std::vector<scope_digest>> digest(const storage::node_store& store, const std::vector<scope_id>& scopes,
+result<std::vector<scope_digest>> digest(const storage::node_store& store,
+                                         const std::vector<scope_id>& scopes,
                                          const std::set<std::string>& only = {});
 /// {"tenant/scope": {"records": N, "hash": "16 hex", "collections": {"sale": {...}}}}.
 nlohmann::json digest_json(const std::vector<scope_digest>& d);
 
 /// The product as JSON {id, sku, barcode, name, price, cost, unit, active, tax_rate_bp,
 /// siblings, conflicted}, or nullopt if absent or deleted.
-result<std::optional<nlohmann::json>> product_json(const storage::node_store& store, const std::string& tenant,
-                                                   const std::string& id);
+result<std::optional<nlohmann::json>> product_json(const storage::node_store& store,
+                                                   const std::string& tenant, const std::string& id);
 /// The active products of a tenant, as the sale generator wants them.
-result<std::vector<sim::product_spec>> stored_catalog(const storage::node_store& store, const std::string& tenant);
+result<std::vector<sim::product_spec>> stored_catalog(const storage::node_store& store,
+                                                      const std::string& tenant);
 
 /// Writes (creates or replaces) product `id` as one record.
 status put_product(storage::node_store& store, const std::string& tenant, const sim::product_spec& p);
@@ -89,21 +91,21 @@ std::vector<sim::product_spec> numbered_catalog(size_t n, uint64_t seed = 42);
 
 /// A sale made here.
 struct sale_made {
-  std::string id;                     ///< ULID
-  int64_t total = 0;                  ///< minor units
-  std::vector<sim::sale_line> lines;  ///< product, thousandths
+  std::string id;                    ///< ULID
+  int64_t total = 0;                 ///< minor units
+  std::vector<sim::sale_line> lines; ///< product, thousandths
 };
 /// Records one sale of `quantity_milli` of product `product_id` (price from the
 /// store) in `branch`, durable when it returns. not_found if the product is absent.
-result<sale_made> sell_product(storage::node_store& store, const std::string& tenant, const std::string& branch,
-                               const std::string& terminal_label, const std::string& product_id,
-                               int64_t quantity_milli);
+result<sale_made> sell_product(storage::node_store& store, const std::string& tenant,
+                               const std::string& branch, const std::string& terminal_label,
+                               const std::string& product_id, int64_t quantity_milli);
 /// `n` random sales (1-5 lines) over `catalog`, each durable before the next.
 /// failed_precondition on an empty catalogue. On an error the sales made so far
 /// are in `made` (durable).
 status sell_random(storage::node_store& store, const std::string& tenant, const std::string& branch,
-                   const std::string& terminal_label, const std::vector<sim::product_spec>& catalog, sim::rng& r,
-                   size_t n, std::vector<sale_made>& made);
+                   const std::string& terminal_label, const std::vector<sim::product_spec>& catalog,
+                   sim::rng& r, size_t n, std::vector<sale_made>& made);
 
 /// True if the outbox holds no entry in any lane (read from the outbox itself).
 result<bool> outbox_empty(const storage::node_store& store);
