@@ -249,6 +249,10 @@ int run_demo(const demo_config& cfg) {
   br_cfg.upstreams = {"127.0.0.1:" + std::to_string(hq.port())};
   if (auto e = start("branch", br_cfg)) return fail("starting " + e.to_string());
   node::node& br = *nodes[1].n;
+  // The branch admits terminals from its copy of HQ's device registry: let it arrive
+  // first, so the registers' first session is not refused.
+  if (!wait_until([&] { return synced(br) && count_of(br, {{cfg.tenant, ""}}, "device") >= 4; }, cfg.timeout_s))
+    return fail("the branch did not sync with HQ within " + std::to_string(cfg.timeout_s) + " s");
   for (int i = 0; i < 3; ++i) {
     auto tc = base(storage::node_role::terminal, "t" + std::to_string(i + 1), till_ids[i]);
     tc.upstreams = {"127.0.0.1:" + std::to_string(br.port())};
