@@ -151,7 +151,6 @@ result<std::optional<std::string>> txn::get(cf_id cf, const std::string& key) co
   if (auto it = group_[cf].find(key); it != group_[cf].end()) return it->second;
   if (below_)
     if (auto it = (*below_)[cf].find(key); it != (*below_)[cf].end()) return it->second;
-  if (auto it = fetched_[cf].find(key); it != fetched_[cf].end()) return it->second;
   std::string v;
   auto s = db_->Get(rocksdb::ReadOptions(), cfs_[cf], key, &v);
   if (s.IsNotFound()) return std::optional<std::string>();
@@ -159,29 +158,40 @@ result<std::optional<std::string>> txn::get(cf_id cf, const std::string& key) co
   return std::optional<std::string>(std::move(v));
 }
 
-status txn::prefetch(cf_id cf, const std::vector<std::string>& keys) {
-  std::vector<rocksdb::Slice> want;
-  want.reserve(keys.size());
-  for (const auto& k : keys) {
-    if (staged_[cf].count(k) || group_[cf].count(k) || (below_ && (*below_)[cf].count(k)) || fetched_[cf].count(k))
+result<std::vector<std::optional<std::string>>> txn::read_many(cf_id cf,
+                                                               const std::vector<std::string>& keys) const {
+  std::vector<std::optional<std::string>> out(keys.size());
+  std::vector<size_t> from_db;  // indexes into keys
+  from_db.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (auto it = group_[cf].find(keys[i]); it != group_[cf].end()) {
+      out[i] = it->second;
       continue;
-    want.emplace_back(k);
+    }
+    if (below_) {
+      if (auto it = (*below_)[cf].find(keys[i]); it != (*below_)[cf].end()) {
+        out[i] = it->second;
+        continue;
+      }
+    }
+    from_db.push_back(i);
   }
-  if (want.empty()) return status();
+  if (from_db.empty()) return out;
   // MultiGet wants sorted keys for its batched memtable and SST lookups.
-  std::sort(want.begin(), want.end(), [](const rocksdb::Slice& a, const rocksdb::Slice& b) { return a.compare(b) < 0; });
-  want.erase(std::unique(want.begin(), want.end()), want.end());
+  std::sort(from_db.begin(), from_db.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
+  std::vector<rocksdb::Slice> want;
+  want.reserve(from_db.size());
+  for (size_t i : from_db) want.emplace_back(keys[i]);
   std::vector<rocksdb::PinnableSlice> values(want.size());
   std::vector<rocksdb::Status> statuses(want.size());
   db_->MultiGet(rocksdb::ReadOptions(), cfs_[cf], want.size(), want.data(), values.data(), statuses.data(),
                 /*sorted_input=*/true);
-  fetched_[cf].reserve(fetched_[cf].size() + want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (statuses[i].IsNotFound()) fetched_[cf].emplace(want[i].ToString(), std::nullopt);
-    else if (statuses[i].ok()) fetched_[cf].emplace(want[i].ToString(), values[i].ToString());
-    else return map_status(statuses[i], "read");
+  for (size_t j = 0; j < from_db.size(); ++j) {
+    if (statuses[j].IsNotFound()) continue;
+    if (!statuses[j].ok()) return map_status(statuses[j], "read");
+    out[from_db[j]] = values[j].ToString();
   }
-  return status();
+  return out;
 }
 
 result<std::vector<std::string>> txn::keys_in(cf_id cf, const std::string& begin, const std::string& end) const {

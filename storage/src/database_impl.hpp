@@ -57,10 +57,13 @@ public:
 
   /// Current value of `key` (nullopt if absent); unavailable/data_loss on read errors.
   result<std::optional<std::string>> get(cf_id cf, const std::string& key) const;
-  /// Reads the DB values of `keys` (those neither staged nor in the group) with one
-  /// MultiGet, so that later get()s of them cost a hash lookup. Only a hint: get()
-  /// stays correct without it. unavailable/data_loss on read errors.
-  status prefetch(cf_id cf, const std::vector<std::string>& keys);
+  /// Values of `keys` as they were before this request staged anything: the group's,
+  /// the group in flight's, else the DB's, read with one MultiGet. Aligned with
+  /// `keys` (duplicates allowed). Combine with staged_has(): a key this request has
+  /// written since must be read with get(). unavailable/data_loss on read errors.
+  result<std::vector<std::optional<std::string>>> read_many(cf_id cf, const std::vector<std::string>& keys) const;
+  /// Whether this request has staged a write of `key`.
+  bool staged_has(cf_id cf, const std::string& key) const { return staged_[cf].count(key) != 0; }
   void put(cf_id cf, std::string key, std::string value) { staged_[cf][std::move(key)] = std::move(value); }
   void del(cf_id cf, std::string key) { staged_[cf][std::move(key)] = std::nullopt; }
   /// Keys present in [begin, end) (sorted), counting staged and group writes.
@@ -74,8 +77,6 @@ private:
   const overlay& group_;
   const overlay* below_;
   overlay staged_;
-  /// DB values read by prefetch() (committer only: the DB does not change under us).
-  std::array<std::unordered_map<std::string, std::optional<std::string>>, cf_count> fetched_;
 };
 
 /// A store that keeps in-memory counters which must follow the durable state.

@@ -90,6 +90,51 @@ result<std::optional<uint64_t>> get_u64(rocksdb::DB* db, rocksdb::ColumnFamilyHa
   return std::optional<uint64_t>(keys::get_u64(v));
 }
 
+/// Sale.time_ms (field 11) read straight off the wire, without building the Sale:
+/// the sale-time index needs only this field. nullopt if the bytes are anything but
+/// plain well-formed wire data (the caller then parses the whole message).
+std::optional<int64_t> scan_sale_time(std::string_view b) {
+  constexpr uint32_t time_field = 11;
+  static_assert(v1::Sale::kTimeMsFieldNumber == time_field, "Sale.time_ms moved");
+  size_t i = 0;
+  auto varint = [&](uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (i >= b.size()) return false;
+      auto c = static_cast<uint8_t>(b[i++]);
+      v |= uint64_t{c & 0x7fu} << shift;
+      if (!(c & 0x80)) return true;
+    }
+    return false;
+  };
+  int64_t time = 0;  // proto3 default when absent
+  while (i < b.size()) {
+    uint64_t tag = 0, v = 0;
+    if (!varint(tag) || (tag >> 3) == 0 || tag > UINT32_MAX) return std::nullopt;
+    switch (tag & 7) {
+      case 0:
+        if (!varint(v)) return std::nullopt;
+        if ((tag >> 3) == time_field) time = static_cast<int64_t>(v);
+        break;
+      case 1:
+        if ((tag >> 3) == time_field || b.size() - i < 8) return std::nullopt;
+        i += 8;
+        break;
+      case 2:
+        if ((tag >> 3) == time_field || !varint(v) || v > b.size() - i) return std::nullopt;
+        i += static_cast<size_t>(v);
+        break;
+      case 5:
+        if ((tag >> 3) == time_field || b.size() - i < 4) return std::nullopt;
+        i += 4;
+        break;
+      default:
+        return std::nullopt;
+    }
+  }
+  return time;
+}
+
 /// Adds (product -> quantity) of sale/return lines.
 template <class Items>
 void sum_items(const Items& items, std::map<std::string, int64_t>& per_product) {
@@ -375,7 +420,16 @@ result<stored_record> node_store_impl::load(txn& t, const core::record_key& key)
   return load(t, key, keys::record(space_, key));
 }
 
-result<stored_record> node_store_impl::load(txn& t, const core::record_key& key, const std::string& rkey) {
+result<stored_record> node_store_impl::load(txn& t, const core::record_key& key, const std::string& rkey,
+                                           const std::optional<std::string>* before) {
+  if (before && !t.staged_has(cf_records, rkey)) {
+    if (!before->has_value()) {
+      stored_record out;
+      out.rec.key = key;
+      return out;
+    }
+    return decode_stored(**before, key);
+  }
   auto v = t.get(cf_records, rkey);
   if (!v) return std::move(v).err();
   if (!v->has_value()) {
@@ -394,13 +448,14 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
   for (auto& op : ops)
     rkeys.push_back(keys::record(space_, std::holds_alternative<put_op>(op) ? std::get<put_op>(op).key
                                                                              : std::get<counter_op>(op).key));
-  if (auto s = t.prefetch(cf_records, rkeys)) return s;
+  auto pre = t.read_many(cf_records, rkeys);
+  if (!pre) return std::move(pre).err();
   for (size_t i = 0; i < ops.size(); ++i) {
     auto& op = ops[i];
     const core::record_key& key =
         std::holds_alternative<put_op>(op) ? std::get<put_op>(op).key : std::get<counter_op>(op).key;
     const auto* info = reg_->find(key.collection);
-    auto cur = load(t, key, rkeys[i]);
+    auto cur = load(t, key, rkeys[i], &(*pre)[i]);
     if (!cur) return std::move(cur).err();
     core::record after = cur->rec;
 
@@ -438,12 +493,13 @@ status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states,
   std::vector<std::string> rkeys;
   rkeys.reserve(states.size());
   for (auto& st : states) rkeys.push_back(keys::record(space_, st.key));
-  if (auto s = t.prefetch(cf_records, rkeys)) return s;
+  auto pre = t.read_many(cf_records, rkeys);
+  if (!pre) return std::move(pre).err();
   for (size_t i = 0; i < states.size(); ++i) {
     auto& st = states[i];
     const auto* info = reg_->find(st.key.collection);
     if (!info) continue;  // rejected before submit
-    auto cur = load(t, st.key, rkeys[i]);
+    auto cur = load(t, st.key, rkeys[i], &(*pre)[i]);
     if (!cur) return std::move(cur).err();
     core::record after = cur->rec;
     auto outcome = core::merge_into(after, st);
@@ -562,6 +618,7 @@ status node_store_impl::update_indexes(txn& t, const core::collection_info& info
       if (r.empty()) return std::nullopt;
       auto view = core::resolve(r, info.policy, info.tie);
       if (!view.exists) return std::nullopt;
+      if (auto t = scan_sale_time(view.body)) return t;
       v1::Sale s;
       if (!s.ParseFromString(view.body)) return std::nullopt;
       return s.time_ms();

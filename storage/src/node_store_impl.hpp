@@ -56,8 +56,10 @@ public:
   // Reads.
   result<std::optional<core::record>> get(const core::record_key& key) const;
   result<stored_record> load(txn& t, const core::record_key& key);
-  /// Same, `rkey` being keys::record(space_, key).
-  result<stored_record> load(txn& t, const core::record_key& key, const std::string& rkey);
+  /// Same, `rkey` being keys::record(space_, key); `before` (nullable) is its value
+  /// from txn::read_many, used unless this request has staged a write of it since.
+  result<stored_record> load(txn& t, const core::record_key& key, const std::string& rkey,
+                             const std::optional<std::string>* before = nullptr);
 
   core::hlc_timestamp clock_now();
   core::hlc_timestamp clock_update(const core::hlc_timestamp& remote);
