@@ -294,12 +294,13 @@ bool caught_up(node::node& n) {
   return s.online && s.caught_up;
 }
 
-bool drained(node::node& n) {
-  auto p = n.status().pending;
-  for (auto v : p)
-    if (v != 0) return false;
-  return true;
+uint64_t pending_total(node::node& n) {
+  uint64_t sum = 0;
+  for (auto v : n.status().pending)
+    sum += v;
+  return sum;
 }
+bool drained(node::node& n) { return pending_total(n) == 0; }
 
 // A product body of about 250 bytes: the fixture's fields plus an image URL, an
 // alternative barcode and the edit time.
@@ -755,8 +756,11 @@ result<sync_report> run_offline_backlog(sync_report rep, const std::string& root
                           " sales at the timeout");
   if (rep.lost || rep.duplicated) fail(rep, "sales lost or duplicated at HQ");
   // Untimed checks: the terminal's outbox empties, HQ's stock matches what was sold.
+  auto drain_begin = clock_type::now();
   if (!poll_until(deadline(), [&] { return drained(**term); }, std::chrono::milliseconds(2)))
-    fail(rep, "the terminal's outbox did not drain");
+    fail(rep, "the terminal's outbox did not drain (" + std::to_string(pending_total(**term)) +
+                  " entries left)");
+  rep.details["outbox_drain_seconds"] = secs_between(drain_begin, clock_type::now());
   auto stock = expected_stock(sales);
   size_t bad = 0;
   poll_until(deadline(), [&] { return (bad = stock_mismatches((*hq)->store(), stock)) == 0; },
@@ -960,11 +964,13 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   if (!all) fail(rep, "HQ holds " + std::to_string(sub->distinct()) + " of " + std::to_string(sales.size()) +
                           " sales at the timeout");
   if (rep.lost || rep.duplicated) fail(rep, "sales lost or duplicated at HQ");
+  auto drain_begin = clock_type::now();
   for (auto* t : terms)
     if (!poll_until(deadline(), [&] { return drained(*t); }, std::chrono::milliseconds(2))) {
-      fail(rep, "a terminal's outbox did not drain");
+      fail(rep, "a terminal's outbox did not drain (" + std::to_string(pending_total(*t)) + " entries left)");
       break;
     }
+  rep.details["outbox_drain_seconds"] = secs_between(drain_begin, clock_type::now());
   auto stock = expected_stock(sales);
   size_t bad = 0;
   poll_until(deadline(), [&] { return (bad = stock_mismatches((*hq)->store(), stock)) == 0; },
