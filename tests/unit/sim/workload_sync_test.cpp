@@ -56,6 +56,7 @@ TEST_P(sync_workloads, many_terminals_via_branch) {
   auto o = small("many-terminals", GetParam());
   o.terminals = 4;
   o.sales = 10;
+  o.branches = 2;
   o.via_branch = true;
   expect_clean(o);
 }
