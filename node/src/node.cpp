@@ -268,6 +268,8 @@ node_status node::status() const {
   s.skew_ms = v.status.skew_ms;
   s.uplink_restarts = v.restarts;
   s.last_error = v.last_error;
+  s.rejected = v.status.stats.rejected;
+  s.last_rejection = v.status.last_rejection;
   s.pending = impl_->store->pending();
   {
     std::lock_guard<std::mutex> lk(impl_->live->mu);

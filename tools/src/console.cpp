@@ -136,6 +136,8 @@ std::string status_json(const node::node_status& s) {
             {"downstream_sessions", s.downstream_sessions},
             {"uplink_restarts", s.uplink_restarts},
             {"last_error", s.last_error},
+            {"rejected", s.rejected},
+            {"last_rejection", s.last_rejection},
             {"port", s.port}};
   return j.dump();
 }

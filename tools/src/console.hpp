@@ -24,7 +24,7 @@
 //   status                        ok {node, role, tenant, branch, online, upstream, caught_up,
 //                                    pending:[sales,stock,catalog,reports], pending_total,
 //                                    last_sync_ms, lag_records, skew_ms, downstream_sessions,
-//                                    uplink_restarts, last_error, port}
+//                                    uplink_restarts, last_error, rejected, last_rejection, port}
 //   product ID NAME PRICE [BARCODE]   write/replace a product (unit pcs, active)
 //                                     ok {"id":ID}
 //   price ID PRICE                field edit: read, change price, write with the read context

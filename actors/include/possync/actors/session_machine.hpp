@@ -152,6 +152,7 @@ struct uplink_status {
   int64_t last_sync_ms = 0;    ///< last time the outbox was empty and every feed caught up
   std::array<uint64_t, core::lane_count> in_flight{};  ///< pushed, not yet acked, per lane
   session_stats stats;
+  std::string last_rejection;  ///< "tenant/scope/collection/id: reason" of the last refused record
 };
 
 /// Dialing end. See the file comment.

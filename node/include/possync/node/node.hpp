@@ -92,6 +92,8 @@ struct node_status {
   uint32_t downstream_sessions = 0;
   uint32_t uplink_restarts = 0;            ///< sessions the supervisor restarted
   std::string last_error;                  ///< why the last uplink session ended
+  uint64_t rejected = 0;                   ///< records the upstream refused (current/last session)
+  std::string last_rejection;              ///< the last of them: "key: reason"
   uint16_t port = 0;                       ///< bound gRPC port, 0 = not listening
 };
 
