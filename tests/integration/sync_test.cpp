@@ -132,7 +132,48 @@ protected:
       EXPECT_EQ(n->port, port);
     }
   }
+
+  // HQ with `catalogue N [STOCK BRANCH]` loaded, the branch, and terminal t1 (and t2)
+  // holding the N products. `ok()` is false if a server did not come up.
+  struct store_chain {
+    std::unique_ptr<proc> hq, br, t1, t2;
+    bool ok() const { return hq && hq->port != 0 && br && br->port != 0; }
+  };
+  store_chain start_chain(int products, const std::string& stock_args = "", bool second_terminal = false) {
+    store_chain c;
+    c.hq = start_hq();
+    if (c.hq->port == 0)
+      return c;
+    c.hq->run("catalogue " + std::to_string(products) + stock_args);
+    c.br = start_branch(c.hq->port);
+    if (c.br->port == 0)
+      return c;
+    c.t1 = start_terminal("t1", t1_id, c.br->port);
+    if (second_terminal)
+      c.t2 = start_terminal("t2", t2_id, c.br->port);
+    for (auto* t : {c.t1.get(), c.t2.get()}) {
+      if (!t)
+        continue;
+      t->run("wait-count product " + std::to_string(products) + " 30");
+      t->run("wait-synced 30");
+    }
+    return c;
+  }
 };
+
+const std::string with_stock = " 100000 " + branch;  // 100,000 units of each product at b1
+constexpr int64_t initial_milli = 100000 * 1000;
+
+// Stock of p00001..pN at every node = initial - what `sold` says was sold.
+void expect_stock(std::initializer_list<proc*> nodes, std::map<std::string, int64_t>& sold, int products) {
+  ASSERT_FALSE(sold.empty());
+  for (auto* n : nodes)
+    for (int i = 1; i <= products; ++i) {
+      char id[16];
+      std::snprintf(id, sizeof id, "p%05d", i);
+      EXPECT_EQ(n->stock(id), initial_milli - sold[id]) << n->name << " " << id;
+    }
+}
 
 // Sum of the quantities of the `sold` map of sell-n replies.
 void add_sold(std::map<std::string, int64_t>& total, const json& reply) {
@@ -142,19 +183,12 @@ void add_sold(std::map<std::string, int64_t>& total, const json& reply) {
     total[id] += milli.get<int64_t>();
 }
 
-constexpr int64_t initial_units = 100000;  // per product, units (stock counts thousandths)
-
 // 1. A terminal sells 1,000 sales offline; on reconnect HQ holds exactly those 1,000,
 // stock correct everywhere.
 TEST_F(sync_processes, offline_sales_reach_hq_exactly_once) {
-  auto hq = start_hq();
-  ASSERT_NE(hq->port, 0);
-  hq->run("catalogue 20 " + std::to_string(initial_units) + " " + branch);
-  auto br = start_branch(hq->port);
-  ASSERT_NE(br->port, 0);
-  auto t1 = start_terminal("t1", t1_id, br->port);
-  t1->run("wait-count product 20 30");
-  t1->run("wait-synced 30");
+  auto c = start_chain(20, with_stock);
+  ASSERT_TRUE(c.ok());
+  auto &hq = c.hq, &br = c.br, &t1 = c.t1;
   t1->run("offline");
   std::map<std::string, int64_t> sold;
   add_sold(sold, t1->run("sell-n 1000", 120s));
@@ -166,25 +200,15 @@ TEST_F(sync_processes, offline_sales_reach_hq_exactly_once) {
   hq->run("wait-count sale 1000 60");
   EXPECT_EQ(hq->count("sale"), 1000);
   EXPECT_EQ(br->count("sale"), 1000);
-  ASSERT_FALSE(sold.empty());
-  for (auto* n : {hq.get(), br.get(), t1.get()})
-    for (int i = 1; i <= 20; ++i) {
-      char id[16];
-      std::snprintf(id, sizeof id, "p%05d", i);
-      EXPECT_EQ(n->stock(id), initial_units * 1000 - sold[id]) << n->name << " " << id;
-    }
+  expect_stock({hq.get(), br.get(), t1.get()}, sold, 20);
 }
 
 // 2. An HQ product change reaches every terminal through the branch; a terminal that
 // was disconnected during 5,000 changes catches up with no gap.
 TEST_F(sync_processes, hq_changes_reach_terminals_and_a_returning_terminal_catches_up) {
-  auto hq = start_hq();
-  ASSERT_NE(hq->port, 0);
-  hq->run("catalogue 50");
-  auto br = start_branch(hq->port);
-  ASSERT_NE(br->port, 0);
-  auto t1 = start_terminal("t1", t1_id, br->port);
-  auto t2 = start_terminal("t2", t2_id, br->port);
+  auto c = start_chain(50, "", true);
+  ASSERT_TRUE(c.ok());
+  auto &hq = c.hq, &t1 = c.t1, &t2 = c.t2;
   hq->run("price p00001 777");
   t1->run("wait-product p00001 price 777 30");
   t2->run("wait-product p00001 price 777 30");
@@ -206,13 +230,9 @@ TEST_F(sync_processes, hq_changes_reach_terminals_and_a_returning_terminal_catch
 
 // 3. SIGKILL the branch mid-upload and restart it: HQ holds every sale exactly once.
 TEST_F(sync_processes, branch_killed_mid_upload_loses_and_duplicates_nothing) {
-  auto hq = start_hq();
-  ASSERT_NE(hq->port, 0);
-  hq->run("catalogue 20 " + std::to_string(initial_units) + " " + branch);
-  auto br = start_branch(hq->port);
-  ASSERT_NE(br->port, 0);
-  auto t1 = start_terminal("t1", t1_id, br->port);
-  t1->run("wait-count product 20 30");
+  auto c = start_chain(20, with_stock);
+  ASSERT_TRUE(c.ok());
+  auto &hq = c.hq, &br = c.br, &t1 = c.t1;
   std::map<std::string, int64_t> sold;
   br->run("offline");  // the branch collects a backlog for HQ
   add_sold(sold, t1->run("sell-n 3000", 180s));
@@ -226,23 +246,20 @@ TEST_F(sync_processes, branch_killed_mid_upload_loses_and_duplicates_nothing) {
   ASSERT_NE(br->port, 0);
   br->run("wait-synced 60");
   hq->run("wait-count sale 3000 60");
-  t1->run("sell-n 10");  // the terminal's session came back too
+  add_sold(sold, t1->run("sell-n 10"));  // the terminal's session came back too
   t1->run("wait-synced 60");
   br->run("wait-synced 60");
   hq->run("wait-count sale 3010 60");
   EXPECT_EQ(hq->count("sale"), 3010);
   EXPECT_EQ(br->count("sale"), 3010);
+  expect_stock({hq.get(), br.get()}, sold, 20);
 }
 
 // 4. Restart HQ mid-stream: sessions come back by themselves (supervisor), nothing lost.
 TEST_F(sync_processes, hq_restart_mid_stream_recovers_by_itself) {
-  auto hq = start_hq();
-  ASSERT_NE(hq->port, 0);
-  hq->run("catalogue 20 " + std::to_string(initial_units) + " " + branch);
-  auto br = start_branch(hq->port);
-  ASSERT_NE(br->port, 0);
-  auto t1 = start_terminal("t1", t1_id, br->port);
-  t1->run("wait-count product 20 30");
+  auto c = start_chain(20, with_stock);
+  ASSERT_TRUE(c.ok());
+  auto &hq = c.hq, &br = c.br, &t1 = c.t1;
   std::map<std::string, int64_t> sold;
   br->run("offline");
   add_sold(sold, t1->run("sell-n 2000", 180s));
@@ -260,27 +277,16 @@ TEST_F(sync_processes, hq_restart_mid_stream_recovers_by_itself) {
   // Products edited at HQ after its restart still flow down to the terminal.
   hq->run("price p00002 4242");
   t1->run("wait-product p00002 price 4242 30");
-  for (int i = 1; i <= 20; ++i) {
-    char id[16];
-    std::snprintf(id, sizeof id, "p%05d", i);
-    EXPECT_EQ(hq->stock(id), initial_units * 1000 - sold[id]) << id;
-  }
+  expect_stock({hq.get(), br.get()}, sold, 20);
 }
 
 // 5. Two terminals sell the same product offline: stock = initial - both, on every node.
 TEST_F(sync_processes, two_offline_terminals_selling_one_product_both_count) {
-  auto hq = start_hq();
-  ASSERT_NE(hq->port, 0);
-  hq->run("catalogue 5 100 " + branch);
-  auto br = start_branch(hq->port);
-  ASSERT_NE(br->port, 0);
-  auto t1 = start_terminal("t1", t1_id, br->port);
-  auto t2 = start_terminal("t2", t2_id, br->port);
-  for (auto* t : {t1.get(), t2.get()}) {
-    t->run("wait-count product 5 30");
-    t->run("wait-synced 30");
-    t->run("offline");
-  }
+  auto c = start_chain(5, " 100 " + branch, true);
+  ASSERT_TRUE(c.ok());
+  auto &hq = c.hq, &br = c.br, &t1 = c.t1, &t2 = c.t2;
+  t1->run("offline");
+  t2->run("offline");
   t1->run("sell p00001 3");
   t2->run("sell p00001 4");
   EXPECT_EQ(t1->stock("p00001"), 97000);
@@ -298,13 +304,9 @@ TEST_F(sync_processes, two_offline_terminals_selling_one_product_both_count) {
 // 6. HQ changes a product's price while the branch changes its name, concurrently:
 // every node ends with both changes.
 TEST_F(sync_processes, concurrent_price_and_name_edits_both_survive) {
-  auto hq = start_hq();
-  ASSERT_NE(hq->port, 0);
-  hq->run("catalogue 5");
-  auto br = start_branch(hq->port);
-  ASSERT_NE(br->port, 0);
-  auto t1 = start_terminal("t1", t1_id, br->port);
-  t1->run("wait-count product 5 30");
+  auto c = start_chain(5);
+  ASSERT_TRUE(c.ok());
+  auto &hq = c.hq, &br = c.br, &t1 = c.t1;
   br->run("wait-synced 30");
   br->run("offline");
   hq->run("price p00003 4321");
@@ -321,14 +323,9 @@ TEST_F(sync_processes, concurrent_price_and_name_edits_both_survive) {
 // 7. A push containing another branch's record is refused with an error naming the
 // record; the stream and store stay healthy.
 TEST_F(sync_processes, a_record_of_another_branch_is_refused_by_name) {
-  auto hq = start_hq();
-  ASSERT_NE(hq->port, 0);
-  hq->run("catalogue 5 100 " + branch);
-  auto br = start_branch(hq->port);
-  ASSERT_NE(br->port, 0);
-  auto t1 = start_terminal("t1", t1_id, br->port);
-  t1->run("wait-count product 5 30");
-  t1->run("wait-synced 30");
+  auto c = start_chain(5, " 100 " + branch);
+  ASSERT_TRUE(c.ok());
+  auto &hq = c.hq, &br = c.br, &t1 = c.t1;
   // The register writes stock of branch b2 (not its own) and a sale of its own.
   t1->run("stock p00001 5 b2");
   t1->run("sell p00002 1");
