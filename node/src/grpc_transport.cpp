@@ -519,6 +519,12 @@ grpc::ChannelArguments channel_args(const grpc_client_options& opts) {
     args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   }
   if (!opts.share_channel) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // The uplink supervisor paces reconnects (backoff_options). gRPC's own channel backoff
+  // (1 s growing to 120 s) would otherwise refuse the supervisor's attempts for many
+  // seconds after the upstream comes back, so keep it short.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   return args;
 }
 

@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
@@ -42,7 +44,12 @@ struct proc {
   // Runs a console command; returns its JSON ("ok" alone gives null). A failure or
   // no answer is a test failure and gives a JSON object {"error": ...}.
   json run(const std::string& line, std::chrono::seconds timeout = 60s) {
+    auto started = steady::now();
     auto r = p->command(line, timeout + 10s);
+    if (std::getenv("POSSYNC_TEST_TRACE"))  // where a slow scenario spends its time
+      std::fprintf(stderr, "[trace] %s: %s (%lld ms)\n", name.c_str(), line.c_str(),
+                   static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              steady::now() - started).count()));
     if (!r) {
       ADD_FAILURE() << name << ": no answer to '" << line << "'";
       return json{{"error", "no answer"}};
