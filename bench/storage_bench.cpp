@@ -360,4 +360,53 @@ void bm_local_sale(benchmark::State& state) {
 }
 BENCHMARK(bm_local_sale)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
+/// 8 writers each waiting for its own sale's commit before the next (W8's
+/// commits_per_s): groups of at most 8, one fsync each.
+void bm_local_sale_blocking(benchmark::State& state) {
+  const bool durable = state.range(0) != 0;
+  constexpr int writers = 8, sales_per_writer = 250;
+  std::mt19937_64 r(11);
+  std::vector<std::vector<std::pair<std::string, std::string>>> bodies(writers);
+  for (int w = 0; w < writers; ++w)
+    for (int n = 0; n < sales_per_writer; ++n) {
+      char id[32];
+      std::snprintf(id, sizeof id, "01K%02d%021d", w, n);
+      std::vector<std::string> lines;
+      bodies[w].emplace_back(id, sale_body(r, w, n, id, 1'790'000'000'000 + n, &lines));
+    }
+  double cpu = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::string dir;
+    auto db = open_db(durable, &dir, "blocking");
+    store_options so;
+    so.role = node_role::terminal;
+    so.node = 9;
+    auto st = node_store::open(db, so);
+    if (!st) check(st.err(), "open terminal");
+    auto& s = **st;
+    const double cpu0 = process_cpu_s();
+    state.ResumeTiming();
+    std::vector<std::thread> threads;
+    for (int w = 0; w < writers; ++w)
+      threads.emplace_back([&, w] {
+        for (auto& [id, body] : bodies[w]) {
+          auto res = s.record_sale(core::record_key{"acme", "b1", "sale", id}, body);
+          if (!res) check(res.err(), "record_sale");
+        }
+      });
+    for (auto& t : threads) t.join();
+    state.PauseTiming();
+    cpu += process_cpu_s() - cpu0;
+    st->reset();
+    db.reset();
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * writers * sales_per_writer);
+  state.counters["cpu_us_per_sale"] =
+      cpu * 1e6 / static_cast<double>(state.iterations() * writers * sales_per_writer);
+}
+BENCHMARK(bm_local_sale_blocking)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+
 } // namespace
