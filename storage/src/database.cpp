@@ -417,6 +417,7 @@ void database_impl::prepare_group(group_state& g, const overlay* below) {
       g.parts.push_back(r.participant);
     g.results[i] = status();
     ++g.accepted;
+    g.sync = g.sync || r.needs_sync;
   }
 
   // One batch of the group's final values, each column family in key order: the
@@ -443,7 +444,7 @@ void database_impl::seal_group(group_state& g) {
 status database_impl::write_group(group_state& g) {
   if (g.batch.Count() == 0) return status();
   rocksdb::WriteOptions wo;
-  wo.sync = opts_.sync;
+  wo.sync = opts_.sync && g.sync;
   auto s = db_->Write(wo, &g.batch);
   groups_.fetch_add(1, std::memory_order_relaxed);
   if (!s.ok()) return map_status(s, "commit");

@@ -112,6 +112,10 @@ public:
   virtual void finish(const status& s) = 0;
   /// Store whose counters this request touches (nullable).
   commit_participant* participant = nullptr;
+  /// false: losing this write in a crash is harmless (an outbox ack: the entries are
+  /// pushed again and applied idempotently upstream), so a group made only of such
+  /// requests is written without an fsync. A later synced group persists it anyway.
+  bool needs_sync = true;
 };
 
 class database_impl {
@@ -145,6 +149,7 @@ private:
     overlay ov;                 // the group's final values, read by the next group's preparation
     rocksdb::WriteBatch batch;
     size_t accepted = 0;
+    bool sync = false;          // some accepted request needs the WAL synced
     status write_err;
   };
 

@@ -308,8 +308,10 @@ node_store_impl::~node_store_impl() {
 
 // -- committer plumbing ---------------------------------------------------------------
 
-void node_store_impl::submit(prep_fn prep, done_fn done) {
-  db_.submit(std::make_unique<store_request>(this, std::move(prep), std::move(done)));
+void node_store_impl::submit(prep_fn prep, done_fn done, bool needs_sync) {
+  auto r = std::make_unique<store_request>(this, std::move(prep), std::move(done));
+  r->needs_sync = needs_sync;
+  db_.submit(std::move(r));
 }
 
 status node_store_impl::commit(prep_fn prep, std::vector<change>* changes) {
@@ -990,7 +992,8 @@ void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void
       },
       [done = std::move(done)](const status& s, std::vector<change>&&) {
         if (done) done(s);
-      });
+      },
+      /*needs_sync=*/false);
 }
 
 std::array<uint64_t, core::lane_count> node_store::pending() const {

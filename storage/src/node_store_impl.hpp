@@ -39,7 +39,7 @@ public:
   void group_failed() override { working_ = durable_; }
 
   /// Queue `prep` on the committer; `done` runs there after the commit.
-  void submit(prep_fn prep, done_fn done);
+  void submit(prep_fn prep, done_fn done, bool needs_sync = true);
   /// Same, blocking until durable (or failed).
   status commit(prep_fn prep, std::vector<change>* changes);
   /// Called by requests after a durable commit with changes.

@@ -279,7 +279,9 @@ public:
   /// Upstream durably holds everything of `lane` up to `seq`: remove those entries.
   status ack_outbox(uint8_t lane, uint64_t seq);
   /// Same, completing on the committer thread, in request order with the other
-  /// requests of this store (`done` must not block).
+  /// requests of this store (`done` must not block). An ack alone is written without
+  /// an fsync (both forms): if a crash loses it, the entries are pushed again and the
+  /// upstream applies them as no-ops.
   void ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void(status)> done);
   /// Outbox entries waiting, per lane.
   std::array<uint64_t, core::lane_count> pending() const;
