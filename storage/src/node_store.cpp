@@ -535,6 +535,18 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
   t.put(cf_records, keys::record(space_, key), sr.SerializeAsString());
 
   if (to_outbox) {
+    if (before_seq != 0) {
+      // One outbox entry per key: the new state holds everything the queued one did,
+      // so it supersedes it (a stock counter written 1,000 times offline goes up once).
+      // An entry already pushed and in flight is acked by seq as usual.
+      auto old_key = keys::outbox(space_, lane, before_seq);
+      auto old = t.get(cf_outbox, old_key);
+      if (!old) return std::move(old).err();
+      if (*old) {
+        t.del(cf_outbox, std::move(old_key));
+        scratch_.pending[lane] -= std::min<uint64_t>(1, scratch_.pending[lane]);
+      }
+    }
     v1::OutboxEntry oe;
     core::to_proto(key, oe.mutable_key());
     *oe.mutable_versions() = sr.versions();

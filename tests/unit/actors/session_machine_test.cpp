@@ -305,7 +305,7 @@ TEST_F(SessionTest, PushWindowIsNeverExceeded) {
   auto s = connect(up, down);
   s->run();
   EXPECT_EQ(pending_total(*term), 0u);
-  EXPECT_GT(s->pushes_written, 100u);
+  EXPECT_GE(s->pushes_written, 80u);  // 400 sales / 5 per push; stock coalesces per key
   EXPECT_LE(s->max_pushes_out, 3u);
   EXPECT_EQ(s->max_pushes_out, 3u);
 }

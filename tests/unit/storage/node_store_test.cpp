@@ -107,7 +107,7 @@ TEST(node_store, record_sale_decrements_stock_atomically) {
   EXPECT_EQ(again.err().code, errc::already_exists);
   EXPECT_EQ(*s->stock_level("t1", "b1", "p1"), 7500);
   EXPECT_EQ(s->pending()[core::lane_sales], 1u);
-  EXPECT_EQ(s->pending()[core::lane_stock], 3u);  // the initial count + the two decrements
+  EXPECT_EQ(s->pending()[core::lane_stock], 2u);  // p1 and p2: one entry per counter
 }
 
 TEST(node_store, returns_and_stock_movements_adjust_stock) {
@@ -185,6 +185,32 @@ TEST(node_store, outbox_window_ack_and_pending) {
   ASSERT_FALSE(s->ack_outbox(core::lane_catalog, UINT64_MAX));
   EXPECT_EQ(s->pending()[core::lane_catalog], 0u);
   EXPECT_TRUE(s->outbox_window(core::lane_catalog, 0, 100)->empty());
+}
+
+TEST(node_store, outbox_keeps_one_entry_per_key_with_the_latest_state) {
+  temp_dir dir;
+  auto db = open_db(dir.str());
+  auto s = open_store(db);
+  ASSERT_TRUE(s->write({counter_op{{"t1", "b1", "stock", "p1"}, 100000}}));
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(s->record_sale(sale_key(*s), sale_body({{"p1", 1000}}, 1)));
+  // 50 sales queued; their 51 stock writes left one stock entry: the newest state.
+  EXPECT_EQ(s->pending()[core::lane_sales], 50u);
+  EXPECT_EQ(s->pending()[core::lane_stock], 1u);
+  auto w = s->outbox_window(core::lane_stock, 0, 100);
+  ASSERT_TRUE(w);
+  ASSERT_EQ(w->size(), 1u);
+  EXPECT_EQ(core::counter_of(w->front().rec).value(), 50000);
+  // An entry already pushed (in flight) is superseded by a newer one; acking the old
+  // seq leaves the newer entry queued.
+  uint64_t in_flight = w->front().seq;
+  ASSERT_TRUE(s->record_sale(sale_key(*s), sale_body({{"p1", 1000}}, 1)));
+  ASSERT_FALSE(s->ack_outbox(core::lane_stock, in_flight));
+  auto w2 = s->outbox_window(core::lane_stock, 0, 100);
+  ASSERT_EQ(w2->size(), 1u);
+  EXPECT_GT(w2->front().seq, in_flight);
+  EXPECT_EQ(core::counter_of(w2->front().rec).value(), 49000);
+  EXPECT_EQ(s->pending()[core::lane_stock], 1u);
 }
 
 TEST(node_store, outbox_off_queues_nothing) {
