@@ -274,7 +274,9 @@ public:
 
   // -- outbox -------------------------------------------------------------------------
 
-  /// Outbox entries of `lane` with seq > after, oldest first, at most `limit`.
+  /// Outbox entries of `lane` with seq > after, oldest first, at most `limit`. The
+  /// outbox holds at most one entry per key: a newer state of a queued record replaces
+  /// its entry (with a new seq), so what is pushed is always the latest whole state.
   result<std::vector<outbox_entry>> outbox_window(uint8_t lane, uint64_t after, size_t limit) const;
   /// Upstream durably holds everything of `lane` up to `seq`: remove those entries.
   status ack_outbox(uint8_t lane, uint64_t seq);
