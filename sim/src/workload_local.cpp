@@ -1,4 +1,5 @@
 #include "possync/sim/workload_local.hpp"
+#include "temp_dir.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -50,40 +51,6 @@ int64_t wall_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-// A fresh directory for the store, removed on scope exit unless kept.
-class temp_dir {
-public:
-  static result<temp_dir> make(const std::string& parent) {
-    std::string base = parent;
-    if (base.empty()) {
-      const char* t = std::getenv("TMPDIR");
-      base = t && *t ? t : "/tmp";
-    }
-    std::error_code ec;
-    std::filesystem::create_directories(base, ec);
-    std::string templ = base + "/possync-w8-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data()))
-      return error(errc::unavailable, "cannot create a temporary directory under '" + base + "'");
-    return temp_dir(buf.data());
-  }
-  temp_dir(temp_dir&& o) noexcept : path_(std::move(o.path_)), keep_(o.keep_) { o.path_.clear(); }
-  ~temp_dir() {
-    if (!path_.empty() && !keep_) {
-      std::error_code ec;
-      std::filesystem::remove_all(path_, ec);
-    }
-  }
-  const std::string& path() const { return path_; }
-  void keep() { keep_ = true; }
-
-private:
-  explicit temp_dir(std::string p) : path_(std::move(p)) {}
-  std::string path_;
-  bool keep_ = false;
-};
 
 struct committed_sale {
   core::record_key key;
@@ -169,7 +136,7 @@ result<local_report> run_local(const local_options& opts) {
   rep.opts = opts;
   auto started = clock_type::now();
 
-  auto dir = temp_dir::make(opts.dir);
+  auto dir = temp_dir::make(opts.dir, "possync-w8");
   if (!dir) return std::move(dir).err();
   if (opts.keep_dir) dir->keep();
   rep.opts.dir = dir->path();

@@ -1,4 +1,5 @@
 #include "possync/sim/workload_sync.hpp"
+#include "temp_dir.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -80,41 +81,6 @@ void set_latencies(sync_report& rep, std::vector<double> ms) {
   rep.p99_ms = percentile(ms, 0.99);
   rep.max_ms = ms.back();
 }
-
-// A fresh directory for the stores, removed on scope exit unless kept.
-class temp_dir {
-public:
-  static result<temp_dir> make(const std::string& parent) {
-    std::string base = parent;
-    if (base.empty()) {
-      const char* t = std::getenv("TMPDIR");
-      base = t && *t ? t : "/tmp";
-    }
-    std::error_code ec;
-    std::filesystem::create_directories(base, ec);
-    std::string templ = base + "/possync-sync-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data()))
-      return error(errc::unavailable, "cannot create a temporary directory under '" + base + "'");
-    return temp_dir(buf.data());
-  }
-  temp_dir(temp_dir&& o) noexcept : path_(std::move(o.path_)), keep_(o.keep_) { o.path_.clear(); }
-  temp_dir& operator=(temp_dir&&) = delete;
-  ~temp_dir() {
-    if (!path_.empty() && !keep_) {
-      std::error_code ec;
-      std::filesystem::remove_all(path_, ec);
-    }
-  }
-  const std::string& path() const { return path_; }
-  void keep() { keep_ = true; }
-
-private:
-  explicit temp_dir(std::string p) : path_(std::move(p)) {}
-  std::string path_;
-  bool keep_ = false;
-};
 
 // Polls `pred` every `poll` until it holds (true) or `deadline` passes (false).
 template <class Pred>
@@ -1027,7 +993,7 @@ result<sync_report> run_sync(const sync_options& opts) {
     return error(errc::invalid_argument, "--branches applies to many-terminals only");
   if (o.timeout_ms <= 0) return error(errc::invalid_argument, "--timeout-ms must be positive");
 
-  auto dir = temp_dir::make(o.dir);
+  auto dir = temp_dir::make(o.dir, "possync-sync");
   if (!dir) return std::move(dir).err();
   if (o.keep_dir) dir->keep();
   node::runtime::options ro;
