@@ -2,6 +2,7 @@
 
 #include "possync/actors/session_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -104,6 +105,14 @@ storage::session_audit make_audit(const session_state& st, const error& why) {
   return a;
 }
 
+/// Publishes a session's status; the last complete sync is the node's, not the
+/// session's, so it survives reconnects.
+void keep_status(uplink_snapshot::view& v, const uplink_status& status) {
+  auto last = std::max(v.status.last_sync_ms, status.last_sync_ms);
+  v.status = status;
+  v.status.last_sync_ms = last;
+}
+
 /// Ends the session: close the link, audit, then exit once awaited writes are done.
 void finish(self_ptr self, error why) {
   auto& st = self->state;
@@ -117,7 +126,7 @@ void finish(self_ptr self, error why) {
     auto status = st.up ? std::optional<uplink_status>(st.up->status()) : std::nullopt;
     st.setup.snapshot->update([&](uplink_snapshot::view& v) {
       v.online = false;
-      if (status) v.status = *status;
+      if (status) keep_status(v, *status);
     });
   }
   maybe_exit(self);
@@ -165,7 +174,7 @@ void pump(self_ptr self) {
     if (st.setup.snapshot)
       st.setup.snapshot->update([&](uplink_snapshot::view& v) {
         v.online = status.welcomed && !st.closing;
-        v.status = status;
+        keep_status(v, status);
       });
   }
   if (st.closing && !st.writing && st.unwritten.empty()) {
