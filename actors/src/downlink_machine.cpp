@@ -354,11 +354,12 @@ void downlink_machine::on_applied(uint64_t token, result<storage::apply_result> 
   s.flush_acks(now_ms);
 }
 
-void downlink_machine::on_feed_changed(int64_t now_ms) {
+void downlink_machine::on_feed_changed(const std::vector<feed_id>& changed, int64_t now_ms) {
   auto& s = *s_;
   if (s.ph != state::phase::live) return;
   for (auto& f : s.feeds)
-    f.dirty = true;
+    if (std::find(changed.begin(), changed.end(), f.id) != changed.end())
+      f.dirty = true;
   s.serve(now_ms);
 }
 

@@ -36,7 +36,8 @@ struct hub_state {
   /// Session -> its handle and feeds.
   std::map<caf::actor_addr, std::pair<session_actor, std::vector<feed_id>>> sessions;
   session_actor uplink;
-  std::set<caf::actor_addr> dirty;
+  /// Session -> the feeds it serves that commits landed on since the last flush.
+  std::map<caf::actor_addr, std::set<feed_id>> dirty;
   bool uplink_dirty = false;
   bool flush_pending = false;
   notifier_actor notifier;
@@ -89,7 +90,8 @@ hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self, std
             probe.lane = ch.lane;
             auto i = st.by_feed.find(probe);
             if (i == st.by_feed.end()) continue;
-            st.dirty.insert(i->second.begin(), i->second.end());
+            for (const auto& a : i->second)
+              st.dirty[a].insert(probe);
           }
         }
         if (st.uplink_dirty || !st.dirty.empty()) schedule_flush();
@@ -119,9 +121,10 @@ hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self, std
       [=](atom::flush) {
         auto& st = self->state;
         st.flush_pending = false;
-        for (const auto& a : st.dirty) {
+        for (auto& [a, feeds] : st.dirty) {
           auto i = st.sessions.find(a);
-          if (i != st.sessions.end()) self->send(i->second.first, atom::feed_v);
+          if (i != st.sessions.end())
+            self->send(i->second.first, atom::feed_v, feed_subscription{{feeds.begin(), feeds.end()}});
         }
         st.dirty.clear();
         if (st.uplink_dirty && st.uplink) self->send(st.uplink, atom::outbox_v);

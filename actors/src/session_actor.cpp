@@ -258,10 +258,10 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
         if (st.io_pending > 0) --st.io_pending;
         maybe_exit(self);
       },
-      [=](atom::feed) {
+      [=](atom::feed, feed_subscription& changed) {
         auto& st = self->state;
         if (st.ending || !st.down) return;
-        st.down->on_feed_changed(st.now());
+        st.down->on_feed_changed(changed.feeds, st.now());
         pump(self);
       },
       [=](atom::outbox) {

@@ -65,6 +65,7 @@ private:
 struct probe_counts {
   int feed = 0;
   int outbox = 0;
+  std::vector<feed_id> last_feeds;  ///< the feeds named by the last announcement
 };
 
 session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<probe_counts> c) {
@@ -74,7 +75,10 @@ session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<
       [](atom::closed, error&) {},
       [](atom::applied, apply_done&) {},
       [](atom::io_done) {},
-      [c](atom::feed) { ++c->feed; },
+      [c](atom::feed, feed_subscription& changed) {
+        ++c->feed;
+        c->last_feeds = changed.feeds;
+      },
       [c](atom::outbox) { ++c->outbox; },
       [](atom::tick) {},
       [self](atom::stop, error&) { self->quit(); },
@@ -189,6 +193,7 @@ TEST_F(ActorTest, HubCoalescesAnnouncementsPerSession) {
     caf::anon_send(hub, atom::committed_v, committed{{change_of("t1", "", 2, "p" + std::to_string(i))}});
   sched_.run();
   EXPECT_EQ(a->feed, 1);
+  EXPECT_EQ(a->last_feeds, (std::vector<feed_id>{feed_id{"t1", "", 2}}));  // names what changed
   EXPECT_EQ(b->feed, 0); // other feed
   EXPECT_EQ(up->outbox, 1);
   // Another tenant or lane does not reach `a`.

@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -185,7 +186,7 @@ struct session {
   size_t max_unwritten_changes = 0;
   uint64_t down_unchanged = 0, down_applied = 0;
   bool stall_down_writes = false;
-  bool announce = false;  // the branch committed pushed records: the hub announces them
+  std::set<feed_id> announce;  // feeds the branch's commits of pushed records landed on (the hub's job)
   bool lose_acks = false; // Acks the branch writes never reach the terminal
   bool tick = true;
 
@@ -228,7 +229,8 @@ struct session {
       if (r) {
         down_unchanged += r->unchanged;
         down_applied += r->applied;
-        announce = announce || !r->changes.empty();
+        for (const auto& c : r->changes)
+          announce.insert(feed_id{c.key.tenant, c.key.scope, c.lane});
       }
       down_done.emplace_back(tok, std::move(r));
     }
@@ -285,9 +287,10 @@ struct session {
       progress = true;
     }
     collect();
-    if (announce) {
-      announce = false;
-      down.on_feed_changed(now());
+    if (!announce.empty()) {
+      std::vector<feed_id> changed(announce.begin(), announce.end());
+      announce.clear();
+      down.on_feed_changed(changed, now());
       collect();
       progress = true;
     }

@@ -351,7 +351,7 @@ TEST_F(SessionTest, CatalogueFullIncrementalAndLive) {
 
     // Live: commits announced while connected flow at once.
     put_products(*branch, 1000, 1005);
-    s->down.on_feed_changed(s->now());
+    s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
     s->collect();
     s->run();
     EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 1005u);
@@ -674,10 +674,10 @@ TEST(RelayTest, TerminalBranchHq) {
         {storage::put_op{core::record_key{"t1", "", "product", "p7"}, renamed.SerializeAsString()}}));
     put_products(*hq, 7, 8, 777);
     up->up.on_outbox_changed(up->now());
-    up->down.on_feed_changed(up->now());
+    up->down.on_feed_changed(up->down.status().granted.feeds, up->now());
     up->collect();
     up->run();
-    down->down.on_feed_changed(down->now());
+    down->down.on_feed_changed(down->down.status().granted.feeds, down->now());
     down->collect();
     down->run();
     EXPECT_FALSE(up->closed());

@@ -111,8 +111,8 @@ using session_actor = caf::typed_actor<
     caf::reacts_to<atom::applied, apply_done>,
     /// A blocking store write the session waits for has finished.
     caf::reacts_to<atom::io_done>,
-    /// Downlink: commits landed on subscribed feeds.
-    caf::reacts_to<atom::feed>,
+    /// Downlink: commits landed on these of its subscribed feeds.
+    caf::reacts_to<atom::feed, feed_subscription>,
     /// Uplink: local commits may have queued outbox entries (or: push now).
     caf::reacts_to<atom::outbox>,
     /// Timer (every tick_ms): heartbeats, timeouts.

@@ -209,8 +209,9 @@ public:
   void start(int64_t now_ms);
   void on_frame(v1::Frame&& frame, int64_t now_ms);
   void on_applied(uint64_t token, result<storage::apply_result> r, int64_t now_ms);
-  /// Commits landed on subscribed feeds (the hub coalesces announcements).
-  void on_feed_changed(int64_t now_ms);
+  /// Commits landed on these feeds (the hub coalesces announcements and names the
+  /// feeds, so only they are read again; feeds not granted are ignored).
+  void on_feed_changed(const std::vector<feed_id>& changed, int64_t now_ms);
   void on_written(int64_t now_ms);
   void on_tick(int64_t now_ms);
   bool wants_frame() const;
