@@ -39,6 +39,22 @@ int clamp_int(int64_t n) {
   return n > INT32_MAX ? INT32_MAX : n < 0 ? 0 : static_cast<int>(n);
 }
 
+// start() of either link, under its control block's lock: installs the sink and
+// delivers a close decided before start. False: already started, or closed now.
+template <class Control>
+bool begin_events(Control& ctl, std::shared_ptr<actors::link_events> events) {
+  if (ctl.started) return false;
+  ctl.started = true;
+  ctl.events = std::move(events);
+  if (ctl.pending_close) {
+    auto why = std::move(*ctl.pending_close);
+    ctl.pending_close.reset();
+    ctl.deliver_closed(std::move(why));
+    return false;
+  }
+  return true;
+}
+
 // -- server ------------------------------------------------------------------------
 
 class server_stream;
@@ -157,15 +173,7 @@ public:
   void start(std::shared_ptr<actors::link_events> events) override {
     auto ctl = ctl_;
     lock_guard lock{ctl->mu};
-    if (ctl->started) return;
-    ctl->started = true;
-    ctl->events = std::move(events);
-    if (ctl->pending_close) {
-      auto why = std::move(*ctl->pending_close);
-      ctl->pending_close.reset();
-      ctl->deliver_closed(std::move(why));
-      return;
-    }
+    if (!begin_events(*ctl, std::move(events))) return;
     if (!ctl->finished) ctl->stream->read();
   }
 
@@ -438,15 +446,7 @@ public:
   void start(std::shared_ptr<actors::link_events> events) override {
     auto ctl = ctl_;
     lock_guard lock{ctl->mu};
-    if (ctl->started) return;
-    ctl->started = true;
-    ctl->events = std::move(events);
-    if (ctl->pending_close) {
-      auto why = std::move(*ctl->pending_close);
-      ctl->pending_close.reset();
-      ctl->deliver_closed(std::move(why));
-      return;
-    }
+    if (!begin_events(*ctl, std::move(events))) return;
     auto* stream = new client_stream(ctl, channel_, endpoint_, opts_);
     stream->begin();
   }
