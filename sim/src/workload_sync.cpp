@@ -513,6 +513,18 @@ std::vector<node::device> terminal_devices(size_t n) {
   return out;
 }
 
+// W1/W2 setup: HQ with one registered terminal and `catalog` as ~250 B products; the
+// mean body size goes to rep.details["record_bytes"].
+result<node::node*> start_hq_with_products(fleet& f, const std::string& root,
+                                           const std::vector<product_spec>& catalog, sync_report& rep) {
+  auto hq = start_hq(f, root, terminal_devices(1));
+  if (!hq) return hq;
+  auto bytes = load_products((*hq)->store(), catalog);
+  if (!bytes) return std::move(bytes).err();
+  rep.details["record_bytes"] = *bytes;
+  return hq;
+}
+
 // Setup: waits until `n` is caught up and holds the product `last_id`.
 status first_sync(node::node& n, const std::string& last_id, time_point deadline) {
   if (!poll_until(deadline, [&] { return caught_up(n) && price_at(n.store(), last_id) >= 0; },
@@ -536,12 +548,9 @@ result<sync_report> run_full_sync(sync_report rep, const std::string& root, std:
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
   fleet f(rt, o.transport);
-  auto hq = start_hq(f, root, terminal_devices(1));
-  if (!hq) return std::move(hq).err();
   auto catalog = generate_catalog(o.products, o.seed);
-  auto bytes = load_products((*hq)->store(), catalog);
-  if (!bytes) return std::move(bytes).err();
-  rep.details["record_bytes"] = *bytes;
+  auto hq = start_hq_with_products(f, root, catalog, rep);
+  if (!hq) return std::move(hq).err();
 
   // The terminal's database is opened before the clock starts; the node starts timed.
   storage::db_options dbo;
@@ -595,12 +604,9 @@ result<sync_report> run_incremental(sync_report rep, const std::string& root, st
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
   fleet f(rt, o.transport);
-  auto hq = start_hq(f, root, terminal_devices(1));
-  if (!hq) return std::move(hq).err();
   auto catalog = generate_catalog(o.products, o.seed);
-  auto bytes = load_products((*hq)->store(), catalog);
-  if (!bytes) return std::move(bytes).err();
-  rep.details["record_bytes"] = *bytes;
+  auto hq = start_hq_with_products(f, root, catalog, rep);
+  if (!hq) return std::move(hq).err();
 
   auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id);
   t_cfg.dir = root + "/terminal";
