@@ -176,8 +176,7 @@ void uplink_machine::state::on_ack(const v1::Ack& a, int64_t now) {
   st.stats.rejected += static_cast<uint64_t>(a.rejected_size());
   if (a.rejected_size() > 0) {
     const auto& r = a.rejected(a.rejected_size() - 1);
-    const auto& k = r.key();
-    st.last_rejection = k.tenant() + "/" + k.scope() + "/" + k.collection() + "/" + k.id() + ": " + r.reason();
+    st.last_rejection = core::from_proto(r.key()).to_string() + ": " + r.reason();
   }
   out.outbox_acks.emplace_back(static_cast<uint8_t>(a.lane()), a.seq());
   push_more(now);
