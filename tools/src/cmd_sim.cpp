@@ -4,6 +4,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "sim_cli.hpp"
 #include "possync/sim/workload_local.hpp"
 #include "possync/sim/workload_sync.hpp"
 #include "possync/sim/workloads.hpp"
@@ -11,18 +12,6 @@
 namespace possync::tools {
 
 namespace {
-
-/// Flags of `possync sim`.
-struct sim_config {
-  std::string workload;
-  sim::local_options local;
-  sim::sync_options sync;  ///< W1-W5; products, sales, seed, dir, keep are taken from `local`
-  std::string transport = "grpc";
-  CLI::Option* products = nullptr;  ///< to tell a given --products from the W8 default
-  CLI::Option* sales = nullptr;
-  bool json = false;
-  bool list = false;
-};
 
 int run_sync_workload(const sim_config& cfg) {
   sim::sync_options o = cfg.sync;
@@ -54,6 +43,8 @@ int run_sim(const sim_config& cfg) {
       std::printf("%s\t%s\n", w.name.c_str(), w.description.c_str());
     return exit_ok;
   }
+  if (cfg.seeds > 0 || !cfg.faults.empty() || cfg.trace) return run_dst_cli(cfg);
+  if (sim::is_pos_workload(cfg.workload)) return run_pos_cli(cfg);
   if (cfg.workload.empty()) {
     std::fprintf(stderr, "possync sim: --workload NAME is required (--list shows the names)\n");
     return exit_usage;
@@ -109,10 +100,26 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--lookups", cfg->local.lookups, "product lookups by id and by barcode (each)")
       ->capture_default_str();
   cmd->add_option("--searches", cfg->local.searches, "name-prefix searches")->capture_default_str();
-  cmd->add_option("--seed", cfg->local.seed, "random seed")->capture_default_str();
+  cfg->seed = cmd->add_option("--seed", cfg->local.seed, "random seed (deterministic simulation: the (first) seed)")
+                  ->capture_default_str();
   cmd->add_option("--dir", cfg->local.dir,
                   "parent directory of the temporary store (default $TMPDIR or /tmp)");
   cmd->add_flag("--keep", cfg->local.keep_dir, "keep the store directory afterwards");
+  cmd->add_option("--hq", cfg->pos.hq, "pos/lanes/scale/idle: external HQ host:port (branches and terminals run here)");
+  cmd->add_option("--devices-out", cfg->pos.devices_out,
+                  "with --hq: write the devices that HQ must register (YAML) and exit");
+  cmd->add_option("--rate", cfg->pos.sales_per_terminal_s, "pos/scale: sales per second per terminal")
+      ->capture_default_str();
+  cmd->add_option("--hq-changes", cfg->pos.hq_changes_per_s, "pos/scale: product changes per second at HQ")
+      ->capture_default_str();
+  cfg->duration = cmd->add_option("--duration-s", cfg->duration_s, "pos/scale: measured phase in seconds");
+  cmd->add_flag("--in-memory", cfg->pos.in_memory, "pos/scale/idle: RocksDB in-memory environment");
+  cmd->add_option("--report", cfg->report_html, "pos/lanes/scale/idle: also write a self-contained HTML report");
+  cmd->add_option("--seeds", cfg->seeds, "deterministic simulation: run N seeds starting at --seed");
+  cmd->add_option("--faults", cfg->faults,
+                  "deterministic simulation: all, none or a list of partition,cut,delay,duplicate,crash,clock,disk,disk-loss");
+  cmd->add_flag("--trace", cfg->trace, "deterministic simulation: print the event trace of --seed");
+  cmd->add_option("--sim-threads", cfg->dst_threads, "deterministic simulation: seeds run in parallel (0 = cores)");
   cmd->add_flag("--json", cfg->json, "print one JSON object instead of a summary");
   cmd->callback([cfg, &run] { run = [cfg] { return run_sim(*cfg); }; });
 }
