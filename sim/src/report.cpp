@@ -253,7 +253,7 @@ void histogram(std::ostringstream& o, const latency_samples& s) {
   uint64_t top = *std::max_element(counts.begin(), counts.end());
 
   frame f;
-  f.top = 40;
+  f.top = 64;  // room for four rows of marker labels
   axis ya = linear_axis(0, static_cast<double>(top), 5, true);
   auto sx = [&](double ms) {
     double l = ms <= 0 ? d_lo : std::clamp(std::log10(ms), d_lo, d_hi);
@@ -288,16 +288,23 @@ void histogram(std::ostringstream& o, const latency_samples& s) {
   }
   box(o, f);
   x_title(o, f, "latency (ms, log scale)");
-  // Markers, labels staggered so that close values stay readable.
+  // Markers. Labels go above the plot, each on the first row where it does not run
+  // into the previous label (four rows: even four equal values stay readable).
   const std::pair<const char*, double> marks[] = {{"p50", p50}, {"p90", p90}, {"p99", p99}, {"max", mx}};
-  int row = 0;
+  double row_end[4] = {-1e9, -1e9, -1e9, -1e9};
   for (const auto& [label, value] : marks) {
     double x = sx(value);
+    std::string text = std::string(label) + ' ' + ms_text(value);
+    double width = 6.5 * static_cast<double>(text.size());
+    double tx = std::min(x + 3, f.x1() - width);  // keep a label near the right edge inside
+    int row = 0;
+    while (row < 3 && row_end[row] > tx - 4)
+      ++row;
+    row_end[row] = tx + width;
+    double ty = f.y1() - 8 - 13.0 * (3 - row);
     o << "<line class=\"mark\" x1=\"" << px(x) << "\" x2=\"" << px(x) << "\" y1=\"" << px(f.y0()) << "\" y2=\""
-      << px(f.y1() - 2) << "\"/>";
-    o << "<text class=\"mark-text\" x=\"" << px(x + 3) << "\" y=\"" << px(f.y1() - 26 + 12 * (row % 2) + 2)
-      << "\">" << label << ' ' << esc(ms_text(value)) << "</text>\n";
-    ++row;
+      << px(ty + 3) << "\"/>";
+    o << "<text class=\"mark-text\" x=\"" << px(tx) << "\" y=\"" << px(ty) << "\">" << esc(text) << "</text>\n";
   }
   o << "</svg></section>\n";
 }
