@@ -1,4 +1,5 @@
 #include "possync/sim/workload_sync.hpp"
+#include "node_fleet.hpp"
 #include "temp_dir.hpp"
 
 #include <algorithm>
@@ -31,8 +32,7 @@ namespace possync::sim {
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-using time_point = clock_type::time_point;
+using namespace fleet_detail;
 
 const std::string tenant = "bench";
 const std::string branch = "b001";  ///< the branch of W1-W4 (and of W5 with one branch)
@@ -54,19 +54,6 @@ const char* const w3 = "offline-backlog";
 const char* const w4 = "push";
 const char* const w5 = "many-terminals";
 
-double ms_between(time_point a, time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-double secs_between(time_point a, time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Nearest-rank percentile of `v` (sorted here).
 double percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
@@ -82,168 +69,6 @@ void set_latencies(sync_report& rep, std::vector<double> ms) {
   rep.max_ms = ms.back();
 }
 
-// Polls `pred` every `poll` until it holds (true) or `deadline` passes (false).
-template <class Pred>
-bool poll_until(time_point deadline, Pred pred,
-                std::chrono::microseconds poll = std::chrono::microseconds(100)) {
-  for (;;) {
-    if (pred()) return true;
-    if (clock_type::now() >= deadline) return false;
-    std::this_thread::sleep_for(poll);
-  }
-}
-
-// Records the commits of one node that touch one collection: per record id, how many
-// commits changed it and when (steady clock). Fed from the node's commit thread.
-class watcher {
-public:
-  explicit watcher(std::string collection) : collection_(std::move(collection)) {}
-
-  void on_changes(const std::vector<storage::change>& changes) {
-    auto now = clock_type::now();
-    bool any = false;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      for (const auto& c : changes) {
-        if (c.key.collection != collection_ || c.key.tenant != tenant) continue;
-        auto& times = seen_[c.key.id];
-        if (times.empty()) ++distinct_;
-        else ++repeats_;
-        times.push_back(now);
-        any = true;
-      }
-    }
-    if (any) cv_.notify_all();
-  }
-
-  /// Waits until `n` distinct ids were seen; false on timeout.
-  bool wait_distinct(size_t n, time_point deadline) {
-    std::unique_lock<std::mutex> l(mu_);
-    return cv_.wait_until(l, deadline, [&] { return distinct_ >= n; });
-  }
-  /// Waits until `id` changed at least `n` times; false on timeout.
-  bool wait_changes(const std::string& id, size_t n, time_point deadline) {
-    std::unique_lock<std::mutex> l(mu_);
-    return cv_.wait_until(l, deadline, [&] {
-      auto it = seen_.find(id);
-      return it != seen_.end() && it->second.size() >= n;
-    });
-  }
-  size_t distinct() const {
-    std::lock_guard<std::mutex> g(mu_);
-    return distinct_;
-  }
-  size_t repeats() const {
-    std::lock_guard<std::mutex> g(mu_);
-    return repeats_;
-  }
-  /// Time of the `n`-th (0-based) change of `id`, if seen.
-  std::optional<time_point> change_time(const std::string& id, size_t n) const {
-    std::lock_guard<std::mutex> g(mu_);
-    auto it = seen_.find(id);
-    if (it == seen_.end() || it->second.size() <= n) return std::nullopt;
-    return it->second[n];
-  }
-  /// Every id seen, with the time of its first change and its change count.
-  std::unordered_map<std::string, std::pair<time_point, size_t>> snapshot() const {
-    std::lock_guard<std::mutex> g(mu_);
-    std::unordered_map<std::string, std::pair<time_point, size_t>> out;
-    out.reserve(seen_.size());
-    for (const auto& [id, times] : seen_)
-      out.emplace(id, std::make_pair(times.front(), times.size()));
-    return out;
-  }
-
-private:
-  std::string collection_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::unordered_map<std::string, std::vector<time_point>> seen_;
-  size_t distinct_ = 0;
-  size_t repeats_ = 0;
-};
-
-// Subscribes a watcher to a node for as long as it lives (unsubscribes first).
-class subscription {
-public:
-  subscription(node::node& n, std::string collection)
-      : node_(&n), watch_(std::make_shared<watcher>(std::move(collection))) {
-    auto w = watch_;
-    id_ = n.subscribe([w](const std::vector<storage::change>& c) { w->on_changes(c); });
-  }
-  subscription(const subscription&) = delete;
-  subscription& operator=(const subscription&) = delete;
-  ~subscription() { node_->unsubscribe(id_); }
-  watcher& operator*() const { return *watch_; }
-  watcher* operator->() const { return watch_.get(); }
-
-private:
-  node::node* node_;
-  std::shared_ptr<watcher> watch_;
-  uint64_t id_ = 0;
-};
-
-// The nodes of one run, on one runtime; stopped in reverse start order (downstream
-// before upstream).
-class fleet {
-public:
-  fleet(std::shared_ptr<node::runtime> rt, sync_transport t) : rt_(std::move(rt)), transport_(t) {}
-  fleet(const fleet&) = delete;
-  fleet& operator=(const fleet&) = delete;
-  ~fleet() {
-    for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it)
-      (*it)->stop();
-    while (!nodes_.empty())
-      nodes_.pop_back();
-  }
-
-  node::node_config config(storage::node_role role, core::node_id id, const std::string& br = branch) const {
-    node::node_config c;
-    c.role = role;
-    c.tenant = tenant;
-    c.branch = role == storage::node_role::hq ? "" : br;
-    c.node_id = id;
-    // Setup only: a terminal refused before its branch holds the registry retries soon.
-    c.backoff.initial_ms = 20;
-    c.backoff.max_ms = 500;
-    if (role != storage::node_role::terminal && transport_ == sync_transport::grpc)
-      c.listen = "127.0.0.1:0";
-    return c;
-  }
-
-  /// Makes `c` dial `up` over this run's transport.
-  void attach(node::node_config& c, node::node& up, const std::string& name) const {
-    if (transport_ == sync_transport::grpc) {
-      c.upstreams = {"127.0.0.1:" + std::to_string(up.port())};
-      return;
-    }
-    c.upstreams = {"inproc:" + core::node_id_to_string(up.status().node)};
-    node::node* target = &up;
-    c.connect = [target, name](const std::string&) -> std::unique_ptr<actors::link> {
-      auto pair = node::inproc_pair(name, "upstream");
-      target->accept(std::move(pair.second));
-      return std::move(pair.first);
-    };
-  }
-
-  result<node::node*> start(node::node_config c) {
-    std::string what = std::string(storage::to_string(c.role)) + " " + core::node_id_to_string(c.node_id);
-    auto n = node::node::start(std::move(c), rt_);
-    if (!n) {
-      auto e = std::move(n).err();
-      e.message = "starting " + what + ": " + e.message;
-      return e;
-    }
-    nodes_.push_back(std::move(n).value());
-    return nodes_.back().get();
-  }
-
-private:
-  std::shared_ptr<node::runtime> rt_;
-  sync_transport transport_;
-  std::vector<std::unique_ptr<node::node>> nodes_;
-};
-
 node::device device_of(core::node_id id, storage::node_role role, const std::string& name,
                        const std::string& br = branch) {
   node::device d;
@@ -254,19 +79,6 @@ node::device device_of(core::node_id id, storage::node_role role, const std::str
   d.name = name;
   return d;
 }
-
-bool caught_up(node::node& n) {
-  auto s = n.status();
-  return s.online && s.caught_up;
-}
-
-uint64_t pending_total(node::node& n) {
-  uint64_t sum = 0;
-  for (auto v : n.status().pending)
-    sum += v;
-  return sum;
-}
-bool drained(node::node& n) { return pending_total(n) == 0; }
 
 // A product body of about 250 bytes: the fixture's fields plus an image URL, an
 // alternative barcode and the edit time.
@@ -500,7 +312,7 @@ void fail(sync_report& rep, const std::string& why) {
 
 // HQ with a durable store in root/hq, registering `devices`.
 result<node::node*> start_hq(fleet& f, const std::string& root, std::vector<node::device> devices) {
-  auto c = f.config(storage::node_role::hq, hq_id);
+  auto c = f.config(storage::node_role::hq, hq_id, branch);
   c.dir = root + "/hq";
   c.devices = std::move(devices);
   return f.start(std::move(c));
@@ -547,7 +359,7 @@ result<sync_report> run_full_sync(sync_report rep, const std::string& root, std:
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport);
+  fleet f(rt, o.transport, tenant);
   auto catalog = generate_catalog(o.products, o.seed);
   auto hq = start_hq_with_products(f, root, catalog, rep);
   if (!hq) return std::move(hq).err();
@@ -557,7 +369,7 @@ result<sync_report> run_full_sync(sync_report rep, const std::string& root, std:
   dbo.path = root + "/terminal";
   auto db = storage::database::open(dbo);
   if (!db) return std::move(db).err();
-  auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id);
+  auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id, branch);
   t_cfg.db = *db;
   f.attach(t_cfg, **hq, "terminal-1");
   rep.setup_seconds = secs_between(setup_begin, clock_type::now());
@@ -565,7 +377,7 @@ result<sync_report> run_full_sync(sync_report rep, const std::string& root, std:
   auto t0 = clock_type::now();
   auto term = f.start(t_cfg);
   if (!term) return std::move(term).err();
-  subscription sub(**term, "product");
+  subscription sub(**term, tenant, "product");
   bool all = sub->wait_distinct(catalog.size(), deadline());
   bool up = all && poll_until(deadline(), [&] { return caught_up(**term); });
   auto t1 = clock_type::now();
@@ -603,12 +415,12 @@ result<sync_report> run_incremental(sync_report rep, const std::string& root, st
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport);
+  fleet f(rt, o.transport, tenant);
   auto catalog = generate_catalog(o.products, o.seed);
   auto hq = start_hq_with_products(f, root, catalog, rep);
   if (!hq) return std::move(hq).err();
 
-  auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id);
+  auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id, branch);
   t_cfg.dir = root + "/terminal";
   f.attach(t_cfg, **hq, "terminal-1");
   auto term = f.start(t_cfg);
@@ -635,7 +447,7 @@ result<sync_report> run_incremental(sync_report rep, const std::string& root, st
     if (!w) return std::move(w).err();
     want[p.id] = price;
   }
-  subscription sub(**term, "product");
+  subscription sub(**term, tenant, "product");
   rep.setup_seconds = secs_between(setup_begin, clock_type::now());
 
   auto t0 = clock_type::now();
@@ -678,13 +490,13 @@ result<sync_report> run_offline_backlog(sync_report rep, const std::string& root
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport);
+  fleet f(rt, o.transport, tenant);
   auto hq = start_hq(f, root, terminal_devices(1));
   if (!hq) return std::move(hq).err();
   auto catalog = generate_catalog(o.products, o.seed);
   if (auto st = load_catalog((*hq)->store(), tenant, branch, catalog, initial_stock, 1000)) return st;
 
-  auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id);
+  auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id, branch);
   t_cfg.dir = root + "/terminal";
   f.attach(t_cfg, **hq, "terminal-1");
   auto term = f.start(t_cfg);
@@ -704,7 +516,7 @@ result<sync_report> run_offline_backlog(sync_report rep, const std::string& root
   if (!made->wait_outstanding(sales.size(), 0, deadline()))
     return error(errc::deadline_exceeded, "setup: offline sales did not commit");
   if (auto e = made->failure()) return *e;
-  subscription sub(**hq, "sale");
+  subscription sub(**hq, tenant, "sale");
   rep.setup_seconds = secs_between(setup_begin, clock_type::now());
 
   auto t0 = clock_type::now();
@@ -748,7 +560,7 @@ result<sync_report> run_push(sync_report rep, const std::string& root, std::shar
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport);
+  fleet f(rt, o.transport, tenant);
   auto devices = terminal_devices(o.terminals);
   devices.push_back(device_of(branch_id, storage::node_role::branch, "branch server"));
   auto hq = start_hq(f, root, std::move(devices));
@@ -756,7 +568,7 @@ result<sync_report> run_push(sync_report rep, const std::string& root, std::shar
   auto catalog = generate_catalog(o.products, o.seed);
   if (auto st = load_catalog((*hq)->store(), tenant, branch, catalog, initial_stock, 1000)) return st;
 
-  auto b_cfg = f.config(storage::node_role::branch, branch_id);
+  auto b_cfg = f.config(storage::node_role::branch, branch_id, branch);
   b_cfg.dir = root + "/branch";
   f.attach(b_cfg, **hq, "branch");
   auto br = f.start(b_cfg);
@@ -764,7 +576,7 @@ result<sync_report> run_push(sync_report rep, const std::string& root, std::shar
   if (auto st = first_sync(**br, catalog.back().id, deadline())) return st;
   std::vector<node::node*> terms;
   for (size_t i = 0; i < o.terminals; ++i) {
-    auto c = f.config(storage::node_role::terminal, first_terminal_id + i);
+    auto c = f.config(storage::node_role::terminal, first_terminal_id + i, branch);
     c.dir = root + "/terminal-" + std::to_string(i + 1);
     f.attach(c, **br, "terminal-" + std::to_string(i + 1));
     auto t = f.start(c);
@@ -777,7 +589,7 @@ result<sync_report> run_push(sync_report rep, const std::string& root, std::shar
   const product_spec& p = catalog.front();
   std::vector<std::unique_ptr<subscription>> subs;
   for (auto* t : terms)
-    subs.push_back(std::make_unique<subscription>(*t, "product"));
+    subs.push_back(std::make_unique<subscription>(*t, tenant, "product"));
   rep.setup_seconds = secs_between(setup_begin, clock_type::now());
 
   std::vector<double> lat, from_commit;
@@ -837,7 +649,7 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport);
+  fleet f(rt, o.transport, tenant);
   // Terminal i sells in branch i % branches; with via_branch each branch has a node.
   auto branch_of = [&](size_t terminal) { return branch_name(terminal % o.branches); };
   std::vector<node::device> devices;
@@ -907,7 +719,7 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   }
   std::vector<time_point> started(sales.size());
   auto made = std::make_shared<sale_tracker>();
-  subscription sub(**hq, "sale");
+  subscription sub(**hq, tenant, "sale");
   rep.setup_seconds = secs_between(setup_begin, clock_type::now());
 
   auto t0 = clock_type::now();
