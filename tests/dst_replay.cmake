@@ -1,0 +1,20 @@
+# Runs `possync sim --seed SEED --faults all --trace` twice and fails unless both
+# runs succeed and print byte-identical output (ctest test dst_replay_trace).
+foreach(run a b)
+  execute_process(COMMAND ${POSSYNC} sim --seed ${SEED} --faults all --trace
+    OUTPUT_VARIABLE out_${run} ERROR_VARIABLE err_${run} RESULT_VARIABLE rc_${run})
+  if(NOT rc_${run} EQUAL 0)
+    message(FATAL_ERROR "possync sim --seed ${SEED} --faults all --trace exited ${rc_${run}}\n${out_${run}}\n${err_${run}}")
+  endif()
+endforeach()
+string(LENGTH "${out_a}" len)
+if(len LESS 1000)
+  message(FATAL_ERROR "the trace of seed ${SEED} is only ${len} bytes:\n${out_a}")
+endif()
+if(NOT out_a STREQUAL out_b)
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/dst_replay_a.txt "${out_a}")
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/dst_replay_b.txt "${out_b}")
+  message(FATAL_ERROR "two runs of seed ${SEED} printed different traces (kept in dst_replay_a.txt / dst_replay_b.txt)")
+endif()
+string(SHA256 digest "${out_a}")
+message(STATUS "seed ${SEED}: ${len} bytes of trace, identical twice (sha256 ${digest})")
