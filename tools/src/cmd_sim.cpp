@@ -80,13 +80,15 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cfg->sales = cmd->add_option("--sales", cfg->local.sales,
                                "W8: single-writer sale commits; W3: offline backlog [1000]; W5: per terminal [50]")
                    ->capture_default_str();
-  cmd->add_option("--transport", cfg->transport, "W1-W5: grpc (127.0.0.1) or inproc")->capture_default_str();
-  cmd->add_option("--terminals", cfg->sync.terminals, "W4: live terminals [10]; W5: selling terminals [200]");
+  cfg->transport_opt = cmd->add_option("--transport", cfg->transport,
+                                       "W1-W6, pos, idle: grpc (127.0.0.1) or inproc (scale: default inproc)")
+                           ->capture_default_str();
+  cmd->add_option("--terminals", cfg->sync.terminals, "W4: live terminals [10]; W5: selling terminals [200]; pos [40]; scale [10000]; idle [1000]");
   cmd->add_option("--changes", cfg->sync.changes, "W2: products changed offline [50]; W4: updates pushed [200]");
-  cmd->add_option("--branches", cfg->sync.branches, "W5: branches the terminals sell in [1]");
+  cmd->add_option("--branches", cfg->sync.branches, "W5: branches the terminals sell in [1]; pos [4]; scale [100]");
   cmd->add_flag("--via-branch", cfg->sync.via_branch, "W5: terminals under their branch's node instead of directly under HQ");
-  cmd->add_option("--timeout-ms", cfg->sync.timeout_ms, "W1-W5: bound of every wait")->capture_default_str();
-  cmd->add_option("--threads", cfg->sync.threads, "W1-W5: runtime scheduler threads (0 = default)");
+  cmd->add_option("--timeout-ms", cfg->sync.timeout_ms, "W1-W7: bound of every wait")->capture_default_str();
+  cmd->add_option("--threads", cfg->sync.threads, "W1-W7: runtime scheduler threads (0 = default)");
   cmd->add_option("--writers", cfg->local.writers, "concurrent writer threads")->capture_default_str();
   cmd->add_option("--concurrent-sales", cfg->local.concurrent_sales,
                   "sale commits shared by the concurrent writers")
@@ -106,6 +108,8 @@ void add_sim_command(CLI::App& app, command_fn& run) {
                   "parent directory of the temporary store (default $TMPDIR or /tmp)");
   cmd->add_flag("--keep", cfg->local.keep_dir, "keep the store directory afterwards");
   cmd->add_option("--hq", cfg->pos.hq, "pos/lanes/scale/idle: external HQ host:port (branches and terminals run here)");
+  cmd->add_option("--tenant", cfg->pos.tenant, "pos/scale: tenant of the simulated nodes (an external HQ must serve it)")
+      ->capture_default_str();
   cmd->add_option("--devices-out", cfg->pos.devices_out,
                   "with --hq: write the devices that HQ must register (YAML) and exit");
   cmd->add_option("--rate", cfg->pos.sales_per_terminal_s, "pos/scale: sales per second per terminal")

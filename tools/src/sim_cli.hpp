@@ -32,6 +32,7 @@ struct sim_config {
   CLI::Option* sales = nullptr;
   CLI::Option* seed = nullptr;
   CLI::Option* duration = nullptr;
+  CLI::Option* transport_opt = nullptr;  ///< to tell a given --transport from its default
   int64_t duration_s = 0;  ///< --duration-s
   bool json = false;
   bool list = false;

@@ -38,6 +38,7 @@ struct pos_options {
   std::string workload;                  ///< pos, lanes, scale, idle
   sync_transport transport = sync_transport::inproc;
   std::string hq;                        ///< external HQ "host:port" ("" = run HQ here)
+  std::string tenant = "sim";            ///< tenant of every node (an external HQ must serve it)
   std::string devices_out;               ///< write the devices an external HQ must register (YAML) and exit
   size_t terminals = 0;                  ///< scale [10,000]; pos [40]; idle [1,000]
   size_t branches = 0;                   ///< scale [100]; pos [4]
@@ -47,6 +48,7 @@ struct pos_options {
   double overrides_per_s = 0.2;          ///< price overrides at branches (pos)
   double stocktakes_per_s = 0.2;         ///< stocktakes (pos)
   double offline_fraction = 0.05;        ///< pos: share of terminals offline at any time
+  size_t report_bytes = 0;               ///< lanes: the report uploaded during the download [5 MiB]
   int64_t duration_ms = 0;               ///< measured phase [scale 60 s, pos 30 s]
   int64_t sample_ms = 1000;              ///< series interval
   std::string report_html;               ///< also write the HTML report here
@@ -56,6 +58,7 @@ struct pos_options {
   bool keep_dir = false;
   int64_t timeout_ms = 300'000;
   size_t threads = 0;
+  std::string command;                   ///< the command line, for the report ("" = rebuilt from the options)
 };
 
 /// Outcome of one POS load run: TARGETS.md field names plus the series for the report.
