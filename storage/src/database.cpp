@@ -265,6 +265,7 @@ result<std::unique_ptr<database_impl>> database_impl::open(const db_options& opt
   d->db_ = db;
   d->default_cf_ = handles[0];
   for (int i = 0; i < cf_count; ++i) d->cfs_[i] = handles[i + 1];
+  if (auto e = d->keep_wal_switchable()) return e;
   if (opts.group_commit) {
     d->writer_ = std::thread([p = d.get()] { p->run_writer(); });
     d->committer_ = std::thread([p = d.get()] { p->run_committer(); });
@@ -481,6 +482,22 @@ status database_impl::resume() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   if (!s.ok()) return map_status(s, "resume");
+  // Resume() flushed every memtable: the marker goes back in (see keep_wal_switchable).
+  if (auto e = keep_wal_switchable()) return e;
+  return status();
+}
+
+status database_impl::keep_wal_switchable() {
+  // Resume() leaves a WAL that saw a failed append only by switching to a new WAL, and
+  // it switches only while flushing a non-empty memtable. With nothing written since
+  // the previous resume every memtable was empty, the failed WAL writer stayed in use
+  // and the next write met its "previous error" (an assertion in RocksDB builds with
+  // assertions). So the default column family (otherwise unused) always holds one
+  // unlogged marker in its memtable: every Resume() flushes it and switches WALs.
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;
+  auto s = db_->Put(wo, default_cf_, "possync.wal_switch", "");
+  if (!s.ok()) return map_status(s, "marking the memtable");
   return status();
 }
 

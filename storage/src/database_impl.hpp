@@ -131,6 +131,9 @@ public:
   const db_options& options() const { return opts_; }
 
   status resume();
+  /// Puts the unlogged marker into the default column family's memtable, so that a
+  /// Resume() always switches to a fresh WAL (see database.cpp).
+  status keep_wal_switchable();
   status flush();
 
   /// Claim a space for one open node_store; false if already open.

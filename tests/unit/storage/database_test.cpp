@@ -271,6 +271,37 @@ void fault_round(bool disk_full) {
 }
 
 TEST(faults, disk_full_refuses_writes_then_resume) { fault_round(true); }
+
+// DST seed 3 (--faults all, 10 min chaos): a second disk fault before any write
+// succeeded after the first resume. RocksDB's Resume() flushes only non-empty memtables
+// and switches the WAL only with them, so the WAL writer that saw the second failed
+// append stayed in use: the next write hit its "previous error" (an assertion in
+// RocksDB builds with assertions, every write failing otherwise).
+void double_fault_round(bool group_commit) {
+  temp_dir dir;
+  auto faults = std::make_shared<io_faults>();
+  auto db = open_db(dir.str(), group_commit, faults);
+  auto s = open_store(db);
+  ASSERT_TRUE(s->write({counter_op{{"t1", "b1", "stock", "p1"}, 5000}}));
+  for (int round = 0; round < 3; ++round) {
+    faults->disk_full.store(true);
+    ASSERT_FALSE(s->write({counter_op{{"t1", "b1", "stock", "p1"}, 1}}));
+    faults->disk_full.store(false);
+    auto res = db->resume();
+    ASSERT_FALSE(res) << "round " << round << ": " << res.to_string();
+  }
+  auto r = s->write({counter_op{{"t1", "b1", "stock", "p1"}, -1000}});
+  ASSERT_TRUE(r) << r.err().to_string();
+  EXPECT_EQ(*s->stock_level("t1", "b1", "p1"), 4000);
+  s.reset();
+  db.reset();
+  auto db2 = open_db(dir.str());
+  auto s2 = open_store(db2);
+  EXPECT_EQ(*s2->stock_level("t1", "b1", "p1"), 4000);
+}
+
+TEST(faults, repeated_faults_without_a_write_between_resume) { double_fault_round(true); }
+TEST(faults, repeated_faults_without_a_write_between_resume_inline_commits) { double_fault_round(false); }
 TEST(faults, io_error_refuses_writes_then_resume) { fault_round(false); }
 
 TEST(database, in_memory_mode_works_and_keeps_nothing) {
