@@ -103,7 +103,10 @@ public:
     tenant_ = find_tenant();
     for (const auto& l : h_.lost) {
       lost_[l.identity] = &l;
-      for (const auto& k : l.unsent) unsent_.insert(k);
+      for (const auto& k : l.unsent) {
+        unsent_.insert(k);
+        unsent_of_[l.identity].insert(k);
+      }
     }
     check_quiet();
     if (!tenant_.empty()) {
@@ -123,7 +126,8 @@ private:
   const node_view* hq_ = nullptr;
   std::string tenant_;
   std::map<core::node_id, const lost_disk*> lost_;
-  std::set<core::record_key> unsent_;
+  std::set<core::record_key> unsent_;                              ///< of every lost disk
+  std::map<core::node_id, std::set<core::record_key>> unsent_of_;  ///< per lost identity
   check_report rep_;
   size_t suppressed_ = 0;
   /// (node index, tenant, scope, lane) -> key -> digest
@@ -190,8 +194,7 @@ private:
         continue;
       }
       if (!r->has_value() || (*r)->empty()) {
-        auto l = lost_.find(s->identity);
-        if (unsent_.count(key) && l != lost_.end()) {
+        if (unsent_of_[s->identity].count(key)) {
           ++rep_.sales_lost_with_disk;
           continue;
         }
@@ -323,7 +326,7 @@ private:
           if (a.first > i.first || a.second > i.second) {
             fail("stock: entry of lost " + who + " (" + l->second->node + ") in " + sk.to_string() + " at hq is " +
                  entry_str(a) + ", more than its acked writes imply (" + entry_str(i) + ")");
-          } else if (!unsent_.count(sk)) {
+          } else if (!unsent_of_[id].count(sk)) {
             fail("stock: entry of lost " + who + " (" + l->second->node + ") in " + sk.to_string() + " at hq is " +
                  entry_str(a) + ", its acked writes imply " + entry_str(i) +
                  ", and the counter was not unsent when the disk was lost");
