@@ -992,7 +992,10 @@ void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void
         if (lane >= core::lane_count)
           return error(errc::invalid_argument, "lane " + std::to_string(lane) + " out of range");
         if (seq == 0) return status();
-        std::string begin = keys::outbox(im->space_, lane, 0);
+        // Entries below the floor were deleted by earlier acks: seeking from there
+        // skips their tombstones (a scan over them made each ack cost more than the
+        // last until the memtable was flushed).
+        std::string begin = keys::outbox(im->space_, lane, im->ack_floor_[lane].load(std::memory_order_acquire));
         std::string end = seq == UINT64_MAX ? keys::prefix_end(keys::outbox_prefix(im->space_, lane))
                                             : keys::outbox(im->space_, lane, seq + 1);
         auto ks = t.keys_in(cf_outbox, begin, end);
@@ -1002,7 +1005,13 @@ void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void
         im->scratch_.pending[lane] -= std::min(n, im->scratch_.pending[lane]);
         return status();
       },
-      [done = std::move(done)](const status& s, std::vector<change>&&) {
+      [im, lane, seq, done = std::move(done)](const status& s, std::vector<change>&&) {
+        if (!s && lane < core::lane_count && seq != UINT64_MAX) {
+          auto& floor = im->ack_floor_[lane];
+          uint64_t cur = floor.load(std::memory_order_acquire);
+          while (cur < seq + 1 && !floor.compare_exchange_weak(cur, seq + 1, std::memory_order_acq_rel)) {
+          }
+        }
         if (done) done(s);
       },
       /*needs_sync=*/false);

@@ -89,6 +89,9 @@ public:
   counters durable_, sealed_, working_, scratch_;
   std::array<std::atomic<uint64_t>, core::lane_count> head_pub_{};
   std::array<std::atomic<uint64_t>, core::lane_count> pending_pub_{};
+  /// Per lane: every outbox entry below this seq is gone (durably acked in this run).
+  /// An ack scans from here, not over the deletes of every earlier ack.
+  std::array<std::atomic<uint64_t>, core::lane_count> ack_floor_{};
 
 private:
   node_store_impl(std::shared_ptr<database> db, store_options opts);
