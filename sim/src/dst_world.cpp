@@ -43,7 +43,7 @@ namespace possync::sim::dst {
 namespace {
 
 constexpr int64_t epoch_base_ms = 1'704'067'200'000;  // 2024-01-01T00:00:00Z: node clocks start here
-constexpr int64_t tick_period_ms = 1000;              // machines' on_tick and the quiet check
+constexpr int64_t tick_period_ms = 2000;              // machines' on_tick and the quiet check
 constexpr int spares_per_terminal = 2;                // pre-registered identities for disk loss
 const char* const tenant_id = "demo";
 

@@ -1,6 +1,10 @@
 // The simulated world of one seed (sim/src/dst_world.cpp): it runs, it is
 // deterministic, and different seeds differ. The invariants are dst_test's business.
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 
 #include "../../../sim/src/dst_world.hpp"
@@ -69,6 +73,40 @@ TEST(DstWorld, KeepsTheTraceTextOnlyWhenAsked) {
   (*w2)->run();
   EXPECT_FALSE((*w2)->trace().empty());
   EXPECT_EQ((*w)->trace_hash(), (*w2)->trace_hash());
+}
+
+} // namespace
+} // namespace possync::sim::dst
+
+namespace possync::sim::dst {
+namespace {
+
+// Figures per seed at the default options (run with --gtest_also_run_disabled_tests;
+// POSSYNC_DST_FIRST / POSSYNC_DST_COUNT pick the seeds). Prints, asserts nothing.
+TEST(DstWorld, DISABLED_Measure) {
+  uint64_t first = std::getenv("POSSYNC_DST_FIRST") ? std::strtoull(std::getenv("POSSYNC_DST_FIRST"), nullptr, 10) : 1;
+  uint64_t count = std::getenv("POSSYNC_DST_COUNT") ? std::strtoull(std::getenv("POSSYNC_DST_COUNT"), nullptr, 10) : 5;
+  for (uint64_t s = first; s < first + count; ++s) {
+    options o;
+    o.seed = s;
+    auto t0 = std::chrono::steady_clock::now();
+    auto w = world::create(o);
+    ASSERT_TRUE(w);
+    auto t1 = std::chrono::steady_clock::now();
+    (*w)->run();
+    auto t2 = std::chrono::steady_clock::now();
+    const auto& h = (*w)->hist();
+    auto violations = check_invariants(**w);
+    std::printf("seed %llu: setup %.0f ms run %.0f ms events %llu faults %llu sales %zu pushes %zu quiet %lld (after %lld) "
+                "violations %zu\n",
+                static_cast<unsigned long long>(s), std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                std::chrono::duration<double, std::milli>(t2 - t1).count(), static_cast<unsigned long long>(h.events),
+                static_cast<unsigned long long>(h.faults_injected), h.sales.size(), h.pushes.size(),
+                static_cast<long long>(h.quiet_ms), static_cast<long long>(h.quiet_ms - h.last_fault_ms),
+                violations.size());
+    for (size_t i = 0; i < violations.size() && i < 8; ++i)
+      std::printf("  %s\n", violations[i].c_str());
+  }
 }
 
 } // namespace
