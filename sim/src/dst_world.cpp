@@ -825,7 +825,9 @@ struct world::impl {
   }
 
   bool fault_partition_() {
-    auto n = choose(pick_nodes(false, true, true, false));
+    // A whole branch from HQ half the time, else a terminal from its branch.
+    bool branch = fault_rng.below(2) == 0;
+    auto n = choose(pick_nodes(false, branch, !branch, false));
     if (!n) return false;
     auto& nd = nodes[*n];
     int64_t until = clamp_heal(log_uniform(fault_rng, 1000, 24 * 3600'000));
@@ -1094,7 +1096,10 @@ struct world::impl {
   void edit_product(int n) {
     auto& nd = nodes[n];
     auto& st = *nd.store;
-    const auto& p = catalog[pos_rng.below(catalog.size())];
+    // Half the edits go to a few "hot" products, so that HQ and branches meet on the
+    // same field now and then (most of all across a partition).
+    const size_t hot = std::min<size_t>(3, catalog.size());
+    const auto& p = catalog[pos_rng.below(2) == 0 ? pos_rng.below(hot) : pos_rng.below(catalog.size())];
     const uint32_t field = pos_rng.below(2) == 0 ? 3 : 5;  // name or price
     auto key = product_key(tenant_id, p.id);
     auto cur = st.get(key);
@@ -1190,10 +1195,10 @@ struct world::impl {
       case storage::node_role::branch:
         if (sale_mean > 0) every(n, sale_mean * 4, &impl::sell);
         every(n, hour, &impl::stocktake);
-        every(n, hour, &impl::edit_product);
+        every(n, hour / 6, &impl::edit_product);
         break;
       case storage::node_role::hq:
-        every(n, hour / 2, &impl::edit_product);
+        every(n, hour / 12, &impl::edit_product);
         break;
       }
     }

@@ -98,12 +98,12 @@ TEST(DstWorld, DISABLED_Measure) {
     const auto& h = (*w)->hist();
     auto violations = check_invariants(**w);
     std::printf("seed %llu: setup %.0f ms run %.0f ms events %llu faults %llu sales %zu pushes %zu quiet %lld (after %lld) "
-                "violations %zu\n",
+                "concurrent %zu lost %zu violations %zu\n",
                 static_cast<unsigned long long>(s), std::chrono::duration<double, std::milli>(t1 - t0).count(),
                 std::chrono::duration<double, std::milli>(t2 - t1).count(), static_cast<unsigned long long>(h.events),
                 static_cast<unsigned long long>(h.faults_injected), h.sales.size(), h.pushes.size(),
                 static_cast<long long>(h.quiet_ms), static_cast<long long>(h.quiet_ms - h.last_fault_ms),
-                violations.size());
+                h.concurrent_edits.size(), h.lost.size(), violations.size());
     for (size_t i = 0; i < violations.size() && i < 8; ++i)
       std::printf("  %s\n", violations[i].c_str());
   }
