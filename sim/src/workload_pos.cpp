@@ -1119,7 +1119,7 @@ result<pos_report> run_lanes(pos_report rep, const std::string& root, std::share
   auto hq = f.start(std::move(c));
   if (!hq) return std::move(hq).err();
   std::vector<node::device> devs;
-  for (size_t r = 0; r < max_rounds; ++r)
+  for (size_t r = 0; r <= max_rounds; ++r)
     devs.push_back(device_of(tenant, terminal_node_id(o.seed, r), storage::node_role::terminal,
                              "lanes register " + std::to_string(r + 1), br));
   if (auto st = register_devices((*hq)->store(), devs)) return st;
@@ -1150,51 +1150,78 @@ result<pos_report> run_lanes(pos_report rep, const std::string& root, std::share
     return ms_between(t0, *hq_sales->change_time(id, 0));
   };
 
-  std::vector<double> loaded, loaded_both;
-  std::vector<double> download_ms, upload_ms;
-  node::node* last_term = nullptr;
-  size_t rounds = 0, reports_sent = 0;
-  rep.converged = true;
-  uint64_t receipt = 0;
-  for (; rounds < max_rounds && loaded.size() < samples; ++rounds) {
-    // A fresh terminal whose store already holds the report, queued in lane 3.
-    const uint32_t space = static_cast<uint32_t>(rounds + 1);
-    {
+  // Terminal k (0 = the idle one) in store space k + 1; with a report, its store holds
+  // it (queued in lane 3) before the node starts.
+  size_t reports_sent = 0;
+  std::vector<std::string> report_ids;
+  auto start_terminal = [&](size_t k, bool with_report) -> result<node::node*> {
+    const uint32_t space = static_cast<uint32_t>(k + 1);
+    if (with_report) {
       storage::store_options so;
       so.space = space;
       so.role = storage::node_role::terminal;
-      so.node = terminal_node_id(o.seed, rounds);
+      so.node = terminal_node_id(o.seed, k);
       auto st = storage::node_store::open(*tdb, so);
       if (!st) return std::move(st).err();
-      // The report: one record of report_bytes (the collection allows 8 MiB bodies).
+      // One record of report_bytes (the report collection allows 8 MiB bodies).
       storage::put_op put;
       put.key = core::record_key{tenant, br, "report", (*st)->new_id()};
       put.body = report_body(r, report_bytes, "T1", 0, 0);
+      report_ids.push_back(put.key.id);
       auto w = (*st)->write({std::move(put)});
       if (!w) return std::move(w).err();
       ++reports_sent;
     }
-    auto tc = f.config(storage::node_role::terminal, terminal_node_id(o.seed, rounds), br);
+    auto tc = f.config(storage::node_role::terminal, terminal_node_id(o.seed, k), br);
     tc.db = *tdb;
     tc.space = space;
-    f.attach(tc, **hq, "terminal-" + std::to_string(rounds + 1));
+    f.attach(tc, **hq, "terminal-" + std::to_string(k + 1));
+    return f.start(std::move(tc));
+  };
+  rep.converged = true;
+  uint64_t receipt = 0;
+  auto idle_run = [&](node::node& term, std::vector<double>& out) {
+    poll_until(deadline(), [&] { return caught_up(term) && drained(term); }, 1ms);
+    std::this_thread::sleep_for(100ms);
+    for (size_t i = 0; i < samples; ++i) {
+      double ms = one_sale(term, ++receipt);
+      if (ms < 0) {
+        fail(rep, "an idle sale did not reach HQ within the timeout");
+        return;
+      }
+      out.push_back(ms);
+    }
+  };
+
+  // Idle: a synced terminal with nothing else to do.
+  std::vector<double> idle, idle_after;
+  auto idle_term = start_terminal(0, false);
+  if (!idle_term) return std::move(idle_term).err();
+  {
+    subscription products(**idle_term, tenant, "product");
+    if (!products->wait_distinct(catalog.size(), deadline()))
+      return error(errc::deadline_exceeded, "setup: the idle terminal did not download the catalogue");
+  }
+  idle_run(**idle_term, idle);
+
+  // Loaded: fresh terminals, each downloading the catalogue and uploading its report;
+  // sales one at a time while either is in flight, until `samples` such sales.
+  std::vector<double> loaded, loaded_both;
+  std::vector<double> download_ms, upload_ms;
+  size_t rounds = 0;
+  for (; rounds < max_rounds && loaded.size() < samples && rep.converged; ++rounds) {
     auto tstart = clock_type::now();
-    auto term = f.start(std::move(tc));
+    auto term = start_terminal(rounds + 1, true);
     if (!term) return std::move(term).err();
+    const std::string report_id = report_ids.back();
     subscription products(**term, tenant, "product");
     if (!poll_until(deadline(), [&] { return (*term)->status().online; }, 50us)) {
       fail(rep, "round " + std::to_string(rounds + 1) + ": the terminal never came online");
       break;
     }
-    // Sales one at a time while the download or the upload is in flight.
-    bool downloading = true, uploading = true;
-    time_point down_done{}, up_done{};
     for (;;) {
-      downloading = products->distinct() < catalog.size();
-      uploading = (*term)->store().pending()[core::lane_reports] > 0;
-      auto now = clock_type::now();
-      if (!downloading && down_done == time_point{}) down_done = now;
-      if (!uploading && up_done == time_point{}) up_done = now;
+      bool downloading = products->distinct() < catalog.size();
+      bool uploading = (*term)->store().pending()[core::lane_reports] > 0;
       if (!downloading && !uploading) break;
       double ms = one_sale(**term, ++receipt);
       if (ms < 0) {
@@ -1208,26 +1235,18 @@ result<pos_report> run_lanes(pos_report rep, const std::string& root, std::share
     if (!products->wait_distinct(catalog.size(), deadline()))
       fail(rep, "round " + std::to_string(rounds + 1) + ": the terminal holds " +
                     std::to_string(products->distinct()) + " of " + std::to_string(catalog.size()) + " products");
-    if (down_done == time_point{}) down_done = clock_type::now();
-    if (up_done == time_point{}) up_done = clock_type::now();
-    download_ms.push_back(ms_between(tstart, down_done));
-    upload_ms.push_back(ms_between(tstart, up_done));
-    last_term = *term;
+    // Download done: the terminal's commit of its last product; upload done: HQ's
+    // commit of the report.
+    time_point last{};
+    for (const auto& [id, v] : products->snapshot())
+      last = std::max(last, v.first);
+    download_ms.push_back(ms_between(tstart, last));
+    if (hq_reports->wait_changes(report_id, 1, deadline()))
+      upload_ms.push_back(ms_between(tstart, *hq_reports->change_time(report_id, 0)));
   }
-  // Idle: the last terminal, synced and quiet.
-  std::vector<double> idle;
-  if (last_term && rep.converged) {
-    poll_until(deadline(), [&] { return caught_up(*last_term) && drained(*last_term); }, 1ms);
-    std::this_thread::sleep_for(100ms);
-    for (size_t i = 0; i < samples; ++i) {
-      double ms = one_sale(*last_term, ++receipt);
-      if (ms < 0) {
-        fail(rep, "an idle sale did not reach HQ within the timeout");
-        break;
-      }
-      idle.push_back(ms);
-    }
-  }
+  // Idle again on the first terminal: what the uploads left behind in the shared
+  // databases costs an idle sale.
+  if (rep.converged) idle_run(**idle_term, idle_after);
   // Every sale at HQ once; every report at HQ.
   rep.expected = made;
   rep.seen = hq_sales->distinct();
@@ -1251,6 +1270,8 @@ result<pos_report> run_lanes(pos_report rep, const std::string& root, std::share
   rep.details["loaded_samples"] = static_cast<double>(loaded.size());
   rep.details["loaded_both_samples"] = static_cast<double>(loaded_both.size());
   rep.details["idle_samples"] = static_cast<double>(idle.size());
+  rep.details["idle_after_p50_ms"] = pct(idle_after, 50);
+  rep.details["idle_after_p99_ms"] = pct(idle_after, 99);
   rep.details["rounds"] = static_cast<double>(rounds);
   rep.details["products"] = static_cast<double>(catalog.size());
   rep.details["report_bytes"] = static_cast<double>(report_bytes);
@@ -1259,6 +1280,7 @@ result<pos_report> run_lanes(pos_report rep, const std::string& root, std::share
   if (loaded.empty()) fail(rep, "no sale was made while the download or upload was in flight");
   rep.seconds = secs_between(setup_begin, clock_type::now()) - rep.setup_seconds;
   rep.record.latencies.push_back({"sale -> HQ, idle", std::move(idle)});
+  rep.record.latencies.push_back({"sale -> HQ, idle after the uploads", std::move(idle_after)});
   rep.record.latencies.push_back({"sale -> HQ, during download + upload", std::move(loaded)});
   rep.peak_rss_mb = peak_rss_mb();
   // The subscriptions end before the fleet stops (reverse declaration order).
