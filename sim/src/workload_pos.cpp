@@ -106,6 +106,12 @@ double rss_mb() {
 
 double pct(const std::vector<double>& v, double p) { return percentile(v, p); }
 
+std::string fmt_mb(double mb) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f MB", mb);
+  return buf;
+}
+
 void fail(pos_report& rep, const std::string& why) {
   rep.converged = false;
   if (rep.failure.empty()) rep.failure = why;
@@ -498,6 +504,13 @@ status start_world(world& w, pos_report& rep) {
           return;
         }
         w.terms[t] = *n;
+        if (o.max_rss_mb > 0 && t % 64 == 0 && rss_mb() > o.max_rss_mb) {
+          std::lock_guard<std::mutex> g(err_mu);
+          if (!first_err)
+            first_err = error(errc::resource_exhausted, "setup: RSS over " + fmt_mb(o.max_rss_mb) + " after starting " +
+                                                            std::to_string(t + 1) + " terminals (--max-rss-mb)");
+          return;
+        }
       }
     });
   for (auto& th : starters)
@@ -536,6 +549,7 @@ struct gen_state {
   std::map<std::pair<std::string, std::string>, int64_t> adjusted; ///< (branch, product) -> sum of deltas
   std::map<size_t, std::set<std::string>> overridden;               ///< branch -> product ids with a price
   std::atomic<double> max_behind_ms{0};
+  std::atomic<bool> abort{false}; ///< RSS went over max_rss_mb: stop generating, stop waiting
 };
 
 class driver {
@@ -812,6 +826,7 @@ private:
       p.lag_records[core::lane_catalog] = ch_.outstanding();
       p.rss_mb = rss_mb();
       peak_rss_ = std::max(peak_rss_, p.rss_mb);
+      if (w_.o.max_rss_mb > 0 && p.rss_mb > w_.o.max_rss_mb) g_.abort = true;
       points_.push_back(p);
     }
   }
@@ -890,7 +905,7 @@ result<pos_report> run_load(pos_report rep, const std::string& root, std::shared
   for (size_t d = 0; d < ndrivers; ++d)
     drivers.push_back(std::make_unique<driver>(w, gp, *changes, d, ndrivers, t0, duration_s));
   auto smp = std::make_unique<sampler>(w, g, *changes, at_hq, t0);
-  std::atomic<bool> stop_drivers{false};
+  std::atomic<bool>& stop_drivers = g.abort;
   {
     std::vector<std::thread> threads;
     for (auto& d : drivers)
@@ -909,7 +924,11 @@ result<pos_report> run_load(pos_report rep, const std::string& root, std::shared
   poll_until(deadline, [&] { return g.sales.committed.load() + g.sales.failed.load() >= g.sales.issued.load(); },
              1ms);
   const uint64_t committed = g.sales.committed.load();
-  bool all_sales = poll_until(deadline, [&] { return at_hq() >= committed; }, 1ms);
+  bool all_sales = poll_until(deadline, [&] { return g.abort.load() || at_hq() >= committed; }, 1ms);
+  if (g.abort) {
+    fail(rep, "stopped: RSS over " + fmt_mb(o.max_rss_mb) + " (--max-rss-mb)");
+    deadline = clock_type::now();
+  }
   auto t_sales = clock_type::now();
   rep.details["drain_seconds"] = secs_between(t_end, t_sales);
 
@@ -1316,6 +1335,8 @@ pos_options with_defaults(pos_options o) {
   if (o.report_bytes == 0) o.report_bytes = 5u << 20;
   if (o.sample_ms <= 0) o.sample_ms = 1000;
   if (o.tenant.empty()) o.tenant = "sim";
+  // W7 stops rather than take the machine's memory (3x its 4 GB target).
+  if (scale && o.max_rss_mb == 0) o.max_rss_mb = 12'000;
   return o;
 }
 

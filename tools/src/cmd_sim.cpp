@@ -117,6 +117,7 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--hq-changes", cfg->pos.hq_changes_per_s, "pos/scale: product changes per second at HQ")
       ->capture_default_str();
   cfg->duration = cmd->add_option("--duration-s", cfg->duration_s, "pos/scale: measured phase in seconds");
+  cmd->add_option("--max-rss-mb", cfg->pos.max_rss_mb, "pos/scale: stop (not converged) once RSS exceeds this [scale 12000]");
   cmd->add_flag("--in-memory", cfg->pos.in_memory, "pos/scale/idle: RocksDB in-memory environment");
   cmd->add_option("--report", cfg->report_html, "pos/lanes/scale/idle: also write a self-contained HTML report");
   cmd->add_option("--seeds", cfg->seeds, "deterministic simulation: run N seeds starting at --seed");

@@ -57,6 +57,7 @@ struct pos_options {
   std::string dir;
   bool keep_dir = false;
   int64_t timeout_ms = 300'000;
+  double max_rss_mb = 0;                 ///< stop (converged = false) once RSS exceeds this; 0 = no bound
   size_t threads = 0;
   std::string command;                   ///< the command line, for the report ("" = rebuilt from the options)
 };
