@@ -13,6 +13,7 @@ packages=(
   libssl-dev openssl                           # OpenSSL 3 (TLS, signatures, encryption)
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and micro-benchmarks
   libcli11-dev libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev
+  libjemalloc-dev                              # allocator of the possync binary
   python3                                      # bench/run aggregation
 )
 

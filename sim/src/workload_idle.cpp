@@ -86,17 +86,40 @@ double rss_bytes() {
   return n == 2 ? static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) : 0;
 }
 
+} // namespace
+} // namespace possync::sim
+
+// jemalloc's control interface when possync is linked with it (tools/CMakeLists.txt);
+// null under glibc malloc.
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
+    __attribute__((weak));
+
+namespace possync::sim {
+namespace {
+
+// Bytes the program holds on the heap: jemalloc's stats.allocated (after an epoch
+// refresh) when it is the allocator, else glibc's mallinfo2 in-use bytes.
 double heap_bytes() {
+  if (mallctl) {
+    uint64_t epoch = 1;
+    size_t len = sizeof epoch;
+    mallctl("epoch", &epoch, &len, &epoch, len);
+    size_t allocated = 0;
+    len = sizeof allocated;
+    if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) == 0) return static_cast<double>(allocated);
+  }
   struct mallinfo2 m = ::mallinfo2();
   return static_cast<double>(m.uordblks) + static_cast<double>(m.hblkhd);
 }
 
 // Waits `settle`, then the median of 5 samples 200 ms apart (idle sessions still tick:
-// the median keeps a timer's transient allocations out). malloc_trim first, so that
-// RSS shows what is held rather than what glibc kept.
+// the median keeps a timer's transient allocations out). malloc_trim (glibc) or an
+// arena purge (jemalloc) first, so that RSS shows what is held rather than what the
+// allocator kept.
 mem_sample settle_and_measure(std::chrono::milliseconds settle) {
   std::this_thread::sleep_for(settle);
   ::malloc_trim(0);
+  if (mallctl) mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);  // every arena (MALLCTL_ARENAS_ALL)
   std::vector<double> heap, rss;
   for (int i = 0; i < 5; ++i) {
     if (i) std::this_thread::sleep_for(200ms);
