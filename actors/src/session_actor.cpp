@@ -2,6 +2,8 @@
 
 #include "possync/actors/session_actor.hpp"
 
+#include "possync/actors/fragments.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -44,7 +46,8 @@ struct session_state {
   std::unique_ptr<link> lnk;
   std::unique_ptr<uplink_machine> up;
   std::unique_ptr<downlink_machine> down;
-  std::deque<v1::Frame> unwritten;
+  std::optional<write_queue> unwritten;  ///< what the machine handed out, not yet written
+  std::optional<reassembler> pieces;      ///< a fragmented frame being read
   bool writing = false;
   bool reading = false;
   bool link_closed = false;
@@ -134,11 +137,11 @@ void finish(self_ptr self, error why) {
 
 void flush_writes(self_ptr self) {
   auto& st = self->state;
-  if (st.writing || st.link_closed || st.unwritten.empty()) return;
-  auto f = std::move(st.unwritten.front());
-  st.unwritten.pop_front();
+  if (st.writing || st.link_closed) return;
+  auto f = st.unwritten->next();
+  if (!f) return;
   st.writing = true;
-  st.lnk->write(std::move(f));
+  st.lnk->write(std::move(*f));
 }
 
 /// Carries out what the machine wants, in order, then pulls the next frame if wanted.
@@ -148,7 +151,7 @@ void pump(self_ptr self) {
   auto out = st.up ? st.up->take_output() : st.down->take_output();
   auto me = caf::actor_cast<session_actor>(self);
   for (auto& f : out.frames)
-    st.unwritten.push_back(std::move(f));
+    st.unwritten->push(std::move(f));
   for (auto& a : out.applies)
     self->send(st.setup.store_h, atom::apply_v, me, std::move(a));
   for (auto [lane, seq] : out.outbox_acks)
@@ -177,7 +180,7 @@ void pump(self_ptr self) {
         keep_status(v, status);
       });
   }
-  if (st.closing && !st.writing && st.unwritten.empty()) {
+  if (st.closing && !st.writing && st.unwritten->empty()) {
     finish(self, *st.closing);
     return;
   }
@@ -195,6 +198,8 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
   if (!st.setup.clock) st.setup.clock = system_now_ms;
   if (st.setup.tick_ms <= 0) st.setup.tick_ms = 200;
   st.started_ms = st.now();
+  st.unwritten.emplace(st.setup.opts.fragment_bytes);
+  st.pieces.emplace(st.setup.opts.max_frame_bytes);
   auto& store = *st.setup.store;
   if (st.setup.k == session_setup::kind::uplink) {
     st.up = std::make_unique<uplink_machine>(st.setup.me, st.setup.opts, store);
@@ -216,20 +221,26 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
         auto& st = self->state;
         if (st.ending) return;
         st.reading = false;
-        if (st.up)
-          st.up->on_frame(std::move(f), st.now());
-        else
-          st.down->on_frame(std::move(f), st.now());
+        auto whole = st.pieces->take(std::move(f));
+        if (!whole) return finish(self, std::move(whole).err());
+        if (*whole) {
+          if (st.up)
+            st.up->on_frame(std::move(**whole), st.now());
+          else
+            st.down->on_frame(std::move(**whole), st.now());
+        }
         pump(self);
       },
       [=](atom::written, bool ok) {
         auto& st = self->state;
         st.writing = false;
         if (st.ending || !ok) return; // a broken stream: closed follows
-        if (st.up)
-          st.up->on_written(st.now());
-        else
-          st.down->on_written(st.now());
+        for (size_t n = st.unwritten->written(); n > 0; --n) {
+          if (st.up)
+            st.up->on_written(st.now());
+          else
+            st.down->on_written(st.now());
+        }
         pump(self);
       },
       [=](atom::closed, error& why) {

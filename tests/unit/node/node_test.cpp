@@ -324,6 +324,46 @@ TEST_P(NodeTest, FullResyncDownloadsAgain) {
   EXPECT_TRUE(eventually([&] { return term_->status().online && term_->status().caught_up; }));
 }
 
+// Frames larger than session.fragment_bytes cross in pieces (Fragment frames) both
+// ways: a 1 MB report up (one Push), products with large bodies down (Changes over
+// 64 KiB); sales made meanwhile arrive too, and every body arrives byte for byte.
+TEST_P(NodeTest, LargeFramesCrossInPiecesBothWays) {
+  ASSERT_NO_FATAL_FAILURE(start_all());
+  ASSERT_TRUE(eventually([&] { return term_->status().online; })) << term_->status().last_error;
+  const std::string long_name(2000, 'n');
+  for (int i = 0; i < 100; ++i)
+    put_product(hq_->store(), "big" + std::to_string(i), long_name + std::to_string(i), 100 + i);
+  v1::Report rep;
+  rep.set_kind("end_of_day");
+  rep.set_terminal_id("T1");
+  std::string payload(1u << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i)
+    payload[i] = static_cast<char>((i * 2654435761u) >> 13);
+  rep.set_payload(payload);
+  storage::put_op put;
+  put.key = core::record_key{tenant, branch, "report", term_->store().new_id()};
+  put.body = rep.SerializeAsString();
+  auto w = term_->store().write({put});
+  ASSERT_TRUE(w) << w.err().to_string();
+  sell(term_->store(), 20);
+  ASSERT_TRUE(eventually([&] { return sales(hq_->store()) == 20; })) << sales(hq_->store());
+  ASSERT_TRUE(eventually([&] {
+    auto r = hq_->store().read(put.key);
+    return r && r->exists;
+  }));
+  auto at_hq = hq_->store().read(put.key);
+  ASSERT_TRUE(at_hq && at_hq->exists);
+  EXPECT_EQ(at_hq->body, put.body);
+  ASSERT_TRUE(eventually([&] { return price_of(term_->store(), "big99") == 199; }));
+  for (int i = 0; i < 100; ++i) {
+    auto r = term_->store().read(core::record_key{tenant, "", "product", "big" + std::to_string(i)});
+    ASSERT_TRUE(r && r->exists) << i;
+    EXPECT_EQ(r->body, product_body(long_name + std::to_string(i), 100 + i)) << i;
+  }
+  EXPECT_TRUE(eventually([&] { return term_->status().pending[core::lane_reports] == 0; }));
+  EXPECT_TRUE(term_->status().online) << term_->status().last_error;
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, NodeTest, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "grpc" : "inproc"; });
 

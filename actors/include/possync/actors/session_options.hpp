@@ -11,14 +11,17 @@ struct session_options {
   uint32_t push_window = 8;              ///< Push frames in flight unacked (Welcome may lower it)
   size_t push_batch = 256;               ///< records per Push frame at most
   size_t push_batch_bytes = 1u << 20;    ///< and bytes of record bodies per Push
-  size_t changes_batch = 512;            ///< records per Changes frame at most
-  size_t changes_batch_bytes = 1u << 20; ///< and bytes of record bodies per Changes
+  size_t changes_batch = 128;            ///< records per Changes frame at most
+  size_t changes_batch_bytes = 256u << 10; ///< and bytes of record bodies per Changes
   uint32_t apply_window = 4;             ///< applies in flight before a side stops reading
   uint32_t unsent_frames = 2;            ///< downlink: Changes queued unwritten before it waits
   uint32_t lower_lane_every = 8;         ///< lane scheduler: 1 push slot in N goes to a lower lane
   int64_t heartbeat_ms = 5000;           ///< send a Heartbeat after this long without sending
   int64_t idle_timeout_ms = 30000;       ///< nothing received for this long: fail (unavailable)
   int64_t hello_timeout_ms = 10000;      ///< downlink: no Hello within this: fail
+  size_t fragment_bytes = 64u << 10;     ///< frames larger than this are written in pieces of this size,
+                                         ///< so that small frames of other lanes pass them [64 KiB]; 0 = never
+  size_t max_frame_bytes = 8u << 20;     ///< largest frame reassembled from pieces [8 MiB, the transport's limit]
 };
 
 } // namespace possync::actors
