@@ -17,7 +17,7 @@
 //   console                [false for hq/branch; the terminal always has one]
 //   tick_ms                [200]   session timer period
 //   gzip                   [true]  gRPC message compression
-//   session.{push_window [8], push_batch [256], changes_batch [512],
+//   session.{push_window [8], push_batch [256], changes_batch [128],
 //            heartbeat_ms [5000], idle_timeout_ms [30000]}
 //   backoff.{initial_ms [1000], max_ms [30000], multiplier [2.0], jitter [0.2],
 //            healthy_ms [60000]}
