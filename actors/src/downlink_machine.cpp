@@ -16,15 +16,6 @@ using detail::frame_name;
 
 namespace {
 
-std::string scopes_text(const std::set<std::string>& scopes) {
-  std::string out;
-  for (const auto& s : scopes) {
-    if (!out.empty()) out += ", ";
-    out += s.empty() ? "'' (tenant-wide)" : "'" + s + "'";
-  }
-  return out.empty() ? "none" : out;
-}
-
 // Feed reads per serve() call that produce no frame (entries all filtered out)
 // before it yields; on_tick() resumes.
 constexpr int max_idle_reads = 64;
@@ -73,6 +64,7 @@ struct downlink_machine::state {
   int64_t started_ms = 0;
   int64_t last_sent_ms = 0;
   int64_t last_recv_ms = 0;
+  int64_t last_auth_ms = 0;  ///< last still_admitted() check
 
   void send(v1::Frame f, int64_t now) {
     const bool is_changes = f.kind_case() == v1::Frame::kChanges;
@@ -173,13 +165,11 @@ void downlink_machine::state::on_push(const v1::Push& p, int64_t now) {
       pp.rejected.push_back(std::move(rej));
       continue;
     }
-    if (key.tenant != g.tenant || g.write_scopes.count(key.scope) == 0) {
+    if (auto denied = may_write(g, key, store.registry())) {
       v1::Rejection rej;
       *rej.mutable_key() = pr.key();
-      rej.set_code(static_cast<uint32_t>(errc::permission_denied));
-      rej.set_reason("record " + key.to_string() + " is outside this session's scope: node " +
-                     core::node_id_to_string(g.peer) + " may write tenant '" + g.tenant + "', scopes " +
-                     scopes_text(g.write_scopes));
+      rej.set_code(static_cast<uint32_t>(denied.code));
+      rej.set_reason(std::move(denied.message));
       pp.rejected.push_back(std::move(rej));
       continue;
     }
@@ -219,6 +209,8 @@ void downlink_machine::state::flush_acks(int64_t now) {
 
 bool downlink_machine::state::skip(const feed_state& f, const core::record& r) const {
   if (st.granted.collections.count(r.key.collection) == 0) return true;
+  // Never serve what the grant does not cover, whatever the feed index says.
+  if (r.key.tenant != f.id.tenant || r.key.scope != f.id.scope) return true;
   // No echo: every version was written by the peer itself.
   return f.no_echo &&
          std::all_of(r.versions.begin(), r.versions.end(),
@@ -300,7 +292,7 @@ void downlink_machine::start(int64_t now_ms) {
   auto& s = *s_;
   if (s.ph != state::phase::idle) return;
   s.ph = state::phase::waiting_hello;
-  s.started_ms = s.last_recv_ms = s.last_sent_ms = now_ms;
+  s.started_ms = s.last_recv_ms = s.last_sent_ms = s.last_auth_ms = now_ms;
 }
 
 void downlink_machine::on_frame(v1::Frame&& frame, int64_t now_ms) {
@@ -386,6 +378,10 @@ void downlink_machine::on_tick(int64_t now_ms) {
     return;
   case state::phase::live:
     break;
+  }
+  if (now_ms - s.last_auth_ms >= s.opts.auth_check_ms) {
+    s.last_auth_ms = now_ms;
+    if (auto why = still_admitted(s.st.granted, s.store, now_ms)) return s.fail(std::move(why), now_ms);
   }
   if (now_ms - s.last_recv_ms >= s.opts.idle_timeout_ms) {
     s.close(

@@ -51,6 +51,7 @@ void attempt(self_ptr self) {
   }
   auto setup = st.setup.session;
   setup.k = session_setup::kind::uplink;
+  if (setup.token_source) setup.me.token = setup.token_source();
   setup.supervisor = caf::actor_cast<supervisor_actor>(self);
   st.child = spawn_session(self->system(), std::move(setup), std::move(l));
   self->monitor(st.child);

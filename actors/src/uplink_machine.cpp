@@ -104,6 +104,7 @@ void uplink_machine::state::start(int64_t now) {
   h->set_tenant(me.tenant);
   h->set_branch(me.branch);
   h->set_protocol_version(protocol_version);
+  h->set_token(me.token);
   core::to_proto(store.clock_now(), h->mutable_clock());
   h->set_upstream(hinted);
   std::set<std::string> scopes;

@@ -74,18 +74,34 @@ collection_registry collection_registry::pos() {
   put(ret);
   auto product = make("product", v1::Product::descriptor(), lane_catalog, policy::field_merge, scope_rule::tenant);
   product.tie = tie_rule::lww;
+  product.writers = writer_branch;
   put(product);
-  put(make("category", v1::Category::descriptor(), lane_catalog, policy::hq_wins, scope_rule::tenant));
-  put(make("price", v1::Price::descriptor(), lane_catalog, policy::hq_wins, scope_rule::branch));
-  put(make("customer", v1::Customer::descriptor(), lane_catalog, policy::field_merge, scope_rule::tenant));
+  auto category = make("category", v1::Category::descriptor(), lane_catalog, policy::hq_wins, scope_rule::tenant);
+  category.writers = 0;
+  put(category);
+  auto price = make("price", v1::Price::descriptor(), lane_catalog, policy::hq_wins, scope_rule::branch);
+  price.writers = writer_branch;
+  put(price);
+  auto customer = make("customer", v1::Customer::descriptor(), lane_catalog, policy::field_merge, scope_rule::tenant);
+  customer.writers = writer_branch;
+  put(customer);
   auto report = make("report", v1::Report::descriptor(), lane_reports, policy::immutable, scope_rule::branch);
   report.max_body_bytes = 8 * 1024 * 1024;
   put(report);
-  put(make("setting", v1::Setting::descriptor(), lane_catalog, policy::lww, scope_rule::any));
+  auto setting = make("setting", v1::Setting::descriptor(), lane_catalog, policy::lww, scope_rule::any);
+  setting.writers = writer_branch;
+  put(setting);
   // hq_wins: a node registers itself, HQ's edit (revocation) wins over a concurrent one.
   auto device = make("device", v1::Device::descriptor(), lane_catalog, policy::hq_wins, scope_rule::tenant);
   device.node_ids = true;
+  device.writers = 0;
   put(device);
+  // A revoked token: HQ writes it, branches receive it and refuse the token at Hello
+  // and end the sessions that hold it (lane 1: ahead of the catalogue).
+  auto revocation =
+      make("revocation", v1::TokenRevocation::descriptor(), lane_stock, policy::hq_wins, scope_rule::tenant);
+  revocation.writers = 0;
+  put(revocation);
   return reg;
 }
 

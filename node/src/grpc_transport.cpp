@@ -12,7 +12,10 @@
 #include "possync/node/grpc_transport.hpp"
 
 #include <condition_variable>
+#include <fstream>
+#include <functional>
 #include <map>
+#include <sstream>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -71,6 +74,7 @@ struct server_control {
   bool writing = false;               // a write is outstanding
   std::optional<error> pending_close; // decided before start(): delivered by start()
   std::string peer;
+  std::string identity;  // common name of the verified client certificate, "" without TLS
 
   void finish(const grpc::Status& status);
   void deliver_closed(error why) {
@@ -203,10 +207,20 @@ public:
   }
 
   std::string peer() const override { return ctl_->peer; }
+  std::string peer_identity() const override { return ctl_->identity; }
 
 private:
   std::shared_ptr<server_control> ctl_;
 };
+
+/// The common name of the client's verified certificate, "" without one.
+std::string client_identity(const grpc::CallbackServerContext* ctx) {
+  auto auth = ctx->auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return {};
+  auto cn = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
+  if (cn.empty()) return {};
+  return std::string(cn.front().data(), cn.front().size());
+}
 
 class sync_service final : public v1::Sync::CallbackService {
 public:
@@ -215,6 +229,7 @@ public:
   grpc::ServerBidiReactor<frame, frame>* Session(grpc::CallbackServerContext* ctx) override {
     auto ctl = std::make_shared<server_control>();
     ctl->peer = ctx->peer();
+    ctl->identity = client_identity(ctx);
     auto* stream = new server_stream(ctx, ctl, gzip_);
     if (!on_session_) {
       lock_guard lock{ctl->mu};
@@ -234,6 +249,58 @@ public:
 private:
   std::function<void(std::unique_ptr<actors::link>)> on_session_;
   bool gzip_;
+};
+
+// -- admin -------------------------------------------------------------------------
+
+class admin_service final : public v1::Admin::CallbackService {
+public:
+  admin_service(std::shared_ptr<admin_handler> h, bool tls) : h_(std::move(h)), tls_(tls) {}
+
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx, const v1::StatusRequest*,
+                                   v1::StatusReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto denied = authorize(ctx)) {
+      r->Finish(to_grpc_status(denied));
+      return r;
+    }
+    auto st = h_->status();
+    reply->set_node(st.node);
+    reply->set_role(static_cast<v1::Role>(st.role));
+    for (auto p : st.pending)
+      reply->add_pending(p);
+    reply->set_sessions(st.sessions);
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+
+  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx, const v1::RevokeTokenRequest* req,
+                                        v1::RevokeTokenReply* reply) override {
+    auto* r = ctx->DefaultReactor();
+    if (auto denied = authorize(ctx)) {
+      r->Finish(to_grpc_status(denied));
+      return r;
+    }
+    auto done = h_->revoke_token(req->token_id(), req->node(), req->expires_ms(), req->reason());
+    if (!done) reply->set_revoked_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
+    r->Finish(to_grpc_status(done));
+    return r;
+  }
+
+private:
+  error authorize(grpc::CallbackServerContext* ctx) const {
+    if (!tls_) return {};  // plaintext: the server listens on loopback only
+    auto who = client_identity(ctx);
+    if (who != "admin")
+      return error(errc::permission_denied, "the Admin service needs the operator's certificate (common name "
+                                            "'admin'), not '" + who + "'");
+    return {};
+  }
+
+  std::shared_ptr<admin_handler> h_;
+  bool tls_;
 };
 
 // -- client ------------------------------------------------------------------------
@@ -528,15 +595,29 @@ grpc::ChannelArguments channel_args(const grpc_client_options& opts) {
   return args;
 }
 
+std::shared_ptr<grpc::ChannelCredentials> client_credentials(const grpc_client_options& opts) {
+  if (!opts.tls.enabled()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = opts.tls.ca_pem;
+  o.pem_private_key = opts.tls.key_pem;
+  o.pem_cert_chain = opts.tls.cert_pem;
+  return grpc::SslCredentials(o);
+}
+
 std::shared_ptr<grpc::Channel> channel_for(const std::string& endpoint, const grpc_client_options& opts) {
   auto make = [&] {
-    return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), channel_args(opts));
+    auto args = channel_args(opts);
+    if (opts.tls.enabled() && !opts.server_name.empty())
+      args.SetSslTargetNameOverride(opts.server_name);
+    return grpc::CreateCustomChannel(endpoint, client_credentials(opts), args);
   };
   if (!opts.share_channel) return make();
   static std::mutex mu;
   static std::map<std::string, std::weak_ptr<grpc::Channel>> cache;
   auto key = endpoint + '|' + std::to_string(opts.max_message_bytes) + '|' +
-             std::to_string(opts.keepalive.time_ms) + '|' + std::to_string(opts.keepalive.timeout_ms);
+             std::to_string(opts.keepalive.time_ms) + '|' + std::to_string(opts.keepalive.timeout_ms) + '|' +
+             opts.server_name + '|' +
+             std::to_string(std::hash<std::string>{}(opts.tls.ca_pem + opts.tls.cert_pem + opts.tls.key_pem));
   std::lock_guard<std::mutex> lock{mu};
   for (auto i = cache.begin(); i != cache.end();)
     i = i->second.expired() ? cache.erase(i) : std::next(i);
@@ -549,6 +630,28 @@ std::shared_ptr<grpc::Channel> channel_for(const std::string& endpoint, const gr
 } // namespace
 
 // -- public API --------------------------------------------------------------------
+
+result<tls_options> load_tls_files(const std::string& ca_file, const std::string& cert_file,
+                                   const std::string& key_file) {
+  if (ca_file.empty() || cert_file.empty() || key_file.empty())
+    return error{errc::invalid_argument, "TLS needs three files: the CA certificate, this node's certificate "
+                                         "and its key (tls.ca, tls.cert, tls.key)"};
+  auto read = [](const std::string& path, std::string& out) -> status {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return error{errc::not_found, "cannot read '" + path + "'"};
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    out = ss.str();
+    if (out.find("-----BEGIN ") == std::string::npos)
+      return error{errc::invalid_argument, "'" + path + "' holds no PEM block"};
+    return {};
+  };
+  tls_options t;
+  if (auto e = read(ca_file, t.ca_pem)) return e;
+  if (auto e = read(cert_file, t.cert_pem)) return e;
+  if (auto e = read(key_file, t.key_pem)) return e;
+  return t;
+}
 
 bool is_loopback_address(const std::string& address) {
   auto starts = [&](const char* p) { return address.rfind(p, 0) == 0; };
@@ -572,8 +675,11 @@ bool is_loopback_address(const std::string& address) {
 }
 
 struct grpc_server::impl {
-  explicit impl(const grpc_server_options& opts) : service(opts) {}
+  explicit impl(const grpc_server_options& opts) : service(opts) {
+    if (opts.admin) admin = std::make_unique<admin_service>(opts.admin, opts.tls.enabled());
+  }
   sync_service service;
+  std::unique_ptr<admin_service> admin;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::mutex shutdown_mu;
@@ -587,14 +693,26 @@ grpc_server::~grpc_server() {
 }
 
 result<std::unique_ptr<grpc_server>> grpc_server::start(grpc_server_options opts) {
-  if (!opts.allow_insecure_remote && !is_loopback_address(opts.listen))
-    return error{errc::failed_precondition,
-                 "refusing plaintext gRPC on non-loopback address '" + opts.listen +
-                     "' (TLS is not available yet; set allow_insecure_remote to override)"};
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (opts.tls.enabled()) {
+    if (opts.tls.ca_pem.empty() || opts.tls.cert_pem.empty() || opts.tls.key_pem.empty())
+      return error{errc::invalid_argument, "TLS needs the CA, the certificate and the key (some are missing)"};
+    grpc::SslServerCredentialsOptions o(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    o.pem_root_certs = opts.tls.ca_pem;
+    o.pem_key_cert_pairs.push_back({opts.tls.key_pem, opts.tls.cert_pem});
+    creds = grpc::SslServerCredentials(o);
+  } else {
+    if (!is_loopback_address(opts.listen))
+      return error{errc::failed_precondition,
+                   "refusing plaintext gRPC on non-loopback address '" + opts.listen +
+                       "': give the node a certificate (tls), or listen on 127.0.0.1 for development"};
+    creds = grpc::InsecureServerCredentials();
+  }
   auto i = std::make_unique<impl>(opts);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &i->port);
+  builder.AddListeningPort(opts.listen, creds, &i->port);
   builder.RegisterService(&i->service);
+  if (i->admin) builder.RegisterService(i->admin.get());
   builder.SetMaxReceiveMessageSize(clamp_int(opts.max_message_bytes));
   builder.SetMaxSendMessageSize(clamp_int(opts.max_message_bytes));
   if (opts.keepalive.time_ms > 0) {
@@ -622,6 +740,29 @@ void grpc_server::shutdown(std::chrono::milliseconds grace) {
   // Streams still open at the deadline are cancelled: their OnCancel finishes them, so
   // Shutdown does not wait for the session owners.
   impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
+}
+
+possync::status admin_revoke_token(const std::string& endpoint, const grpc_client_options& opts,
+                                   const std::string& token_id, uint64_t node, int64_t expires_ms,
+                                   const std::string& reason) {
+  auto o = opts;
+  o.share_channel = false;
+  auto channel = channel_for(endpoint, o);
+  auto stub = v1::Admin::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(opts.connect_timeout_ms > 0 ? opts.connect_timeout_ms : 5000));
+  v1::RevokeTokenRequest req;
+  req.set_token_id(token_id);
+  req.set_node(node);
+  req.set_expires_ms(expires_ms);
+  req.set_reason(reason);
+  v1::RevokeTokenReply reply;
+  auto st = stub->RevokeToken(&ctx, req, &reply);
+  stub.reset();
+  channel_reaper::get().drop(std::move(channel));
+  if (st.ok()) return {};
+  return from_grpc_status(st);
 }
 
 std::unique_ptr<actors::link> grpc_connect(const std::string& endpoint, grpc_client_options opts) {

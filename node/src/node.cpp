@@ -3,6 +3,7 @@
 #include "possync/node/node.hpp"
 
 #include <chrono>
+#include <fstream>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -101,7 +102,9 @@ struct node::impl {
     return s;
   }
 
-  void accept(std::unique_ptr<actors::link> l) {
+  std::shared_ptr<const core::token_verifier> tokens;
+
+  void accept(std::unique_ptr<actors::link> l, bool over_grpc = false) {
     {
       std::lock_guard<std::mutex> lk(live->mu);
       if (live->closing) {
@@ -113,7 +116,14 @@ struct node::impl {
     s.k = actors::session_setup::kind::downlink;
     auto me_copy = me;
     auto st = store;
-    s.admit = [me_copy, st](const v1::Hello& h) { return actors::admit(h, me_copy, *st); };
+    actors::admission_policy policy;
+    policy.peer_identity = l->peer_identity();
+    policy.require_identity = over_grpc && cfg.tls.enabled();
+    policy.tokens = tokens;
+    s.admit = [me_copy, st, policy](const v1::Hello& h) mutable {
+      policy.now_ms = now_ms();
+      return actors::admit(h, me_copy, *st, policy);
+    };
     auto h = actors::spawn_session(sys(), std::move(s), std::move(l));
     live->track(h, live, true);
   }
@@ -153,6 +163,22 @@ struct node::impl {
   }
 };
 
+namespace {
+
+/// The Admin service's view of a node.
+class node_admin final : public admin_handler {
+public:
+  explicit node_admin(node::impl* n) : n_(n) {}
+  status_info status() override;
+  possync::status revoke_token(const std::string& token_id, uint64_t node, int64_t expires_ms,
+                               const std::string& reason) override;
+
+private:
+  node::impl* n_;  // the node outlives its server (stop() shuts the server down first)
+};
+
+} // namespace
+
 result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runtime> rt) {
   if (cfg.tenant.empty()) return error(errc::invalid_argument, "node_config.tenant is required");
   if (cfg.role != storage::node_role::hq && cfg.branch.empty())
@@ -181,7 +207,12 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   auto st = storage::node_store::open(i->db, so);
   if (!st) return std::move(st).err();
   i->store = std::shared_ptr<storage::node_store>(std::move(st).value());
-  i->me = actors::local_identity{i->store->node(), cfg.role, cfg.tenant, cfg.branch};
+  i->me = actors::local_identity{i->store->node(), cfg.role, cfg.tenant, cfg.branch, cfg.token};
+  if (!cfg.token_public_key_pem.empty()) {
+    auto v = core::token_verifier::from_pem(cfg.token_public_key_pem);
+    if (!v) return error(v.err().code, "token public key: " + v.err().message);
+    i->tokens = std::make_shared<const core::token_verifier>(std::move(v).value());
+  }
   cfg.node_id = i->store->node();
 
   for (auto d : cfg.devices) {
@@ -203,8 +234,9 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     grpc_server_options o;
     o.listen = i->cfg.listen;
     o.gzip = i->cfg.gzip;
-    o.allow_insecure_remote = i->cfg.allow_insecure_remote;
-    o.on_session = [raw](std::unique_ptr<actors::link> l) { raw->accept(std::move(l)); };
+    o.tls = i->cfg.tls;
+    o.on_session = [raw](std::unique_ptr<actors::link> l) { raw->accept(std::move(l), true); };
+    o.admin = std::make_shared<node_admin>(raw);
     auto srv = grpc_server::start(std::move(o));
     if (!srv) {
       raw->stop();
@@ -222,6 +254,8 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     } else {
       grpc_client_options co;
       co.gzip = i->cfg.gzip;
+      co.tls = i->cfg.tls;
+      co.server_name = i->cfg.upstream_server_name;
       s.connect = [co](const std::string& endpoint) { return grpc_connect(endpoint, co); };
     }
     s.backoff = i->cfg.backoff;
@@ -229,6 +263,14 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     s.session = i->session_template();
     s.session.k = actors::session_setup::kind::uplink;
     s.session.snapshot = i->snap;
+    if (!i->cfg.token_file.empty()) {
+      s.session.token_source = [file = i->cfg.token_file, fallback = i->cfg.token] {
+        std::ifstream in(file);
+        std::string t;
+        if (!(in >> t)) return fallback;  // unreadable: the upstream refuses, the supervisor retries
+        return t;
+      };
+    }
     i->sup = actors::spawn_supervisor(*rti.sys, std::move(s));
     i->live->track(i->sup, i->live, false);
   }
@@ -236,6 +278,25 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
 }
 
 node::node(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+
+admin_handler::status_info node_admin::status() {
+  status_info s;
+  s.node = n_->me.node;
+  s.role = static_cast<uint32_t>(n_->me.role);
+  auto p = n_->store->pending();
+  s.pending.assign(p.begin(), p.end());
+  std::lock_guard<std::mutex> lk(n_->live->mu);
+  s.sessions = static_cast<uint32_t>(n_->live->downlinks.size());
+  return s;
+}
+
+possync::status node_admin::revoke_token(const std::string& token_id, uint64_t node, int64_t expires_ms,
+                                         const std::string& reason) {
+  if (n_->me.role != storage::node_role::hq)
+    return error(errc::failed_precondition, "tokens are revoked at HQ; this node is a " +
+                                                std::string(storage::to_string(n_->me.role)));
+  return detail::revoke_token(*n_->store, n_->me.tenant, token_id, node, expires_ms, reason, now_ms());
+}
 
 node::~node() {
   if (impl_) impl_->stop();
@@ -314,6 +375,14 @@ possync::status node::full_resync() {
 void node::set_uplink_enabled(bool enabled) {
   impl_->uplink_enabled = enabled;
   if (impl_->sup) caf::anon_send(impl_->sup, actors::atom::enable_v, enabled);
+}
+
+possync::status node::revoke_token(const std::string& token_id, core::node_id node, int64_t expires_ms,
+                                   const std::string& reason) {
+  if (impl_->me.role != storage::node_role::hq)
+    return error(errc::failed_precondition, "tokens are revoked at HQ; this node is a " +
+                                                std::string(storage::to_string(impl_->me.role)));
+  return detail::revoke_token(*impl_->store, impl_->me.tenant, token_id, node, expires_ms, reason, now_ms());
 }
 
 possync::status node::register_device(const device& d) {

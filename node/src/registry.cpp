@@ -39,4 +39,23 @@ status register_device(storage::node_store& store, const device& d, int64_t now_
   return {};
 }
 
+status revoke_token(storage::node_store& store, const std::string& tenant, const std::string& token_id,
+                    uint64_t node, int64_t expires_ms, const std::string& reason, int64_t now_ms) {
+  bool hex = token_id.size() == 32;
+  for (char c : token_id)
+    hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  if (!hex) return error(errc::invalid_argument, "token id '" + token_id + "' is not 32 lower-case hex digits");
+  v1::TokenRevocation body;
+  body.set_node(node);
+  body.set_revoked_ms(now_ms);
+  body.set_expires_ms(expires_ms);
+  body.set_reason(reason);
+  storage::put_op op;
+  op.key = core::record_key{tenant, "", "revocation", token_id};
+  op.body = body.SerializeAsString();
+  auto r = store.write({std::move(op)});
+  if (!r) return r.err();
+  return {};
+}
+
 } // namespace possync::node::detail

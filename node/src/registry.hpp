@@ -10,4 +10,9 @@ namespace possync::node::detail {
 /// or tenant, or a terminal/branch without a branch.
 status register_device(storage::node_store& store, const device& d, int64_t now_ms);
 
+/// Writes the revocation of token `token_id` (collection "revocation", tenant scope)
+/// into an HQ store. invalid_argument for an id that is not 32 hex digits.
+status revoke_token(storage::node_store& store, const std::string& tenant, const std::string& token_id,
+                    uint64_t node, int64_t expires_ms, const std::string& reason, int64_t now_ms);
+
 } // namespace possync::node::detail

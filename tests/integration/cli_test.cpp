@@ -120,10 +120,20 @@ TEST_F(cli, terminal_node_without_branch_or_with_bad_config_is_a_usage_error) {
 
 TEST_F(cli, example_configs_parse) {
   // Each example starts (on a free port, in a temp dir) and stops cleanly on SIGTERM.
+  // The examples name certificate files under /etc/possync/tls; flags point them at a
+  // CA made here by deploy/make-certs.sh (the file's other keys stay in force).
+  const std::string tls = dir_ + "/tls";
+  ASSERT_EQ(std::system((source_dir() + "/deploy/make-certs.sh " + tls +
+                         " --token-key hq=4000000000000001 branch=00000000000000b1 >/dev/null")
+                            .c_str()),
+            0);
   for (const char* role : {"hq", "branch"}) {
     possync::test::child_process p;
+    const std::string r = role;
     ASSERT_TRUE(p.spawn({POSSYNC_BIN, role, "--config", source_dir() + "/deploy/examples/" + role + ".yaml",
-                         "--dir", dir_ + "/" + role, "--listen", "127.0.0.1:0", "--log-level", "warn"}));
+                         "--dir", dir_ + "/" + role, "--listen", "127.0.0.1:0", "--log-level", "warn",
+                         "--tls-ca", tls + "/ca.pem", "--tls-cert", tls + "/" + r + ".pem", "--tls-key",
+                         tls + "/" + r + ".key", "--token-key", tls + "/token.pub"}));
     auto line =
         p.next_line("listening on 127.0.0.1:", possync::test::steady::now() + std::chrono::seconds(30));
     ASSERT_TRUE(line.has_value()) << role << ": " << p.output();
@@ -138,7 +148,7 @@ TEST_F(cli, hq_and_terminal_consoles_over_pipes) {
   using possync::test::steady;
   using namespace std::chrono_literals;
   possync::test::child_process hq;
-  ASSERT_TRUE(hq.spawn({POSSYNC_BIN, "hq", "--dir", dir_ + "/hq", "--listen", "127.0.0.1:0", "--console",
+  ASSERT_TRUE(hq.spawn({POSSYNC_BIN, "hq", "--insecure-dev", "--dir", dir_ + "/hq", "--listen", "127.0.0.1:0", "--console",
                         "--port-file", dir_ + "/hq.port", "--log-level", "warn", "--device",
                         "demo:b1:00000000000000a1:terminal:till 1"},
                        true));
@@ -154,7 +164,7 @@ TEST_F(cli, hq_and_terminal_consoles_over_pipes) {
   EXPECT_EQ(*r, "ok {\"products\":20}");
 
   possync::test::child_process t;
-  ASSERT_TRUE(t.spawn({POSSYNC_BIN, "terminal", "--dir", dir_ + "/t1", "--upstream", "127.0.0.1:" + port,
+  ASSERT_TRUE(t.spawn({POSSYNC_BIN, "terminal", "--insecure-dev", "--dir", dir_ + "/t1", "--upstream", "127.0.0.1:" + port,
                        "--tenant", "demo", "--branch", "b1", "--node-id", "a1", "--log-level", "warn",
                        "--backoff-initial-ms", "100", "--backoff-max-ms", "500"},
                       true));

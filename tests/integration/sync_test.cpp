@@ -78,7 +78,7 @@ protected:
   std::vector<std::string> common(const std::string& role, const std::string& name, const std::string& node) {
     return {POSSYNC_BIN, role, "--dir", dir_.sub(name), "--tenant", tenant, "--node-id", node,
             "--heartbeat-ms", "300", "--idle-timeout-ms", "3000", "--backoff-initial-ms", "100",
-            "--backoff-max-ms", "1000", "--log-level", "warn"};
+            "--backoff-max-ms", "1000", "--log-level", "warn", "--insecure-dev"};
   }
 
   // Starts a process; servers report their port on "listening on 127.0.0.1:PORT".

@@ -26,5 +26,6 @@ void add_inspect_command(CLI::App& app, command_fn& run);
 void add_sim_command(CLI::App& app, command_fn& run);
 void add_crash_writer_command(CLI::App& app, command_fn& run);
 void add_version_command(CLI::App& app, command_fn& run);
+void add_ctl_command(CLI::App& app, command_fn& run);
 
 } // namespace possync::tools

@@ -1,5 +1,8 @@
 #include "config.hpp"
 
+#include <fstream>
+#include <sstream>
+
 #include <set>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -173,7 +176,7 @@ status load_yaml(const std::string& path, role_settings& s) {
   if (!root.IsMap()) return bad(path, "expected a map of settings");
   if (auto e = check_keys(root, f,
                           {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
-                           "allow_insecure_remote", "log_level", "port_file", "console", "tick_ms", "gzip",
+                           "insecure_dev", "tls", "token_file", "token_key", "log_level", "port_file", "console", "tick_ms", "gzip",
                            "session", "backoff", "devices"}))
     return e;
   auto& c = s.node;
@@ -207,10 +210,24 @@ status load_yaml(const std::string& path, role_settings& s) {
       c.upstreams.push_back(ep);
     }
   }
-  if (root["allow_insecure_remote"])
-    if (auto e =
-            read_scalar(root["allow_insecure_remote"], f + "allow_insecure_remote", c.allow_insecure_remote))
-      return e;
+  if (root["insecure_dev"])
+    if (auto e = read_scalar(root["insecure_dev"], f + "insecure_dev", s.insecure_dev)) return e;
+  if (auto n = root["tls"]) {
+    if (!n.IsMap()) return bad(f + "tls", "expected a map of ca, cert, key, server_name");
+    if (auto e = check_keys(n, f + "tls.", {"ca", "cert", "key", "server_name"})) return e;
+    if (n["ca"])
+      if (auto e = read_scalar(n["ca"], f + "tls.ca", s.tls_ca)) return e;
+    if (n["cert"])
+      if (auto e = read_scalar(n["cert"], f + "tls.cert", s.tls_cert)) return e;
+    if (n["key"])
+      if (auto e = read_scalar(n["key"], f + "tls.key", s.tls_key)) return e;
+    if (n["server_name"])
+      if (auto e = read_scalar(n["server_name"], f + "tls.server_name", c.upstream_server_name)) return e;
+  }
+  if (root["token_file"])
+    if (auto e = read_scalar(root["token_file"], f + "token_file", c.token_file)) return e;
+  if (root["token_key"])
+    if (auto e = read_scalar(root["token_key"], f + "token_key", s.token_key)) return e;
   if (root["log_level"])
     if (auto e = read_scalar(root["log_level"], f + "log_level", s.log_level)) return e;
   if (root["port_file"])
@@ -334,14 +351,47 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
           return {};
         });
   cmd->add_flag_callback(
-      "--allow-insecure-remote",
+      "--insecure-dev",
       [&ov] {
         ov.push_back([](role_settings& s) {
-          s.node.allow_insecure_remote = true;
+          s.insecure_dev = true;
           return status{};
         });
       },
-      "allow plaintext gRPC on a non-loopback address [off]");
+      "development only: plaintext gRPC, on loopback addresses only, instead of TLS [off]");
+  later<std::string>(cmd, ov, "--tls-ca", "CA certificate (PEM) every peer's certificate must chain to",
+                     [](role_settings& s, const std::string& v) {
+                       s.tls_ca = v;
+                       return status{};
+                     });
+  later<std::string>(cmd, ov, "--tls-cert", "this node's certificate (PEM; common name = its node id)",
+                     [](role_settings& s, const std::string& v) {
+                       s.tls_cert = v;
+                       return status{};
+                     });
+  later<std::string>(cmd, ov, "--tls-key", "this node's private key (PEM)",
+                     [](role_settings& s, const std::string& v) {
+                       s.tls_key = v;
+                       return status{};
+                     });
+  if (role != storage::node_role::hq) {
+    later<std::string>(cmd, ov, "--tls-server-name", "name the upstream's certificate must carry [its host]",
+                       [](role_settings& s, const std::string& v) {
+                         s.node.upstream_server_name = v;
+                         return status{};
+                       });
+    later<std::string>(cmd, ov, "--token-file", "this node's device token, issued by HQ (read before each session)",
+                       [](role_settings& s, const std::string& v) {
+                         s.node.token_file = v;
+                         return status{};
+                       });
+  }
+  if (role != storage::node_role::terminal)
+    later<std::string>(cmd, ov, "--token-key", "HQ's token public key (PEM): downstream nodes must present tokens",
+                       [](role_settings& s, const std::string& v) {
+                         s.token_key = v;
+                         return status{};
+                       });
   later<std::string>(cmd, ov, "--log-level", "trace, debug, info, warn, error, off (stderr) [info]",
                      [](role_settings& s, const std::string& v) {
                        s.log_level = v;
@@ -412,6 +462,27 @@ result<role_settings> node_flags::resolve() const {
     if (auto e = f(s)) return e;
   if (role_ == storage::node_role::terminal) s.console = true;
   return s;
+}
+
+status load_security(role_settings& s) {
+  const bool any_tls = !s.tls_ca.empty() || !s.tls_cert.empty() || !s.tls_key.empty();
+  if (any_tls) {
+    auto t = node::load_tls_files(s.tls_ca, s.tls_cert, s.tls_key);
+    if (!t) return t.err();
+    s.node.tls = std::move(t).value();
+  } else if (!s.insecure_dev && (!s.node.listen.empty() || !s.node.upstreams.empty())) {
+    return error(errc::invalid_argument,
+                 "no TLS certificates: give --tls-ca, --tls-cert and --tls-key (or tls: in the config file; "
+                 "deploy/make-certs.sh creates them), or --insecure-dev for plaintext on loopback (development)");
+  }
+  if (!s.token_key.empty()) {
+    std::ifstream in(s.token_key);
+    if (!in) return error(errc::not_found, "cannot read the token key '" + s.token_key + "'");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    s.node.token_public_key_pem = ss.str();
+  }
+  return {};
 }
 
 } // namespace possync::tools

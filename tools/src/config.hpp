@@ -11,7 +11,13 @@
 //   dir                    [./possync-data/<role>]
 //   listen                 [hq 127.0.0.1:7400, branch 127.0.0.1:7401, terminal ""]
 //   upstreams              [[]] list of "host:port", tried in order
-//   allow_insecure_remote  [false]
+//   insecure_dev           [false] plaintext gRPC for development: loopback addresses only
+//   tls.{ca, cert, key}    [""] PEM files (deploy/make-certs.sh): mutual TLS; required
+//                          unless insecure_dev
+//   tls.server_name        [""] name the upstream's certificate must carry ("" = its host)
+//   token_file             [""] this node's device token (read again before each session)
+//   token_key              [""] hq/branch: HQ's token public key (PEM); set = every
+//                          downstream must present a valid token
 //   log_level              [info]: trace, debug, info, warn, error, off (logs go to stderr)
 //   port_file              [""]: write the bound port here once listening
 //   console                [false for hq/branch; the terminal always has one]
@@ -42,7 +48,14 @@ struct role_settings {
   std::string port_file;          ///< "" = none
   bool console = false;           ///< read console commands from stdin
   std::string script;             ///< terminal: run the console commands of this file, then exit
+  bool insecure_dev = false;      ///< plaintext on loopback instead of TLS
+  std::string tls_ca, tls_cert, tls_key;  ///< PEM files
+  std::string token_key;          ///< HQ's token public key file ("" = tokens not checked)
 };
+
+/// Reads the TLS and token key files named in `s` into s.node. Without TLS files and
+/// without insecure_dev: invalid_argument explaining both ways out.
+status load_security(role_settings& s);
 
 /// Defaults of a role: dir ./possync-data/<role>, listen per role, tenant "demo".
 role_settings default_settings(storage::node_role role);

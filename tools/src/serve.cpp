@@ -59,7 +59,7 @@ status write_port_file(const std::string& path, uint16_t port) {
   return {};
 }
 
-int serve(const role_settings& s) {
+int serve(role_settings s) {
   const char* role = storage::to_string(s.node.role);
   auto fail = [role](int code, const std::string& what) {
     std::fprintf(stderr, "possync %s: %s\n", role, what.c_str());
@@ -74,6 +74,9 @@ int serve(const role_settings& s) {
   if (s.node.role == storage::node_role::branch && s.node.upstreams.empty())
     spdlog::warn("branch without an upstream: it serves its terminals but nothing reaches HQ");
   if (s.node.dir.empty()) return fail(2, "--dir must not be empty");
+  if (auto e = load_security(s)) return fail(2, e.to_string());
+  if (!s.node.tls.enabled())
+    spdlog::warn("--insecure-dev: plaintext gRPC (loopback only), no certificates checked");
 
   signal_watch signals; // before the node starts its threads
   std::error_code ec;

@@ -37,7 +37,7 @@ private:
 /// the port file, then runs the console (s.console), the script (s.script) or waits
 /// for a signal; stops the node gracefully. Returns the exit code: 0 on a clean stop,
 /// 1 if the node could not start or a script command failed, 2 for bad settings.
-int serve(const role_settings& s);
+int serve(role_settings s);
 
 /// Writes `port` to `path` atomically (temp file + rename).
 status write_port_file(const std::string& path, uint16_t port);

@@ -29,20 +29,22 @@ TEST(registry, pos_schema) {
     policy p;
     scope_rule scope;
     bool ulid;
+    uint8_t writers;
   };
   const row rows[] = {
-      {"sale", "possync.v1.Sale", 0, policy::immutable, scope_rule::branch, true},
-      {"payment", "possync.v1.Payment", 0, policy::immutable, scope_rule::branch, true},
-      {"stock", "possync.v1.StockCounter", 1, policy::counter, scope_rule::branch, false},
-      {"stock_movement", "possync.v1.StockMovement", 1, policy::immutable, scope_rule::branch, true},
-      {"return", "possync.v1.Return", 1, policy::immutable, scope_rule::branch, true},
-      {"product", "possync.v1.Product", 2, policy::field_merge, scope_rule::tenant, false},
-      {"category", "possync.v1.Category", 2, policy::hq_wins, scope_rule::tenant, false},
-      {"price", "possync.v1.Price", 2, policy::hq_wins, scope_rule::branch, false},
-      {"customer", "possync.v1.Customer", 2, policy::field_merge, scope_rule::tenant, false},
-      {"report", "possync.v1.Report", 3, policy::immutable, scope_rule::branch, false},
-      {"setting", "possync.v1.Setting", 2, policy::lww, scope_rule::any, false},
-      {"device", "possync.v1.Device", 2, policy::hq_wins, scope_rule::tenant, false},
+      {"sale", "possync.v1.Sale", 0, policy::immutable, scope_rule::branch, true, writer_any},
+      {"payment", "possync.v1.Payment", 0, policy::immutable, scope_rule::branch, true, writer_any},
+      {"stock", "possync.v1.StockCounter", 1, policy::counter, scope_rule::branch, false, writer_any},
+      {"stock_movement", "possync.v1.StockMovement", 1, policy::immutable, scope_rule::branch, true, writer_any},
+      {"return", "possync.v1.Return", 1, policy::immutable, scope_rule::branch, true, writer_any},
+      {"product", "possync.v1.Product", 2, policy::field_merge, scope_rule::tenant, false, writer_branch},
+      {"category", "possync.v1.Category", 2, policy::hq_wins, scope_rule::tenant, false, 0},
+      {"price", "possync.v1.Price", 2, policy::hq_wins, scope_rule::branch, false, writer_branch},
+      {"customer", "possync.v1.Customer", 2, policy::field_merge, scope_rule::tenant, false, writer_branch},
+      {"report", "possync.v1.Report", 3, policy::immutable, scope_rule::branch, false, writer_any},
+      {"setting", "possync.v1.Setting", 2, policy::lww, scope_rule::any, false, writer_branch},
+      {"device", "possync.v1.Device", 2, policy::hq_wins, scope_rule::tenant, false, 0},
+      {"revocation", "possync.v1.TokenRevocation", 1, policy::hq_wins, scope_rule::tenant, false, 0},
   };
   EXPECT_EQ(reg.list().size(), std::size(rows));
   for (const auto& r : rows) {
@@ -53,6 +55,7 @@ TEST(registry, pos_schema) {
     EXPECT_EQ(c->policy, r.p) << r.name;
     EXPECT_EQ(c->scope, r.scope) << r.name;
     EXPECT_EQ(c->ulid_ids, r.ulid) << r.name;
+    EXPECT_EQ(c->writers, r.writers) << r.name;
   }
   EXPECT_TRUE(reg.find("sale")->sells);
   EXPECT_TRUE(reg.find("return")->restocks);
@@ -102,7 +105,7 @@ TEST(registry, add_and_replace) {
   c.lane = 1;
   EXPECT_FALSE(reg.add(c));
   EXPECT_EQ(reg.find("loyalty_card_2")->lane, 1);
-  EXPECT_EQ(reg.list().size(), 13u);
+  EXPECT_EQ(reg.list().size(), 14u);
 
   c.body_type = "possync.v1.Record";  // from another proto file
   EXPECT_FALSE(reg.add(c));

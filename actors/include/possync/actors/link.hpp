@@ -61,6 +61,9 @@ public:
   virtual void close(const error& why) = 0;
   /// Human-readable peer address for logs ("ipv4:127.0.0.1:43125", "inproc:hq").
   virtual std::string peer() const = 0;
+  /// Who the peer proved to be: the common name of its verified TLS client
+  /// certificate (a node id in hex, see deploy/make-certs.sh); "" without TLS.
+  virtual std::string peer_identity() const { return {}; }
 };
 
 } // namespace possync::actors

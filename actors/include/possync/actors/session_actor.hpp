@@ -71,6 +71,9 @@ struct session_setup {
   store_actor store_h;
   hub_actor hub;
   admit_fn admit;                        ///< downlink: admission of the Hello
+  /// uplink: called before each session (by the supervisor) for the device token of
+  /// its Hello, so a renewed token is picked up on reconnect; empty = me.token
+  std::function<std::string()> token_source;
   supervisor_actor supervisor;           ///< uplink: receives (welcome) and (ended, why); may be null
   std::shared_ptr<uplink_snapshot> snapshot;  ///< uplink: kept up to date; may be null
   clock_fn clock;                        ///< default: system clock

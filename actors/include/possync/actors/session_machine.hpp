@@ -39,6 +39,7 @@
 #include "possync/core/error.hpp"
 #include "possync/core/ids.hpp"
 #include "possync/core/schema.hpp"
+#include "possync/core/token.hpp"
 #include "possync/actors/session_options.hpp"
 #include "possync/storage/store.hpp"
 #include "possync/v1/sync.pb.h"
@@ -71,6 +72,7 @@ struct local_identity {
   storage::node_role role = storage::node_role::terminal;
   std::string tenant;
   std::string branch;  ///< "" for HQ
+  std::string token;   ///< uplink: the device token sent in Hello ("" = none)
 };
 
 /// What an upstream grants one downstream session after admitting its Hello.
@@ -82,6 +84,21 @@ struct grant {
   std::vector<feed_id> feeds;             ///< served down, in this order
   std::set<std::string> collections;      ///< collections served (others are skipped)
   std::set<std::string> write_scopes;     ///< scopes the peer may push ("" = tenant-wide)
+  std::string token_id;                   ///< the verified device token's id ("" = none checked)
+  int64_t token_expires_ms = 0;           ///< its expiry (0 = none): the session ends then
+};
+
+/// What admission checks besides the Hello and the registry.
+struct admission_policy {
+  /// Common name of the peer's verified TLS certificate ("" = none).
+  std::string peer_identity;
+  /// TLS is on: the certificate's common name must be the Hello's node id in hex.
+  bool require_identity = false;
+  /// Set: Hello.token must be a token this key verifies, for the Hello's tenant,
+  /// branch, node and role, unexpired at now_ms and not revoked (collection
+  /// "revocation" in the store).
+  std::shared_ptr<const core::token_verifier> tokens;
+  int64_t now_ms = 0;
 };
 
 /// Feeds a node of `role` downloads from its upstream by default:
@@ -101,8 +118,24 @@ std::set<std::string> default_collections(storage::node_role role, const core::c
 /// node id): an unknown or revoked node, or a role/branch that does not match its
 /// registration, is refused with permission_denied naming the node. A branch node
 /// admits only terminals of its own branch; HQ admits branch nodes and terminals.
-result<grant> admit(const v1::Hello& hello, const local_identity& me, const storage::node_store& store);
+/// Hello.scopes, Hello.collections and Hello.cursors may only name what the role may
+/// read (its tenant's shared data and its own branch's): anything else is refused with
+/// permission_denied (an unknown collection: invalid_argument), never trimmed silently.
+/// With `policy`: the certificate's identity (permission_denied when it names another
+/// node; unauthenticated when required and missing) and the device token
+/// (unauthenticated: missing, malformed, forged, expired; permission_denied: issued
+/// for another tenant, branch, node or role, or revoked).
+result<grant> admit(const v1::Hello& hello, const local_identity& me, const storage::node_store& store,
+                    const admission_policy& policy = {});
+/// Whether a live session's credentials still hold at `now_ms`: its token unexpired
+/// (unauthenticated) and not revoked, its device not revoked (permission_denied).
+status still_admitted(const grant& g, const storage::node_store& store, int64_t now_ms);
 using admit_fn = std::function<result<grant>(const v1::Hello&)>;
+/// Whether a session granted `g` may push a record with `key`: its tenant, a scope of
+/// g.write_scopes, and a collection whose writers include the peer's role (see
+/// core::collection_info::writers). permission_denied naming the record, the node and
+/// what it may write; invalid_argument for an unknown collection.
+status may_write(const grant& g, const core::record_key& key, const core::collection_registry& reg);
 
 /// A durable apply the shell must run (store actor -> node_store::apply_remote_async);
 /// its completion comes back as on_applied(token, ...).

@@ -26,6 +26,11 @@ enum class scope_rule : uint8_t {
   any,     ///< either
 };
 
+/// Which downstream roles may push records of a collection (bits of
+/// collection_info::writers). HQ writes every collection; HQ's sessions enforce this
+/// mask, and so do branches for their terminals.
+enum writer : uint8_t { writer_terminal = 1u << 0, writer_branch = 1u << 1, writer_any = writer_terminal | writer_branch };
+
 /// Everything possync knows about one collection.
 struct collection_info {
   std::string name;            ///< "sale"; 1-32 chars [a-z0-9_]
@@ -39,6 +44,7 @@ struct collection_info {
   bool node_ids = false;       ///< ids must be node ids: 16 lower-case hex digits (node_id_to_string)
   bool restocks = false;       ///< return: adds its items back to stock
   bool sells = false;          ///< sale: takes its items from stock
+  uint8_t writers = writer_any; ///< downstream roles that may push it (writer bits); 0 = HQ only
 };
 
 /// Limits applied by validation (defaults; nodes may lower them).
@@ -55,7 +61,12 @@ class collection_registry {
 public:
   /// Registry with the POS schema: sale, payment, stock, stock_movement, return,
   /// product, category, price, customer, report, setting, device (the node registry:
-  /// tenant-wide, lane 2, hq_wins, ids = node ids).
+  /// tenant-wide, lane 2, hq_wins, ids = node ids), revocation (revoked device
+  /// tokens: tenant-wide, lane 1, id = token id). Writers: terminals push sales,
+  /// payments, stock, stock movements, returns and reports of their branch; branches
+  /// those plus price overrides and settings of their branch and product and customer
+  /// edits (field_merge: HQ and branch edits of different fields both survive);
+  /// category, device and revocation are written at HQ only.
   static collection_registry pos();
   /// Adds or replaces; invalid_argument on a bad name, lane or body type.
   status add(collection_info info);

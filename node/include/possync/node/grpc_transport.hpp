@@ -25,8 +25,14 @@
 // - Events are delivered under the link's lock: a sink may call its link back, but must
 //   not wait for another thread that uses the link.
 //
+// Security: with `tls` set, links use TLS 1.2+; the server requires and verifies a
+// client certificate signed by the same CA (mutual TLS), and the server link reports
+// the client certificate's common name as peer_identity() (the node's admission
+// checks it against the Hello's node id). Without `tls`, plaintext is allowed on
+// loopback addresses only (development; `--insecure-dev` in the CLI) and refused
+// anywhere else.
+//
 // No gRPC headers here (pimpl); the status mapping lives in node/src/grpc_status.hpp.
-// TLS comes later: plaintext is allowed on loopback addresses only, unless opted out.
 
 #include <chrono>
 #include <cstddef>
@@ -34,6 +40,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "possync/actors/link.hpp"
 #include "possync/core/error.hpp"
@@ -48,6 +55,38 @@ struct keepalive_options {
       5'000; ///< server: accept client pings this often [5 s] (keep <= clients' time_ms)
 };
 
+/// Certificates of one node, PEM text (see deploy/make-certs.sh). Empty = plaintext.
+struct tls_options {
+  std::string ca_pem;    ///< the CA every peer's certificate must chain to
+  std::string cert_pem;  ///< this node's certificate (chain)
+  std::string key_pem;   ///< its private key
+  bool enabled() const { return !cert_pem.empty() || !key_pem.empty() || !ca_pem.empty(); }
+};
+
+/// Reads the three PEM files. not_found naming a file that cannot be read;
+/// invalid_argument for a file that holds no PEM block, or when only some are given.
+result<tls_options> load_tls_files(const std::string& ca_file, const std::string& cert_file,
+                                   const std::string& key_file);
+
+/// What the Admin service (possync.v1.Admin) asks of its node. Calls come on gRPC
+/// threads, possibly concurrently; each may block briefly (a store commit).
+class admin_handler {
+public:
+  virtual ~admin_handler() = default;
+  /// Node, role, pending per lane, sessions.
+  struct status_info {
+    uint64_t node = 0;
+    uint32_t role = 0;
+    std::vector<uint64_t> pending;
+    uint32_t sessions = 0;
+  };
+  virtual status_info status() = 0;
+  /// Writes the revocation (HQ); returns when it is durable. failed_precondition on a
+  /// node that is not HQ.
+  virtual possync::status revoke_token(const std::string& token_id, uint64_t node, int64_t expires_ms,
+                                       const std::string& reason) = 0;
+};
+
 /// How a grpc_server listens. Defaults in brackets.
 struct grpc_server_options {
   std::string listen = "127.0.0.1:0"; ///< "host:port" ["127.0.0.1:0": a free loopback port]
@@ -57,15 +96,18 @@ struct grpc_server_options {
   std::function<void(std::unique_ptr<actors::link>)> on_session;
   bool gzip = true;                    ///< compress what the server sends [on]
   size_t max_message_bytes = 8u << 20; ///< largest frame received or sent [8 MiB]
-  bool allow_insecure_remote = false;  ///< plaintext on a non-loopback address [refused]
+  tls_options tls;                     ///< mutual TLS; empty = plaintext, loopback only
   keepalive_options keepalive;
+  /// Serves possync.v1.Admin too (callers: TLS client certificate "admin", or any
+  /// caller over plaintext loopback); null = not served.
+  std::shared_ptr<admin_handler> admin;
 };
 
 /// A running gRPC server for the Sync service. Thread-safe.
 class grpc_server {
 public:
-  /// Binds and starts. Errors: failed_precondition (plaintext on a non-loopback address
-  /// without allow_insecure_remote), unavailable (cannot bind the address).
+  /// Binds and starts. Errors: failed_precondition (plaintext on a non-loopback
+  /// address), invalid_argument (incomplete TLS options), unavailable (cannot bind).
   static result<std::unique_ptr<grpc_server>> start(grpc_server_options opts);
   /// Shuts down with a short grace period (see shutdown()).
   ~grpc_server();
@@ -96,12 +138,23 @@ struct grpc_client_options {
   keepalive_options keepalive;
   /// Reuse one channel (one HTTP/2 connection) per endpoint and options [on].
   bool share_channel = true;
+  tls_options tls;           ///< mutual TLS (the server's certificate is verified); empty = plaintext
+  /// The name the server's certificate must carry ("" = the endpoint's host), for
+  /// dialing an address its certificate does not name.
+  std::string server_name;
 };
 
 /// A link to the Sync service at `endpoint` ("host:port"). Nothing happens on the network
 /// until start(). Fails fast (wait_for_ready off): an unreachable endpoint yields
 /// on_closed(unavailable). peer() returns `endpoint`.
 std::unique_ptr<actors::link> grpc_connect(const std::string& endpoint, grpc_client_options opts = {});
+
+/// `possync ctl token revoke`: calls Admin.RevokeToken at `endpoint` (HQ) with the
+/// operator's certificate in opts.tls (common name "admin"). Errors: the server's
+/// status (permission_denied for a certificate that is not the admin's, unavailable).
+possync::status admin_revoke_token(const std::string& endpoint, const grpc_client_options& opts,
+                                   const std::string& token_id, uint64_t node, int64_t expires_ms,
+                                   const std::string& reason);
 
 /// True for addresses that stay on this machine: 127.0.0.0/8, [::1], localhost, unix:.
 bool is_loopback_address(const std::string& address);

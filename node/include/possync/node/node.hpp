@@ -21,6 +21,7 @@
 #include "possync/actors/link.hpp"
 #include "possync/actors/session_options.hpp"
 #include "possync/core/error.hpp"
+#include "possync/node/grpc_transport.hpp"
 #include "possync/storage/store.hpp"
 
 namespace possync::node {
@@ -67,7 +68,19 @@ struct node_config {
   std::shared_ptr<storage::database> db;   ///< share an open database instead of `dir`
   uint32_t space = 0;                      ///< store space inside a shared database
   std::string listen;                      ///< "127.0.0.1:0" to accept downstream sessions over gRPC; "" = none
-  bool allow_insecure_remote = false;      ///< plaintext on a non-loopback address (refused otherwise)
+  /// Mutual TLS for the gRPC server and the upstream links (deploy/make-certs.sh makes
+  /// the files). Empty: plaintext, which only loopback addresses accept. With TLS, a
+  /// peer's certificate common name must be its node id (16 hex digits) at admission.
+  tls_options tls;
+  std::string upstream_server_name;        ///< name the upstream's certificate must carry ("" = its host)
+  /// This node's device token (issued by HQ: `possync ctl token issue`), sent in Hello.
+  std::string token;
+  /// Or a file holding it, read again before every session: a renewed token is picked
+  /// up on the next reconnect. Takes precedence over `token`.
+  std::string token_file;
+  /// HQ's token public key (PEM). Set on an upstream (HQ, branch): every Hello must
+  /// carry a valid token (see actors::admission_policy); "" = tokens not checked.
+  std::string token_public_key_pem;
   std::vector<std::string> upstreams;      ///< endpoints tried in order, rotating on failure
   connector connect;                       ///< how to dial an upstream; default gRPC
   actors::session_options session;
@@ -124,6 +137,12 @@ public:
   void set_uplink_enabled(bool enabled);
   /// Register (or update) a device in this node's registry (HQ).
   possync::status register_device(const device& d);
+  /// HQ: revoke a device token (its id, from `possync ctl token issue`). Sessions
+  /// holding it end within session.auth_check_ms here and at every branch once the
+  /// revocation has reached it; the token is refused at Hello from then on.
+  /// failed_precondition on a node that is not HQ.
+  possync::status revoke_token(const std::string& token_id, core::node_id node = 0, int64_t expires_ms = 0,
+                               const std::string& reason = "");
 
   /// Called on a background thread after every durable commit; must not block.
   /// Returns an id for unsubscribe().
