@@ -148,6 +148,11 @@ void downlink_machine::state::on_push(const v1::Push& p, int64_t now) {
     return fail(error(errc::invalid_argument, "Push for lane " + std::to_string(p.lane())), now);
   if (p.last_seq() < p.first_seq())
     return fail(error(errc::invalid_argument, "Push with last_seq below first_seq"), now);
+  if (static_cast<uint32_t>(p.records_size()) > opts.max_push_records)
+    return fail(error(errc::resource_exhausted, "Push of " + std::to_string(p.records_size()) +
+                                                    " records; this node accepts at most " +
+                                                    std::to_string(opts.max_push_records) + " per Push"),
+                now);
   const auto& g = st.granted;
   pending_push pp;
   pp.lane = static_cast<uint8_t>(p.lane());

@@ -5,10 +5,12 @@
 #include <chrono>
 #include <fstream>
 #include <condition_variable>
+#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "possync/actors/hub.hpp"
 #include "possync/actors/session_actor.hpp"
@@ -68,6 +70,31 @@ int64_t now_ms() {
   return actors::system_now_ms();
 }
 
+/// Hellos per node in a sliding minute (max_hellos_per_minute). Thread-safe: session
+/// actors admit concurrently.
+class hello_limiter {
+public:
+  bool allow(core::node_id node, int64_t now, uint32_t per_minute) {
+    if (per_minute == 0) return true;
+    std::lock_guard<std::mutex> lk(mu_);
+    auto& q = seen_[node];
+    while (!q.empty() && now - q.front() >= 60'000)
+      q.pop_front();
+    if (q.size() >= per_minute) return false;
+    q.push_back(now);
+    if (seen_.size() > 100'000) prune(now);
+    return true;
+  }
+
+private:
+  void prune(int64_t now) {
+    for (auto it = seen_.begin(); it != seen_.end();)
+      it = it->second.empty() || now - it->second.back() >= 60'000 ? seen_.erase(it) : std::next(it);
+  }
+  std::mutex mu_;
+  std::unordered_map<core::node_id, std::deque<int64_t>> seen_;
+};
+
 } // namespace
 
 struct node::impl {
@@ -103,12 +130,18 @@ struct node::impl {
   }
 
   std::shared_ptr<const core::token_verifier> tokens;
+  std::shared_ptr<hello_limiter> hellos = std::make_shared<hello_limiter>();
 
   void accept(std::unique_ptr<actors::link> l, bool over_grpc = false) {
     {
       std::lock_guard<std::mutex> lk(live->mu);
       if (live->closing) {
         l->close(error(errc::unavailable, "node stopping"));
+        return;
+      }
+      if (live->downlinks.size() >= cfg.max_sessions) {
+        l->close(error(errc::resource_exhausted, "this node serves at most " + std::to_string(cfg.max_sessions) +
+                                                     " sessions at once (max_sessions)"));
         return;
       }
     }
@@ -120,8 +153,13 @@ struct node::impl {
     policy.peer_identity = l->peer_identity();
     policy.require_identity = over_grpc && cfg.tls.enabled();
     policy.tokens = tokens;
-    s.admit = [me_copy, st, policy](const v1::Hello& h) mutable {
+    s.admit = [me_copy, st, policy, lim = hellos, per_minute = cfg.max_hellos_per_minute](
+                  const v1::Hello& h) mutable -> result<actors::grant> {
       policy.now_ms = now_ms();
+      if (!lim->allow(h.node(), policy.now_ms, per_minute))
+        return error(errc::resource_exhausted, "node " + core::node_id_to_string(h.node()) + " opened more than " +
+                                                   std::to_string(per_minute) +
+                                                   " sessions in the last minute; retry later");
       return actors::admit(h, me_copy, *st, policy);
     };
     auto h = actors::spawn_session(sys(), std::move(s), std::move(l));

@@ -282,5 +282,41 @@ TEST_F(ScopeProbe, FeedsServeOnlyTheTenantsSharedDataAndTheOwnBranch) {
   EXPECT_EQ(b1_prices, 1u);
 }
 
+TEST_F(ScopeProbe, OversizedPushesAndTooManySiblingsAreRefusedWithResourceExhausted) {
+  std::optional<error> refused;
+  auto d = open_session(hello_of(term_node, v1::ROLE_TERMINAL, "b1"), &refused);
+  ASSERT_FALSE(refused);
+  // 65 siblings of one sale (the limit is 64): refused in the Ack, the session goes on.
+  v1::Record many = forged(term_node, "t1", "b1", "sale", ids->new_id(), sale_body("p0", 1000, epoch_ms));
+  for (int i = 0; i < 64; ++i) {
+    auto* v = many.add_versions();
+    *v = many.versions(0);
+    v->mutable_dot()->set_counter(1000 + static_cast<uint64_t>(i));
+  }
+  const std::string ok_id = ids->new_id();
+  auto ack = push(*d, {many, forged(term_node, "t1", "b1", "sale", ok_id, sale_body("p0", 1000, epoch_ms))}, 1);
+  ASSERT_EQ(ack.rejected_size(), 1);
+  EXPECT_EQ(ack.rejected(0).code(), static_cast<uint32_t>(errc::resource_exhausted)) << ack.rejected(0).reason();
+  EXPECT_TRUE(at_hq("t1", "b1", "sale", ok_id));
+  EXPECT_FALSE(at_hq("t1", "b1", "sale", many.key().id()));
+  // A Push over max_push_records ends the session; nothing of it is applied.
+  v1::Frame f;
+  auto* p = f.mutable_push();
+  p->set_lane(0);
+  p->set_first_seq(2);
+  p->set_last_seq(2);
+  std::vector<std::string> big_ids;
+  for (uint32_t i = 0; i <= test_options().max_push_records; ++i) {
+    big_ids.push_back(ids->new_id());
+    *p->add_records() = forged(term_node, "t1", "b1", "sale", big_ids.back(), sale_body("p0", 1000, epoch_ms));
+  }
+  d->on_frame(std::move(f), epoch_ms);
+  auto out = d->take_output();
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::resource_exhausted) << out.close->to_string();
+  EXPECT_TRUE(out.applies.empty());
+  EXPECT_FALSE(at_hq("t1", "b1", "sale", big_ids.front()));
+}
+
 } // namespace
 } // namespace possync::actors::test

@@ -328,5 +328,34 @@ TEST_F(Security, RevocationReachesTheBranchAndEndsTheTerminalsSessionThere) {
   EXPECT_TRUE(branch_->status().online) << "the branch itself stays connected";
 }
 
+TEST_F(Security, SessionsPerNodeAndHellosPerMinuteAreLimited) {
+  auto c = base(storage::node_role::hq, hq_id);
+  c.listen = "127.0.0.1:0";
+  c.tls = certs("hq");
+  c.max_sessions = 1;
+  c.max_hellos_per_minute = 3;
+  c.devices.push_back(device{tenant, branch, t1_id, storage::node_role::terminal, "till 1", false});
+  c.devices.push_back(device{tenant, branch, t2_id, storage::node_role::terminal, "till 2", false});
+  auto n = node::start(c, rt_);
+  ASSERT_TRUE(n) << n.err().to_string();
+  hq_ = std::move(n).value();
+  t1_ = start_terminal(t1_id, certs("t1"), "", hq_endpoint());
+  ASSERT_TRUE(eventually([&] { return t1_->status().online; })) << t1_->status().last_error;
+  t2_ = start_terminal(t2_id, certs("t2"), "", hq_endpoint());
+  expect_refused(*t2_, "at most 1 sessions");
+  EXPECT_NE(t2_->status().last_error.find("resource_exhausted"), std::string::npos);
+  t2_.reset();
+  // t1 reconnects: its 2nd and 3rd Hello pass, the 4th within the minute does not.
+  for (int i = 0; i < 3; ++i) {
+    t1_->set_uplink_enabled(false);
+    ASSERT_TRUE(eventually([&] { return !t1_->status().online; }));
+    t1_->set_uplink_enabled(true);
+    if (i < 2) {
+      ASSERT_TRUE(eventually([&] { return t1_->status().online; })) << i << t1_->status().last_error;
+    }
+  }
+  expect_refused(*t1_, "sessions in the last minute");
+}
+
 } // namespace
 } // namespace possync::node

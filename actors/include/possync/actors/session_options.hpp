@@ -19,6 +19,7 @@ struct session_options {
   int64_t heartbeat_ms = 5000;           ///< send a Heartbeat after this long without sending
   int64_t idle_timeout_ms = 30000;       ///< nothing received for this long: fail (unavailable)
   int64_t hello_timeout_ms = 10000;      ///< downlink: no Hello within this: fail
+  uint32_t max_push_records = 4096;      ///< downlink: a Push with more records ends the session (resource_exhausted)
   int64_t auth_check_ms = 1000;          ///< downlink: re-check token expiry/revocation this often
   size_t fragment_bytes = 64u << 10;     ///< frames larger than this are written in pieces of this size,
                                          ///< so that small frames of other lanes pass them [64 KiB]; 0 = never

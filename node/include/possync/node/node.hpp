@@ -81,6 +81,11 @@ struct node_config {
   /// HQ's token public key (PEM). Set on an upstream (HQ, branch): every Hello must
   /// carry a valid token (see actors::admission_policy); "" = tokens not checked.
   std::string token_public_key_pem;
+  /// Downstream sessions open at once; more are refused with resource_exhausted [20,000].
+  uint32_t max_sessions = 20'000;
+  /// Hellos one node may send per minute (reconnect storms, password-guessing with
+  /// tokens); more are refused with resource_exhausted until the minute has passed [120].
+  uint32_t max_hellos_per_minute = 120;
   std::vector<std::string> upstreams;      ///< endpoints tried in order, rotating on failure
   connector connect;                       ///< how to dial an upstream; default gRPC
   actors::session_options session;
