@@ -74,6 +74,7 @@ struct server_control {
   bool writing = false;               // a write is outstanding
   std::optional<error> pending_close; // decided before start(): delivered by start()
   std::string peer;
+  uint64_t frames_read = 0;  // frames parsed from the client
   std::string identity;  // common name of the verified client certificate, "" without TLS
 
   void finish(const grpc::Status& status);
@@ -114,12 +115,20 @@ public:
     lock_guard lock{ctl_->mu};
     ctl_->reading = false;
     if (ok) {
+      ++ctl_->frames_read;
       if (!ctl_->closed && ctl_->events) ctl_->events->on_frame(std::move(in_));
       return;
     }
-    // The client half-closed (or the call broke: then OnCancel has come or will come
-    // before OnDone, which tells the two apart).
-    ctl_->finish(grpc::Status::OK);
+    // The client half-closed, or sent bytes that do not parse as a Frame (gRPC reports
+    // both as a failed read), or the call broke (then OnCancel has come or will come
+    // before OnDone, which tells that apart). Before any frame was read, neither is a
+    // session: say so. Later, a clean half-close is how clients end a session; a frame
+    // that does not parse ends it the same way (nothing of it was applied).
+    if (ctl_->frames_read == 0)
+      ctl_->finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "the stream ended before a valid first frame (malformed bytes, or no Hello)"));
+    else
+      ctl_->finish(grpc::Status::OK);
   }
 
   void OnWriteDone(bool ok) override {
