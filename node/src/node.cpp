@@ -242,6 +242,11 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   so.role = cfg.role;
   so.node = cfg.node_id;
   so.outbox = cfg.role != storage::node_role::hq;
+  if (!cfg.encryption_keyring.empty()) {
+    auto c = storage::value_cipher::from_keyring(cfg.encryption_keyring);
+    if (!c) return std::move(c).err();
+    so.cipher = std::move(c).value();
+  }
   auto st = storage::node_store::open(i->db, so);
   if (!st) return std::move(st).err();
   i->store = std::shared_ptr<storage::node_store>(std::move(st).value());

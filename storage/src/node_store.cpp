@@ -236,6 +236,13 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
   auto* meta = s->db_.cf(cf_meta);
   auto stored_node = get_u64(rdb, meta, keys::meta(s->space_, "node_id"));
   if (!stored_node) return std::move(stored_node).err();
+  auto encrypted = get_u64(rdb, meta, keys::meta(s->space_, "encrypted"));
+  if (!encrypted) return std::move(encrypted).err();
+  if (encrypted->value_or(0) != 0 && !s->opts_.cipher)
+    return error(errc::failed_precondition, "this store is encrypted: give its keyring (encryption key)");
+  if (encrypted->value_or(0) == 0 && s->opts_.cipher && stored_node->has_value())
+    return error(errc::failed_precondition,
+                 "this store was created without encryption; encryption is chosen when a store is created");
   for (uint8_t l = 0; l < core::lane_count; ++l) {
     auto v = get_u64(rdb, meta, keys::meta(s->space_, "lane_seq/" + std::to_string(l)));
     if (!v) return std::move(v).err();
@@ -287,9 +294,10 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
   if (stored_node->value_or(0) != node) {
     uint32_t space = s->space_;
     auto st = s->commit(
-        [space, node](txn& t, std::vector<change>&) {
+        [space, node, enc = s->opts_.cipher != nullptr](txn& t, std::vector<change>&) {
           t.put(cf_meta, keys::meta(space, "node_id"), keys::encode_u64(node));
           t.put(cf_meta, keys::meta(space, "schema_version"), keys::encode_u64(schema_version));
+          if (enc) t.put(cf_meta, keys::meta(space, "encrypted"), keys::encode_u64(1));
           return status();
         },
         nullptr);
@@ -430,7 +438,7 @@ result<stored_record> node_store_impl::load(txn& t, const core::record_key& key,
       out.rec.key = key;
       return out;
     }
-    return decode_stored(**before, key);
+    return decode_record(**before, key, rkey);
   }
   auto v = t.get(cf_records, rkey);
   if (!v) return std::move(v).err();
@@ -439,7 +447,29 @@ result<stored_record> node_store_impl::load(txn& t, const core::record_key& key,
     out.rec.key = key;
     return out;
   }
-  return decode_stored(**v, key);
+  return decode_record(**v, key, rkey);
+}
+
+result<std::string> node_store_impl::seal(char column, std::string_view rkey, std::string plain) const {
+  if (!opts_.cipher) return plain;
+  std::string aad(1, column);
+  aad.append(rkey.data(), rkey.size());
+  return opts_.cipher->seal(aad, plain);
+}
+
+result<std::string> node_store_impl::open_value(char column, std::string_view rkey, std::string_view stored) const {
+  if (!opts_.cipher) return std::string(stored);
+  std::string aad(1, column);
+  aad.append(rkey.data(), rkey.size());
+  return opts_.cipher->open(aad, stored);
+}
+
+result<stored_record> node_store_impl::decode_record(std::string_view stored, const core::record_key& key,
+                                                     std::string_view rkey) const {
+  if (!opts_.cipher) return decode_stored(stored, key);
+  auto plain = open_value('r', rkey, stored);
+  if (!plain) return error(errc::data_loss, "record " + key.to_string() + ": " + plain.err().message);
+  return decode_stored(*plain, key);
 }
 
 status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::hlc_timestamp& hlc,
@@ -484,7 +514,7 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
         if (v.id == d) v.fields = std::move(stamps).value();
     }
     if (info->policy != core::policy::counter && info->policy != core::policy::immutable)
-      note_conflict(t, *info, cur->rec, after);
+      if (auto e = note_conflict(t, *info, cur->rec, after)) return e;
     if (auto s = store_record(t, *info, cur->rec, cur->feed_seq, after, opts_.outbox, d, ch)) return s;
   }
   return status();
@@ -509,7 +539,7 @@ status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states,
       ++out.unchanged;
       continue;
     }
-    note_conflict(t, *info, cur->rec, after);
+    if (auto e = note_conflict(t, *info, cur->rec, after)) return e;
     if (auto s = store_record(t, *info, cur->rec, cur->feed_seq, after, from_downstream && opts_.outbox,
                               std::nullopt, ch))
       return s;
@@ -532,7 +562,12 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
   for (const auto& v : after.versions) core::to_proto(v, sr.add_versions());
   sr.set_feed_seq(seq);
   sr.set_written_ms(now_ms);
-  t.put(cf_records, keys::record(space_, key), sr.SerializeAsString());
+  {
+    auto rk = keys::record(space_, key);
+    auto value = seal('r', rk, sr.SerializeAsString());
+    if (!value) return std::move(value).err();
+    t.put(cf_records, std::move(rk), std::move(value).value());
+  }
 
   if (to_outbox) {
     if (before_seq != 0) {
@@ -551,7 +586,10 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
     core::to_proto(key, oe.mutable_key());
     *oe.mutable_versions() = sr.versions();
     oe.set_queued_ms(now_ms);
-    t.put(cf_outbox, keys::outbox(space_, lane, seq), oe.SerializeAsString());
+    auto ok = keys::outbox(space_, lane, seq);
+    auto value = seal('o', ok, oe.SerializeAsString());
+    if (!value) return std::move(value).err();
+    t.put(cf_outbox, std::move(ok), std::move(value).value());
     ++scratch_.pending[lane];
   }
   for (const auto& v : after.versions) scratch_.hlc = std::max(scratch_.hlc, v.hlc);
@@ -560,16 +598,16 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
   return status();
 }
 
-void node_store_impl::note_conflict(txn& t, const core::collection_info& info, const core::record& before,
-                                    const core::record& after) {
-  if (info.policy == core::policy::counter) return;
+status node_store_impl::note_conflict(txn& t, const core::collection_info& info, const core::record& before,
+                                      const core::record& after) {
+  if (info.policy == core::policy::counter) return {};
   auto c = core::detect_conflict(after, info.policy, info.tie);
-  if (!c) return;
+  if (!c) return {};
   // Only a new sibling set is a new conflict.
   if (before.versions.size() == after.versions.size() &&
       std::equal(before.versions.begin(), before.versions.end(), after.versions.begin(),
                  [](const core::version& a, const core::version& b) { return a.id == b.id; }))
-    return;
+    return {};
   const uint64_t id = ++scratch_.conflict_seq;
   v1::ConflictEntry e;
   core::to_proto(after.key, e.mutable_key());
@@ -583,7 +621,11 @@ void node_store_impl::note_conflict(txn& t, const core::collection_info& info, c
   }
   e.set_rule(rule);
   core::to_proto(clock_now(), e.mutable_detected());
-  t.put(cf_conflicts, keys::numbered(space_, id), e.SerializeAsString());
+  auto ck = keys::numbered(space_, id);
+  auto value = seal('c', ck, e.SerializeAsString());
+  if (!value) return std::move(value).err();
+  t.put(cf_conflicts, std::move(ck), std::move(value).value());
+  return {};
 }
 
 status node_store_impl::update_indexes(txn& t, const core::collection_info& info, const core::record& before,
@@ -651,10 +693,11 @@ status node_store_impl::update_indexes(txn& t, const core::collection_info& info
 
 result<std::optional<core::record>> node_store_impl::get(const core::record_key& key) const {
   std::string v;
-  auto s = db_.db()->Get(rocksdb::ReadOptions(), db_.cf(cf_records), keys::record(space_, key), &v);
+  const auto rk = keys::record(space_, key);
+  auto s = db_.db()->Get(rocksdb::ReadOptions(), db_.cf(cf_records), rk, &v);
   if (s.IsNotFound()) return std::optional<core::record>();
   if (!s.ok()) return map_status(s, "read");
-  auto d = decode_stored(v, key);
+  auto d = decode_record(v, key, rk);
   if (!d) return std::move(d).err();
   return std::optional<core::record>(std::move(d->rec));
 }
@@ -946,7 +989,7 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
       return error(errc::data_loss, "feed entry " + std::to_string(seqs[i]) + " names missing record " +
                                         rks[i].to_string());
     if (!statuses[i].ok()) return map_status(statuses[i], "read_feed");
-    auto d = decode_stored(values[i].ToStringView(), rks[i]);
+    auto d = impl_->decode_record(values[i].ToStringView(), rks[i], slices[i].ToStringView());
     if (!d) return std::move(d).err();
     out.push_back(feed_entry{seqs[i], std::move(d->rec)});
   }
@@ -965,8 +1008,9 @@ result<std::vector<outbox_entry>> node_store::outbox_window(uint8_t lane, uint64
   for (bi.it->Seek(keys::outbox(impl_->space_, lane, after + 1)); bi.it->Valid() && out.size() < limit;
        bi.it->Next()) {
     v1::OutboxEntry oe;
-    auto v = bi.it->value();
-    if (!oe.ParseFromArray(v.data(), static_cast<int>(v.size())))
+    auto v = impl_->open_value('o', bi.it->key().ToStringView(), bi.it->value().ToStringView());
+    if (!v) return error(errc::data_loss, "outbox entry: " + v.err().message);
+    if (!oe.ParseFromArray(v->data(), static_cast<int>(v->size())))
       return error(errc::data_loss, "outbox entry does not parse");
     outbox_entry e;
     e.seq = keys::get_u64(bi.it->key().ToStringView(), bi.lower.size());
@@ -1061,8 +1105,9 @@ result<std::vector<conflict_entry>> node_store::conflicts(bool unresolved_only, 
   bounded_iter bi(impl_->db_.db(), impl_->db_.cf(cf_conflicts), keys::space_prefix(impl_->space_));
   for (bi.it->SeekToFirst(); bi.it->Valid() && out.size() < limit; bi.it->Next()) {
     v1::ConflictEntry e;
-    auto v = bi.it->value();
-    if (!e.ParseFromArray(v.data(), static_cast<int>(v.size())))
+    auto v = impl_->open_value('c', bi.it->key().ToStringView(), bi.it->value().ToStringView());
+    if (!v) return error(errc::data_loss, "conflict entry: " + v.err().message);
+    if (!e.ParseFromArray(v->data(), static_cast<int>(v->size())))
       return error(errc::data_loss, "conflict entry does not parse");
     if (unresolved_only && e.resolved()) continue;
     conflict_entry c;

@@ -93,6 +93,15 @@ public:
   /// An ack scans from here, not over the deletes of every earlier ack.
   std::array<std::atomic<uint64_t>, core::lane_count> ack_floor_{};
 
+  // Encryption at rest (opts_.cipher): `column` names the column family ('r' records,
+  // 'o' outbox, 'c' conflicts) and `rkey` is the RocksDB key; both are bound to the
+  // value. Without a cipher both return the value unchanged.
+  result<std::string> seal(char column, std::string_view rkey, std::string plain) const;
+  result<std::string> open_value(char column, std::string_view rkey, std::string_view stored) const;
+  /// A `records` value (opened, then decoded).
+  result<stored_record> decode_record(std::string_view stored, const core::record_key& key,
+                                      std::string_view rkey) const;
+
 private:
   node_store_impl(std::shared_ptr<database> db, store_options opts);
   status store_record(txn& t, const core::collection_info& info, const core::record& before, uint64_t before_seq,
@@ -100,9 +109,10 @@ private:
                       std::vector<change>& ch);
   status update_indexes(txn& t, const core::collection_info& info, const core::record& before,
                         const core::record& after);
-  void note_conflict(txn& t, const core::collection_info& info, const core::record& before,
-                     const core::record& after);
+  status note_conflict(txn& t, const core::collection_info& info, const core::record& before,
+                       const core::record& after);
   bool space_claimed_ = false;
+
 };
 
 /// Decodes a `records` value; data_loss if it does not parse.

@@ -16,6 +16,7 @@
 #include "possync/core/ids.hpp"
 #include "possync/core/token.hpp"
 #include "possync/node/grpc_transport.hpp"
+#include "possync/storage/cipher.hpp"
 
 namespace possync::tools {
 
@@ -192,8 +193,23 @@ int revoke(const token_flags& f) {
 } // namespace
 
 void add_ctl_command(CLI::App& app, command_fn& run) {
-  auto* ctl = app.add_subcommand("ctl", "operator commands (token: device tokens)");
+  auto* ctl = app.add_subcommand("ctl", "operator commands (token: device tokens; keyring: encryption at rest)");
   ctl->require_subcommand(1);
+  auto key_id = std::make_shared<uint32_t>(1);
+  auto* kr = ctl->add_subcommand("keyring", "encryption at rest: `keyring new` prints a new key line");
+  kr->require_subcommand(1);
+  auto* krn = kr->add_subcommand("new", "print a new random AES-256 key as a keyring line ('<id> <64 hex>')");
+  krn->add_option("--id", *key_id, "key id (a rotation uses a new id, first line of the keyring)")
+      ->capture_default_str();
+  krn->callback([key_id, &run] {
+    run = [key_id] {
+      if (*key_id == 0) return fail("--id must be 1 or more", exit_usage);
+      auto line = storage::value_cipher::new_keyring_line(*key_id);
+      if (!line) return fail(line.err().to_string());
+      std::printf("%s\n", line->c_str());
+      return int{exit_ok};
+    };
+  });
   auto* tok = ctl->add_subcommand("token", "device tokens: keygen, issue, show, revoke");
   tok->require_subcommand(1);
   auto f = std::make_shared<token_flags>();

@@ -29,6 +29,7 @@ struct terminal_config {
   std::string branch = "jkt-01";
   std::string terminal_id = "T1";
   uint64_t seed = 0; ///< 0: from the clock
+  std::string keyring; ///< encryption at rest ("" = plaintext)
 };
 
 constexpr int64_t initial_stock = 200'000; // thousandths: 200 pieces (or kg) per product
@@ -66,7 +67,7 @@ int run_terminal(const terminal_config& cfg) {
                  cfg.tenant.c_str(), cfg.branch.c_str(), cfg.terminal_id.c_str());
     return exit_usage;
   }
-  auto opened = open_terminal_store(cfg.dir);
+  auto opened = open_terminal_store(cfg.dir, cfg.keyring);
   if (!opened) return fail("opening the store", opened.err());
   storage::node_store& store = *opened->store;
   const auto& catalog = sim::demo_catalog();
@@ -192,8 +193,13 @@ void add_terminal_command(CLI::App& app, command_fn& run) {
         return int{exit_usage};
       }
       if (!offline) return serve(*s);
+      if (auto e = load_security(*s)) {
+        std::fprintf(stderr, "possync terminal: %s\n", e.to_string().c_str());
+        return int{exit_usage};
+      }
       terminal_config cfg;
       cfg.dir = s->node.dir;
+      cfg.keyring = s->node.encryption_keyring;
       cfg.tenant = s->node.tenant;
       if (!s->node.branch.empty()) cfg.branch = s->node.branch;
       cfg.sales = shift->sales;

@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -176,7 +177,7 @@ status load_yaml(const std::string& path, role_settings& s) {
   if (!root.IsMap()) return bad(path, "expected a map of settings");
   if (auto e = check_keys(root, f,
                           {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
-                           "insecure_dev", "tls", "token_file", "token_key", "log_level", "port_file", "console", "tick_ms", "gzip",
+                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "log_level", "port_file", "console", "tick_ms", "gzip",
                            "session", "backoff", "devices"}))
     return e;
   auto& c = s.node;
@@ -228,6 +229,8 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (auto e = read_scalar(root["token_file"], f + "token_file", c.token_file)) return e;
   if (root["token_key"])
     if (auto e = read_scalar(root["token_key"], f + "token_key", s.token_key)) return e;
+  if (root["encryption_keyring"])
+    if (auto e = read_scalar(root["encryption_keyring"], f + "encryption_keyring", s.encryption_keyring)) return e;
   if (root["log_level"])
     if (auto e = read_scalar(root["log_level"], f + "log_level", s.log_level)) return e;
   if (root["port_file"])
@@ -359,6 +362,12 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
         });
       },
       "development only: plaintext gRPC, on loopback addresses only, instead of TLS [off]");
+  later<std::string>(cmd, ov, "--encryption-keyring",
+                     "keyring file: encrypt the store at rest (AES-256-GCM; `possync ctl keyring new` makes one)",
+                     [](role_settings& s, const std::string& v) {
+                       s.encryption_keyring = v;
+                       return status{};
+                     });
   later<std::string>(cmd, ov, "--tls-ca", "CA certificate (PEM) every peer's certificate must chain to",
                      [](role_settings& s, const std::string& v) {
                        s.tls_ca = v;
@@ -464,6 +473,20 @@ result<role_settings> node_flags::resolve() const {
   return s;
 }
 
+namespace {
+
+/// The whole of a file; not_found naming `what` and the path.
+status slurp_into(const std::string& path, const std::string& what, std::string& out) {
+  std::ifstream in(path);
+  if (!in) return error(errc::not_found, "cannot read the " + what + " '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return {};
+}
+
+} // namespace
+
 status load_security(role_settings& s) {
   const bool any_tls = !s.tls_ca.empty() || !s.tls_cert.empty() || !s.tls_key.empty();
   if (any_tls) {
@@ -475,13 +498,13 @@ status load_security(role_settings& s) {
                  "no TLS certificates: give --tls-ca, --tls-cert and --tls-key (or tls: in the config file; "
                  "deploy/make-certs.sh creates them), or --insecure-dev for plaintext on loopback (development)");
   }
-  if (!s.token_key.empty()) {
-    std::ifstream in(s.token_key);
-    if (!in) return error(errc::not_found, "cannot read the token key '" + s.token_key + "'");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    s.node.token_public_key_pem = ss.str();
+  if (!s.encryption_keyring.empty()) {
+    if (auto e = slurp_into(s.encryption_keyring, "encryption keyring", s.node.encryption_keyring)) return e;
+  } else if (const char* env = std::getenv("POSSYNC_ENCRYPTION_KEYRING")) {
+    s.node.encryption_keyring = env;
   }
+  if (!s.token_key.empty())
+    if (auto e = slurp_into(s.token_key, "token key", s.node.token_public_key_pem)) return e;
   return {};
 }
 

@@ -16,6 +16,9 @@
 //                          unless insecure_dev
 //   tls.server_name        [""] name the upstream's certificate must carry ("" = its host)
 //   token_file             [""] this node's device token (read again before each session)
+//   encryption_keyring     [""] keyring file: the store's values are AES-256-GCM encrypted
+//                          (chosen at creation). POSSYNC_ENCRYPTION_KEYRING (the keyring
+//                          text itself) is used when no file is given.
 //   token_key              [""] hq/branch: HQ's token public key (PEM); set = every
 //                          downstream must present a valid token
 //   log_level              [info]: trace, debug, info, warn, error, off (logs go to stderr)
@@ -51,6 +54,7 @@ struct role_settings {
   bool insecure_dev = false;      ///< plaintext on loopback instead of TLS
   std::string tls_ca, tls_cert, tls_key;  ///< PEM files
   std::string token_key;          ///< HQ's token public key file ("" = tokens not checked)
+  std::string encryption_keyring; ///< keyring file ("" = $POSSYNC_ENCRYPTION_KEYRING, or none)
 };
 
 /// Reads the TLS and token key files named in `s` into s.node. Without TLS files and

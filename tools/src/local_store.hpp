@@ -18,7 +18,8 @@ struct local_store {
 
 /// Opens (creating if missing) a durable terminal store in `dir`. Errors carry the
 /// directory in their message.
-result<local_store> open_terminal_store(const std::string& dir);
+/// `keyring`: encryption at rest (storage/cipher.hpp keyring text), "" = plaintext.
+result<local_store> open_terminal_store(const std::string& dir, const std::string& keyring = "");
 
 /// True if `text` is a valid tenant or branch id ([A-Za-z0-9._:-], 1..64 bytes).
 bool valid_name(const std::string& text);

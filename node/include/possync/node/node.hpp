@@ -81,6 +81,10 @@ struct node_config {
   /// HQ's token public key (PEM). Set on an upstream (HQ, branch): every Hello must
   /// carry a valid token (see actors::admission_policy); "" = tokens not checked.
   std::string token_public_key_pem;
+  /// Encryption at rest of this node's store (storage/cipher.hpp keyring text: lines
+  /// "<id> <64 hex>", the first the current key). Chosen when the store is created.
+  /// "" = plaintext. Meant for terminals, whose PCs sit in shops.
+  std::string encryption_keyring;
   /// Downstream sessions open at once; more are refused with resource_exhausted [20,000].
   uint32_t max_sessions = 20'000;
   /// Hellos one node may send per minute (reconnect storms, password-guessing with

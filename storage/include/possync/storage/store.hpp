@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "possync/core/error.hpp"
+#include "possync/storage/cipher.hpp"
 #include "possync/core/hlc.hpp"
 #include "possync/core/ids.hpp"
 #include "possync/core/record.hpp"
@@ -94,6 +95,10 @@ struct store_options {
   std::shared_ptr<const core::collection_registry> registry;  ///< default: the POS schema
   core::record_limits limits;
   bool outbox = true;                  ///< queue local and relayed writes for an upstream (false on HQ)
+  /// Encryption at rest of record states, outbox and conflict entries (cipher.hpp).
+  /// Chosen when the store is created: an encrypted store refuses to open without it
+  /// and a plaintext store with it (failed_precondition). null = plaintext.
+  std::shared_ptr<const value_cipher> cipher;
 };
 
 /// Put a whole body (create or replace), or delete with tombstone = true.
