@@ -15,6 +15,7 @@ packages=(
   libcli11-dev libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev
   libjemalloc-dev                              # allocator of the possync binary
   python3                                      # bench/run aggregation
+  clang libclang-rt-14-dev                     # fuzz/run: libFuzzer (coverage-guided fuzzing on demand)
 )
 
 missing=()
