@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and micro-benchmarks
   libcli11-dev libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev
   libjemalloc-dev                              # allocator of the possync binary
+  libcpp-httplib-dev                           # /metrics and /healthz
   python3                                      # bench/run aggregation
   clang libclang-rt-14-dev                     # fuzz/run: libFuzzer (coverage-guided fuzzing on demand)
 )

@@ -17,6 +17,8 @@
 #include "possync/actors/store_actor.hpp"
 #include "possync/actors/supervisor.hpp"
 #include "possync/node/grpc_transport.hpp"
+#include "http_server.hpp"
+#include "possync/node/metrics.hpp"
 #include "registry.hpp"
 #include "runtime_impl.hpp"
 
@@ -109,6 +111,7 @@ struct node::impl {
   std::shared_ptr<actors::uplink_snapshot> snap = std::make_shared<actors::uplink_snapshot>();
   std::shared_ptr<live_set> live = std::make_shared<live_set>();
   std::unique_ptr<grpc_server> server;
+  std::unique_ptr<detail::http_endpoint> http;
   uint16_t port = 0;
   std::atomic<uint64_t> next_watch{0};
   std::atomic<bool> uplink_enabled{true};
@@ -178,6 +181,7 @@ struct node::impl {
         downs.push_back(h);
     }
     const error why(errc::unavailable, "node stopping");
+    if (http) http->stop();
     if (sup) caf::anon_send(sup, actors::atom::stop_v, why);
     for (auto& d : downs)
       caf::anon_send(d, actors::atom::stop_v, why);
@@ -317,7 +321,40 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     i->sup = actors::spawn_supervisor(*rti.sys, std::move(s));
     i->live->track(i->sup, i->live, false);
   }
-  return std::unique_ptr<node>(new node(std::move(i)));
+  auto n = std::unique_ptr<node>(new node(std::move(i)));
+  if (!n->impl_->cfg.http_listen.empty()) {
+    node* self = n.get();
+    detail::http_endpoint::handlers h;
+    h.metrics = [self] {
+      metrics_extra x;
+      auto& db = *self->impl_->db;
+      x.commits = db.commits();
+      x.commit_groups = db.commit_groups();
+      auto c = self->impl_->store->conflicts(true, 100'000);
+      x.conflicts_unresolved = c ? c->size() : 0;
+#ifdef POSSYNC_VERSION
+      x.version = POSSYNC_VERSION;
+#endif
+      return render_metrics(self->status(), x);
+    };
+    h.health = [self]() -> std::pair<int, std::string> {
+      auto m = self->impl_->store->get_meta("sync.upstream");
+      auto st = self->status();
+      std::string role = storage::to_string(st.role);
+      if (!m)
+        return {503, "{\"status\":\"store unavailable\",\"role\":\"" + role + "\"}"};
+      return {200, "{\"status\":\"ok\",\"role\":\"" + role + "\",\"online\":" +
+                       (st.online ? "true" : "false") + ",\"sessions\":" + std::to_string(st.downstream_sessions) +
+                       "}"};
+    };
+    auto ep = detail::http_endpoint::start(n->impl_->cfg.http_listen, std::move(h));
+    if (!ep) {
+      n->stop();
+      return std::move(ep).err();
+    }
+    n->impl_->http = std::move(ep).value();
+  }
+  return n;
 }
 
 node::node(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
@@ -355,6 +392,10 @@ storage::node_store& node::store() {
 
 uint16_t node::port() const {
   return impl_->port;
+}
+
+uint16_t node::http_port() const {
+  return impl_->http ? impl_->http->port() : 0;
 }
 
 node_status node::status() const {

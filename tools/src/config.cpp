@@ -177,7 +177,7 @@ status load_yaml(const std::string& path, role_settings& s) {
   if (!root.IsMap()) return bad(path, "expected a map of settings");
   if (auto e = check_keys(root, f,
                           {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
-                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "log_level", "port_file", "console", "tick_ms", "gzip",
+                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "port_file", "console", "tick_ms", "gzip",
                            "session", "backoff", "devices"}))
     return e;
   auto& c = s.node;
@@ -229,6 +229,8 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (auto e = read_scalar(root["token_file"], f + "token_file", c.token_file)) return e;
   if (root["token_key"])
     if (auto e = read_scalar(root["token_key"], f + "token_key", s.token_key)) return e;
+  if (root["http_listen"])
+    if (auto e = read_scalar(root["http_listen"], f + "http_listen", c.http_listen)) return e;
   if (root["encryption_keyring"])
     if (auto e = read_scalar(root["encryption_keyring"], f + "encryption_keyring", s.encryption_keyring)) return e;
   if (root["log_level"])
@@ -362,6 +364,13 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
         });
       },
       "development only: plaintext gRPC, on loopback addresses only, instead of TLS [off]");
+  later<std::string>(cmd, ov, "--http-listen", "serve GET /metrics (Prometheus) and /healthz on host:port [none]",
+                     [](role_settings& s, const std::string& v) -> status {
+                       if (!v.empty())
+                         if (auto e = parse_endpoint(v, "--http-listen")) return e;
+                       s.node.http_listen = v;
+                       return {};
+                     });
   later<std::string>(cmd, ov, "--encryption-keyring",
                      "keyring file: encrypt the store at rest (AES-256-GCM; `possync ctl keyring new` makes one)",
                      [](role_settings& s, const std::string& v) {

@@ -16,6 +16,7 @@
 //                          unless insecure_dev
 //   tls.server_name        [""] name the upstream's certificate must carry ("" = its host)
 //   token_file             [""] this node's device token (read again before each session)
+//   http_listen            [""] serve GET /metrics and /healthz on host:port
 //   encryption_keyring     [""] keyring file: the store's values are AES-256-GCM encrypted
 //                          (chosen at creation). POSSYNC_ENCRYPTION_KEYRING (the keyring
 //                          text itself) is used when no file is given.

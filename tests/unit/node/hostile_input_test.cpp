@@ -14,6 +14,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "eventually.hpp"
+
 #include "possync/node/node.hpp"
 #include "possync/v1/pos.pb.h"
 #include "possync/v1/sync.pb.h"
@@ -26,14 +28,7 @@ using namespace std::chrono_literals;
 constexpr core::node_id hq_id = 0x4000000000000001ULL;
 constexpr core::node_id t1_id = 0x7000000000000071ULL;
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
+using test::eventually;
 
 /// Opens one Session stream with raw bytes, writes `messages` (each one gRPC message),
 /// reads until the server ends the stream, and returns its final status.

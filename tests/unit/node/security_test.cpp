@@ -17,6 +17,8 @@
 
 #include <gtest/gtest.h>
 
+#include "eventually.hpp"
+
 #include "possync/core/token.hpp"
 #include "possync/node/node.hpp"
 #include "possync/v1/pos.pb.h"
@@ -34,12 +36,7 @@ const std::string tenant = "t1";
 const std::string branch = "b1";
 
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 15s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
+  return test::eventually(pred, limit);
 }
 
 std::string slurp(const std::string& path) {

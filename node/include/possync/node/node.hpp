@@ -85,6 +85,10 @@ struct node_config {
   /// "<id> <64 hex>", the first the current key). Chosen when the store is created.
   /// "" = plaintext. Meant for terminals, whose PCs sit in shops.
   std::string encryption_keyring;
+  /// Serve GET /metrics (Prometheus text, node/metrics.hpp) and GET /healthz over HTTP
+  /// on "host:port" (port 0: any free port; see http_port()). "" = none. Plain HTTP:
+  /// the figures carry no secrets, but keep it on a management network.
+  std::string http_listen;
   /// Downstream sessions open at once; more are refused with resource_exhausted [20,000].
   uint32_t max_sessions = 20'000;
   /// Hellos one node may send per minute (reconnect storms, password-guessing with
@@ -134,6 +138,8 @@ public:
   storage::node_store& store();
   /// The port the gRPC server bound (listen "host:0" picks one), 0 if not listening.
   uint16_t port() const;
+  /// The port of /metrics and /healthz (http_listen), 0 if not serving.
+  uint16_t http_port() const;
   node_status status() const;
 
   /// Accept a downstream session on an in-process link (simulator, tests).
