@@ -99,6 +99,8 @@ supervisor_actor::behavior_type supervisor_fn(self_ptr self, std::shared_ptr<sup
         auto& st = self->state;
         st.retry->on_connected(st.now());
         st.failed_before = false;
+        // Online again: the reason the previous session ended no longer describes the node.
+        st.setup.session.snapshot->update([](uplink_snapshot::view& v) { v.last_error.clear(); });
       },
       [=](atom::ended, error& why) {
         auto& st = self->state;

@@ -115,7 +115,7 @@ struct terminal_sync_status {
   uint64_t lag_records = 0;                  ///< updates known to be waiting upstream
   int64_t clock_skew_ms = 0;                 ///< upstream clock minus ours
   bool caught_up = false;                    ///< catalogue download complete and live
-  std::string last_error;                    ///< why the last session ended, "" if none
+  std::string last_error;                    ///< why the last session ended; cleared once a new session is welcomed
 };
 
 /// A change that arrived or was made (for UI refresh).

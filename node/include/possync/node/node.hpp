@@ -117,7 +117,7 @@ struct node_status {
   int64_t skew_ms = 0;                     ///< upstream clock minus ours
   uint32_t downstream_sessions = 0;
   uint32_t uplink_restarts = 0;            ///< sessions the supervisor restarted
-  std::string last_error;                  ///< why the last uplink session ended
+  std::string last_error;                  ///< why the last uplink session ended; "" again once a new one is welcomed
   uint64_t rejected = 0;                   ///< records the upstream refused (current/last session)
   std::string last_rejection;              ///< the last of them: "key: reason"
   uint16_t port = 0;                       ///< bound gRPC port, 0 = not listening
