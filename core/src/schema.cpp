@@ -40,13 +40,14 @@ const pb::Message* prototype_of(const std::string& full_name) {
 }
 
 collection_info make(std::string name, const pb::Descriptor* body, uint8_t lane, core::policy p,
-                     scope_rule scope) {
+                     scope_rule scope, uint8_t writers = writer_any) {
   collection_info c;
   c.name = std::move(name);
   c.body_type = body->full_name();
   c.lane = lane;
   c.policy = p;
   c.scope = scope;
+  c.writers = writers;
   return c;
 }
 
@@ -76,21 +77,14 @@ collection_registry collection_registry::pos() {
   product.tie = tie_rule::lww;
   product.writers = writer_branch;
   put(product);
-  auto category = make("category", v1::Category::descriptor(), lane_catalog, policy::hq_wins, scope_rule::tenant);
-  category.writers = 0;
-  put(category);
-  auto price = make("price", v1::Price::descriptor(), lane_catalog, policy::hq_wins, scope_rule::branch);
-  price.writers = writer_branch;
-  put(price);
-  auto customer = make("customer", v1::Customer::descriptor(), lane_catalog, policy::field_merge, scope_rule::tenant);
-  customer.writers = writer_branch;
-  put(customer);
+  put(make("category", v1::Category::descriptor(), lane_catalog, policy::hq_wins, scope_rule::tenant, 0));
+  put(make("price", v1::Price::descriptor(), lane_catalog, policy::hq_wins, scope_rule::branch, writer_branch));
+  put(make("customer", v1::Customer::descriptor(), lane_catalog, policy::field_merge, scope_rule::tenant,
+           writer_branch));
   auto report = make("report", v1::Report::descriptor(), lane_reports, policy::immutable, scope_rule::branch);
   report.max_body_bytes = 8 * 1024 * 1024;
   put(report);
-  auto setting = make("setting", v1::Setting::descriptor(), lane_catalog, policy::lww, scope_rule::any);
-  setting.writers = writer_branch;
-  put(setting);
+  put(make("setting", v1::Setting::descriptor(), lane_catalog, policy::lww, scope_rule::any, writer_branch));
   // hq_wins: a node registers itself, HQ's edit (revocation) wins over a concurrent one.
   auto device = make("device", v1::Device::descriptor(), lane_catalog, policy::hq_wins, scope_rule::tenant);
   device.node_ids = true;
@@ -98,10 +92,7 @@ collection_registry collection_registry::pos() {
   put(device);
   // A revoked token: HQ writes it, branches receive it and refuse the token at Hello
   // and end the sessions that hold it (lane 1: ahead of the catalogue).
-  auto revocation =
-      make("revocation", v1::TokenRevocation::descriptor(), lane_stock, policy::hq_wins, scope_rule::tenant);
-  revocation.writers = 0;
-  put(revocation);
+  put(make("revocation", v1::TokenRevocation::descriptor(), lane_stock, policy::hq_wins, scope_rule::tenant, 0));
   return reg;
 }
 

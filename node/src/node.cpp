@@ -135,6 +135,15 @@ struct node::impl {
   std::shared_ptr<const core::token_verifier> tokens;
   std::shared_ptr<hello_limiter> hellos = std::make_shared<hello_limiter>();
 
+  /// node::revoke_token and the Admin service's RevokeToken.
+  possync::status revoke_token(const std::string& token_id, uint64_t node, int64_t expires_ms,
+                               const std::string& reason) {
+    if (me.role != storage::node_role::hq)
+      return error(errc::failed_precondition, "tokens are revoked at HQ; this node is a " +
+                                                  std::string(storage::to_string(me.role)));
+    return detail::revoke_token(*store, me.tenant, token_id, node, expires_ms, reason, now_ms());
+  }
+
   void accept(std::unique_ptr<actors::link> l, bool over_grpc = false) {
     {
       std::lock_guard<std::mutex> lk(live->mu);
@@ -372,10 +381,7 @@ admin_handler::status_info node_admin::status() {
 
 possync::status node_admin::revoke_token(const std::string& token_id, uint64_t node, int64_t expires_ms,
                                          const std::string& reason) {
-  if (n_->me.role != storage::node_role::hq)
-    return error(errc::failed_precondition, "tokens are revoked at HQ; this node is a " +
-                                                std::string(storage::to_string(n_->me.role)));
-  return detail::revoke_token(*n_->store, n_->me.tenant, token_id, node, expires_ms, reason, now_ms());
+  return n_->revoke_token(token_id, node, expires_ms, reason);
 }
 
 node::~node() {
@@ -463,10 +469,7 @@ void node::set_uplink_enabled(bool enabled) {
 
 possync::status node::revoke_token(const std::string& token_id, core::node_id node, int64_t expires_ms,
                                    const std::string& reason) {
-  if (impl_->me.role != storage::node_role::hq)
-    return error(errc::failed_precondition, "tokens are revoked at HQ; this node is a " +
-                                                std::string(storage::to_string(impl_->me.role)));
-  return detail::revoke_token(*impl_->store, impl_->me.tenant, token_id, node, expires_ms, reason, now_ms());
+  return impl_->revoke_token(token_id, node, expires_ms, reason);
 }
 
 possync::status node::register_device(const device& d) {
