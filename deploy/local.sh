@@ -9,7 +9,7 @@
 # has synced, rings up 5 sales and prints its status; then HQ counts the sales.
 # Without --once the HQ and branches keep running (Ctrl-C stops everything); more
 # terminals can be attached with the commands printed at the end. With --once it stops
-# after checking that HQ holds all 20 sales (exit 0) or not (exit 1).
+# after checking that HQ holds all 20 sales (exit 0) or not (exit 1); it removes DIR first.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir=./possync-local
@@ -24,6 +24,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$bin" ] || { echo "local.sh: $bin is not built (see README quick start)" >&2; exit 1; }
+# --once checks a count of sales: it starts from empty stores every time.
+[ "$once" = 1 ] && rm -rf "$dir"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 pki="$dir/pki"
