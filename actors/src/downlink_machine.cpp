@@ -99,6 +99,7 @@ void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
   st.admitted = true;
   st.granted = std::move(g).value();
   st.granted.peer = h.node();
+  st.peer_software = h.software().substr(0, 64);
   if (h.clock().wall_ms() != 0) {
     store.clock_update(core::from_proto(h.clock()));
     st.peer_skew_ms = now - static_cast<int64_t>(h.clock().wall_ms());
@@ -304,6 +305,7 @@ void downlink_machine::on_frame(v1::Frame&& frame, int64_t now_ms) {
   auto& s = *s_;
   if (s.ph == state::phase::closed || s.ph == state::phase::idle) return;
   s.last_recv_ms = now_ms;
+  s.st.last_recv_ms = now_ms;
   if (s.ph == state::phase::waiting_hello) {
     if (frame.kind_case() != v1::Frame::kHello)
       return s.fail(error(errc::invalid_argument,
@@ -319,6 +321,9 @@ void downlink_machine::on_frame(v1::Frame&& frame, int64_t now_ms) {
     if (hb.clock().wall_ms() != 0) s.store.clock_update(core::from_proto(hb.clock()));
     s.st.peer_pending.assign(hb.pending().begin(), hb.pending().end());
     s.st.peer_last_sync_ms = hb.last_sync_ms();
+    s.st.peer_lag_records = hb.lag_records();
+    s.st.peer_caught_up = hb.caught_up();
+    ++s.st.heartbeats;
     return;
   }
   case v1::Frame::kError:

@@ -56,6 +56,9 @@ struct session_state {
   std::optional<error> ending;  ///< finish() ran: waiting for io jobs, then exit
   uint32_t io_pending = 0;
   int64_t started_ms = 0;
+  uint64_t peer_session = 0;     ///< downlink: id in setup.peers (0 = not published yet)
+  int64_t published_ms = 0;      ///< downlink: last publish to setup.peers
+  int64_t published_recv_ms = 0; ///< downlink: the last_recv_ms it carried
   static inline const char* name = "possync.session";
 
   int64_t now() const { return setup.clock(); }
@@ -108,6 +111,38 @@ storage::session_audit make_audit(const session_state& st, const error& why) {
   return a;
 }
 
+/// Downlink: the admitted peer's status into setup.peers, on admission, then at most
+/// once a second when frames arrived, and (online = false) at the end.
+void publish_peer(session_state& st, bool ending) {
+  if (!st.setup.peers || !st.down) return;
+  const int64_t now = st.now();
+  if (!ending && st.peer_session != 0 && now - st.published_ms < 1000) return;
+  auto d = st.down->status();
+  if (!d.admitted) return;
+  if (!ending && st.peer_session != 0 && d.last_recv_ms == st.published_recv_ms) return;
+  if (st.peer_session == 0) st.peer_session = st.setup.peers->next_session();
+  st.published_ms = now;
+  st.published_recv_ms = d.last_recv_ms;
+  peer_view v;
+  v.node = d.granted.peer;
+  v.role = d.granted.role;
+  v.tenant = d.granted.tenant;
+  v.branch = d.granted.branch;
+  v.software = d.peer_software;
+  v.online = !ending;
+  v.session = st.peer_session;
+  v.connected_ms = st.started_ms;
+  v.last_seen_ms = d.last_recv_ms;
+  v.skew_ms = d.peer_skew_ms;
+  for (size_t l = 0; l < v.pending.size() && l < d.peer_pending.size(); ++l) v.pending[l] = d.peer_pending[l];
+  v.lag_records = d.peer_lag_records;
+  v.last_sync_ms = d.peer_last_sync_ms;
+  v.caught_up = d.peer_caught_up;
+  v.records_up = d.stats.records_up;
+  v.records_down = d.stats.records_down;
+  st.setup.peers->publish(v);
+}
+
 /// Publishes a session's status; the last complete sync is the node's, not the
 /// session's, so it survives reconnects.
 void keep_status(uplink_snapshot::view& v, const uplink_status& status) {
@@ -122,6 +157,7 @@ void finish(self_ptr self, error why) {
   if (st.ending) return;
   st.ending = why;
   if (!st.link_closed) st.lnk->close(why);
+  if (st.peer_session != 0) publish_peer(st, true);
   auto audit = make_audit(st, why);
   auto store = st.setup.store;
   run_io(self, [store, audit] { (void)store->record_session(audit); }, false);
@@ -180,6 +216,7 @@ void pump(self_ptr self) {
         keep_status(v, status);
       });
   }
+  if (st.down) publish_peer(st, false);
   if (st.closing && !st.writing && st.unwritten->empty()) {
     finish(self, *st.closing);
     return;

@@ -61,6 +61,7 @@ struct uplink_machine::state {
   uint32_t applies_in_flight = 0;
   uint64_t next_token = 1;
   int64_t last_sent_ms = 0;
+  int64_t last_heartbeat_ms = 0;  ///< a busy session still reports its status this often
   int64_t last_recv_ms = 0;
 
   void send(v1::Frame f, int64_t now) {
@@ -105,6 +106,7 @@ void uplink_machine::state::start(int64_t now) {
   h->set_branch(me.branch);
   h->set_protocol_version(protocol_version);
   h->set_token(me.token);
+  h->set_software(me.software);
   core::to_proto(store.clock_now(), h->mutable_clock());
   h->set_upstream(hinted);
   std::set<std::string> scopes;
@@ -320,6 +322,7 @@ void uplink_machine::state::heartbeat(int64_t now) {
   hb->set_last_sync_ms(st.last_sync_ms);
   hb->set_lag_records(st.lag_records);
   hb->set_caught_up(st.caught_up);
+  last_heartbeat_ms = now;
   send(std::move(f), now);
 }
 
@@ -397,7 +400,9 @@ void uplink_machine::on_tick(int64_t now_ms) {
     return;
   }
   if (s.ph != state::phase::live) return;
-  if (now_ms - s.last_sent_ms >= s.opts.heartbeat_ms) s.heartbeat(now_ms);
+  // Every heartbeat_ms, busy or not: the upstream shows its operators our pending
+  // counts and lag from them.
+  if (now_ms - s.last_heartbeat_ms >= s.opts.heartbeat_ms) s.heartbeat(now_ms);
   s.check_synced(now_ms);
 }
 

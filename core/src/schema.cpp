@@ -4,6 +4,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
+#include <google/protobuf/util/json_util.h>
 
 #include "possync/core/ids.hpp"
 #include "possync/v1/pos.pb.h"
@@ -93,6 +94,17 @@ collection_registry collection_registry::pos() {
   // A revoked token: HQ writes it, branches receive it and refuse the token at Hello
   // and end the sessions that hold it (lane 1: ahead of the catalogue).
   put(make("revocation", v1::TokenRevocation::descriptor(), lane_stock, policy::hq_wins, scope_rule::tenant, 0));
+  // An operator's order to one node (full resync, reset): HQ writes it into the node's
+  // branch scope; the node receives it with its data, even after being offline.
+  auto command = make("node_command", v1::NodeCommand::descriptor(), lane_stock, policy::hq_wins,
+                      scope_rule::branch, 0);
+  command.node_ids = true;
+  put(command);
+  // How each terminal stands, reported by its branch node to HQ (lane 3, like reports).
+  auto presence = make("node_presence", v1::NodePresence::descriptor(), lane_reports, policy::lww,
+                       scope_rule::branch, writer_branch);
+  presence.node_ids = true;
+  put(presence);
   return reg;
 }
 
@@ -198,6 +210,37 @@ status validate_body(const collection_info& info, std::string_view body) {
       return error(errc::invalid_argument, "body of collection '" + info.name + "': " + c.err().message);
   }
   return {};
+}
+
+result<std::string> body_to_json(const collection_info& info, std::string_view body) {
+  const pb::Message* proto = info.body_type.empty() ? nullptr : prototype_of(info.body_type);
+  if (!proto) return error(errc::invalid_argument, "collection '" + info.name + "' has no known body type");
+  std::unique_ptr<pb::Message> msg(proto->New());
+  if (!msg->ParseFromArray(body.data(), static_cast<int>(body.size())))
+    return error(errc::invalid_argument, "body of collection '" + info.name + "' does not parse as " +
+                                             info.body_type);
+  std::string out;
+  pb::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  auto st = pb::util::MessageToJsonString(*msg, &out, o);
+  if (!st.ok()) return error(errc::invalid_argument, "body of '" + info.name + "' as JSON: " + st.ToString());
+  return out;
+}
+
+result<std::string> body_from_json(const collection_info& info, std::string_view json) {
+  const pb::Message* proto = info.body_type.empty() ? nullptr : prototype_of(info.body_type);
+  if (!proto) return error(errc::invalid_argument, "collection '" + info.name + "' has no known body type");
+  std::unique_ptr<pb::Message> msg(proto->New());
+  pb::util::JsonParseOptions o;
+  o.ignore_unknown_fields = false;
+  auto st = pb::util::JsonStringToMessage(pb::StringPiece(json.data(), json.size()), msg.get(), o);
+  if (!st.ok())
+    return error(errc::invalid_argument,
+                 "JSON is not a body of collection '" + info.name + "' (" + info.body_type + "): " + st.ToString());
+  std::string out;
+  if (!msg->SerializeToString(&out)) return error(errc::internal, "cannot serialize the body");
+  if (auto e = validate_body(info, out)) return e;
+  return out;
 }
 
 status validate_record(const record& r, const collection_registry& reg, const record_limits& limits) {

@@ -24,6 +24,7 @@
 #include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
+#include "grpc_internal.hpp"
 #include "grpc_status.hpp"
 #include "possync/v1/sync.grpc.pb.h"
 
@@ -258,58 +259,6 @@ public:
 private:
   std::function<void(std::unique_ptr<actors::link>)> on_session_;
   bool gzip_;
-};
-
-// -- admin -------------------------------------------------------------------------
-
-class admin_service final : public v1::Admin::CallbackService {
-public:
-  admin_service(std::shared_ptr<admin_handler> h, bool tls) : h_(std::move(h)), tls_(tls) {}
-
-  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx, const v1::StatusRequest*,
-                                   v1::StatusReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto denied = authorize(ctx)) {
-      r->Finish(to_grpc_status(denied));
-      return r;
-    }
-    auto st = h_->status();
-    reply->set_node(st.node);
-    reply->set_role(static_cast<v1::Role>(st.role));
-    for (auto p : st.pending)
-      reply->add_pending(p);
-    reply->set_sessions(st.sessions);
-    r->Finish(grpc::Status::OK);
-    return r;
-  }
-
-  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx, const v1::RevokeTokenRequest* req,
-                                        v1::RevokeTokenReply* reply) override {
-    auto* r = ctx->DefaultReactor();
-    if (auto denied = authorize(ctx)) {
-      r->Finish(to_grpc_status(denied));
-      return r;
-    }
-    auto done = h_->revoke_token(req->token_id(), req->node(), req->expires_ms(), req->reason());
-    if (!done) reply->set_revoked_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count());
-    r->Finish(to_grpc_status(done));
-    return r;
-  }
-
-private:
-  error authorize(grpc::CallbackServerContext* ctx) const {
-    if (!tls_) return {};  // plaintext: the server listens on loopback only
-    auto who = client_identity(ctx);
-    if (who != "admin")
-      return error(errc::permission_denied, "the Admin service needs the operator's certificate (common name "
-                                            "'admin'), not '" + who + "'");
-    return {};
-  }
-
-  std::shared_ptr<admin_handler> h_;
-  bool tls_;
 };
 
 // -- client ------------------------------------------------------------------------
@@ -638,6 +587,22 @@ std::shared_ptr<grpc::Channel> channel_for(const std::string& endpoint, const gr
 
 } // namespace
 
+namespace detail {
+
+std::string peer_certificate_name(const grpc::CallbackServerContext* ctx) {
+  return client_identity(ctx);
+}
+
+std::shared_ptr<grpc::Channel> dial(const std::string& endpoint, const grpc_client_options& opts) {
+  return channel_for(endpoint, opts);
+}
+
+void reap(std::shared_ptr<void> channel_or_stub) {
+  channel_reaper::get().drop(std::move(channel_or_stub));
+}
+
+} // namespace detail
+
 // -- public API --------------------------------------------------------------------
 
 result<tls_options> load_tls_files(const std::string& ca_file, const std::string& cert_file,
@@ -685,10 +650,10 @@ bool is_loopback_address(const std::string& address) {
 
 struct grpc_server::impl {
   explicit impl(const grpc_server_options& opts) : service(opts) {
-    if (opts.admin) admin = std::make_unique<admin_service>(opts.admin, opts.tls.enabled());
+    if (opts.admin) admin = detail::make_admin_service(opts.admin, opts.tls.enabled());
   }
   sync_service service;
-  std::unique_ptr<admin_service> admin;
+  std::unique_ptr<grpc::Service> admin;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::mutex shutdown_mu;
@@ -749,29 +714,6 @@ void grpc_server::shutdown(std::chrono::milliseconds grace) {
   // Streams still open at the deadline are cancelled: their OnCancel finishes them, so
   // Shutdown does not wait for the session owners.
   impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
-}
-
-possync::status admin_revoke_token(const std::string& endpoint, const grpc_client_options& opts,
-                                   const std::string& token_id, uint64_t node, int64_t expires_ms,
-                                   const std::string& reason) {
-  auto o = opts;
-  o.share_channel = false;
-  auto channel = channel_for(endpoint, o);
-  auto stub = v1::Admin::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(opts.connect_timeout_ms > 0 ? opts.connect_timeout_ms : 5000));
-  v1::RevokeTokenRequest req;
-  req.set_token_id(token_id);
-  req.set_node(node);
-  req.set_expires_ms(expires_ms);
-  req.set_reason(reason);
-  v1::RevokeTokenReply reply;
-  auto st = stub->RevokeToken(&ctx, req, &reply);
-  stub.reset();
-  channel_reaper::get().drop(std::move(channel));
-  if (st.ok()) return {};
-  return from_grpc_status(st);
 }
 
 std::unique_ptr<actors::link> grpc_connect(const std::string& endpoint, grpc_client_options opts) {

@@ -9,6 +9,8 @@
 #include <future>
 #include <map>
 #include <mutex>
+
+#include <spdlog/spdlog.h>
 #include <thread>
 #include <unordered_map>
 
@@ -19,6 +21,7 @@
 #include "possync/node/grpc_transport.hpp"
 #include "http_server.hpp"
 #include "possync/node/metrics.hpp"
+#include "operator.hpp"
 #include "registry.hpp"
 #include "runtime_impl.hpp"
 
@@ -72,6 +75,26 @@ int64_t now_ms() {
   return actors::system_now_ms();
 }
 
+#ifdef POSSYNC_VERSION
+constexpr const char* software_version = POSSYNC_VERSION;
+#else
+constexpr const char* software_version = "";
+#endif
+
+/// What a branch last reported to HQ about one terminal (node_presence).
+struct presence_mark {
+  bool online = false;
+  int64_t at_ms = 0;
+  std::array<uint64_t, core::lane_count> pending{};
+  uint64_t lag_records = 0;
+  int64_t last_sync_ms = 0;
+  bool caught_up = false;
+  bool same_figures(const actors::peer_view& v) const {
+    return pending == v.pending && lag_records == v.lag_records && last_sync_ms == v.last_sync_ms &&
+           caught_up == v.caught_up;
+  }
+};
+
 /// Hellos per node in a sliding minute (max_hellos_per_minute). Thread-safe: session
 /// actors admit concurrently.
 class hello_limiter {
@@ -117,6 +140,18 @@ struct node::impl {
   std::atomic<bool> uplink_enabled{true};
   std::mutex stop_mu;
   bool stopped = false;
+  /// Downstream nodes served (or served since start), published by their sessions.
+  std::shared_ptr<actors::peer_table> peers = std::make_shared<actors::peer_table>();
+  std::mutex presence_mu;
+  std::map<core::node_id, presence_mark> presence;  ///< branch: last report per terminal
+  /// Orders from HQ (node_command) are carried out on this thread, one at a time.
+  std::thread cmd_thread;
+  std::mutex cmd_mu;
+  std::condition_variable cmd_cv;
+  bool cmd_wake = false, cmd_stop = false;
+  uint64_t cmd_watch = 0;
+  uint64_t cmd_executed = 0;                ///< last seq carried out (also in meta "command.done")
+  std::atomic<uint64_t> orders_done{0};
 
   caf::actor_system& sys() { return *rt->get().sys; }
 
@@ -130,6 +165,190 @@ struct node::impl {
     s.clock = now_ms;
     s.tick_ms = cfg.tick_ms;
     return s;
+  }
+
+  // -- presence (branch) ---------------------------------------------------------
+
+  /// A terminal's session published new figures: report it to HQ when it went online
+  /// or offline, or at most every presence_interval_ms when its figures changed.
+  void on_peer(const actors::peer_view& v) {
+    if (me.role != storage::node_role::branch || v.role != storage::node_role::terminal) return;
+    if (cfg.presence_interval_ms <= 0) return;
+    {
+      std::lock_guard<std::mutex> lk(presence_mu);
+      auto& m = presence[v.node];
+      const int64_t t = now_ms();
+      const bool first = m.at_ms == 0;
+      if (!first && m.online == v.online && (m.same_figures(v) || t - m.at_ms < cfg.presence_interval_ms))
+        return;
+      m.online = v.online;
+      m.at_ms = t;
+      m.pending = v.pending;
+      m.lag_records = v.lag_records;
+      m.last_sync_ms = v.last_sync_ms;
+      m.caught_up = v.caught_up;
+    }
+    store->write_async({detail::presence_write(me, v)}, [node = v.node](result<storage::commit_result> r) {
+      if (!r) spdlog::warn("presence report of {}: {}", device_id(node), r.err().to_string());
+    });
+  }
+
+  // -- orders from HQ (terminal, branch) -------------------------------------------
+
+  void start_orders() {
+    if (me.role == storage::node_role::hq || me.branch.empty()) return;
+    const std::string mine = device_id(me.node);
+    cmd_watch = ++next_watch;
+    caf::anon_send(hub, actors::atom::watch_v,
+                   actors::change_watch{cmd_watch, [this, mine](const std::vector<storage::change>& cs) {
+                                          for (const auto& c : cs)
+                                            if (c.key.collection == "node_command" && c.key.id == mine) {
+                                              wake_orders();
+                                              return;
+                                            }
+                                        }});
+    cmd_thread = std::thread([this] { order_loop(); });
+    wake_orders();  // one may have arrived before a restart
+  }
+
+  void wake_orders() {
+    std::lock_guard<std::mutex> lk(cmd_mu);
+    cmd_wake = true;
+    cmd_cv.notify_one();
+  }
+
+  void stop_orders() {
+    {
+      std::lock_guard<std::mutex> lk(cmd_mu);
+      cmd_stop = true;
+      cmd_cv.notify_one();
+    }
+    if (cmd_thread.joinable()) cmd_thread.join();
+  }
+
+  void order_loop() {
+    std::unique_lock<std::mutex> lk(cmd_mu);
+    for (;;) {
+      cmd_cv.wait(lk, [&] { return cmd_wake || cmd_stop; });
+      if (cmd_stop) return;
+      cmd_wake = false;
+      lk.unlock();
+      run_order();
+      lk.lock();
+    }
+  }
+
+  /// Carries out the order addressed to this node, once: it is marked done (meta
+  /// "command.done") before it runs, so a crash in between skips it rather than
+  /// repeating a reset; the operator sees the outcome in the audit log.
+  void run_order() {
+    auto next = detail::next_command(*store, me);
+    if (!next) {
+      spdlog::warn("reading orders: {}", next.err().to_string());
+      return;
+    }
+    if (!*next || (*next)->seq <= cmd_executed) return;
+    const auto c = **next;
+    cmd_executed = c.seq;
+    if (auto e = detail::command_done(*store, c.seq)) {
+      spdlog::error("order #{} not carried out: cannot note it: {}", c.seq, e.to_string());
+      return;
+    }
+    spdlog::info("order #{} from HQ: {} ({})", c.seq, to_string(c.kind), c.reason);
+    possync::status r = c.kind == command_kind::full_resync ? full_resync() : reset_for_order(c.reason);
+    (void)detail::audit_action(*store, "hq", to_string(c.kind), me.node,
+                               std::string(to_string(c.kind)) + " #" + std::to_string(c.seq) +
+                                   (c.reason.empty() ? "" : ": " + c.reason),
+                               r ? r.to_string() : "ok", now_ms());
+    if (r) spdlog::warn("order #{} ({}) failed: {}", c.seq, to_string(c.kind), r.to_string());
+    ++orders_done;
+  }
+
+  /// Remote reset: rebuild the store from upstream keeping the unsent outbox.
+  possync::status reset_for_order(const std::string& reason);
+
+  possync::status full_resync() {
+    if (!sup) return error(errc::failed_precondition, "this node has no upstream");
+    core::node_id upstream = snap->get().status.upstream;
+    if (upstream == 0) {
+      auto m = store->get_meta("sync.upstream");
+      if (!m) return m.err();
+      if (m->has_value()) upstream = core::parse_node_id(**m).value_or(0);
+    }
+    const bool was_enabled = uplink_enabled.load();
+    caf::anon_send(sup, actors::atom::enable_v, false);
+    // The session must be gone before its cursors are cleared, or it could save one again.
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (snap->get().session && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(2ms);
+    possync::status result;
+    if (snap->get().session)
+      result = error(errc::deadline_exceeded, "the uplink session did not stop in time");
+    else if (upstream != 0)
+      result = store->clear_cursors(upstream);
+    if (was_enabled) caf::anon_send(sup, actors::atom::enable_v, true);
+    return result;
+  }
+
+  node_status status() const {
+    node_status s;
+    s.node = me.node;
+    s.role = me.role;
+    s.tenant = me.tenant;
+    s.branch = me.branch;
+    auto v = snap->get();
+    s.online = v.online;
+    s.upstream = v.endpoint;
+    s.caught_up = v.status.caught_up;
+    s.last_sync_ms = v.status.last_sync_ms;
+    s.lag_records = v.status.lag_records;
+    s.skew_ms = v.status.skew_ms;
+    s.uplink_restarts = v.restarts;
+    s.last_error = v.last_error;
+    s.rejected = v.status.stats.rejected;
+    s.last_rejection = v.status.last_rejection;
+    s.pending = store->pending();
+    {
+      std::lock_guard<std::mutex> lk(live->mu);
+      s.downstream_sessions = static_cast<uint32_t>(live->downlinks.size());
+    }
+    s.port = port;
+    return s;
+  }
+
+  // -- operator calls --------------------------------------------------------------
+
+  result<std::vector<node_info>> nodes(const std::string& branch) const {
+    return detail::list_nodes(*store, me, peers->all(), branch, now_ms());
+  }
+
+  result<std::vector<conflict_info>> conflicts(bool unresolved_only, size_t limit) const {
+    // Read more than asked: entries superseded meanwhile are filtered out below.
+    auto cs = store->conflicts(unresolved_only, unresolved_only ? limit * 4 + 16 : limit);
+    if (!cs) return std::move(cs).err();
+    std::vector<conflict_info> out;
+    for (const auto& c : *cs) {
+      if (out.size() >= limit) break;
+      auto d = detail::describe_conflict(*store, c);
+      if (!d) return std::move(d).err();
+      if (unresolved_only && d->resolved) continue;
+      out.push_back(std::move(d).value());
+    }
+    return out;
+  }
+
+  result<conflict_info> conflict(uint64_t id) const {
+    auto c = store->conflict(id);
+    if (!c) return std::move(c).err();
+    return detail::describe_conflict(*store, *c);
+  }
+
+  result<command_receipt> order(core::node_id target, command_kind kind, const std::string& reason,
+                                const std::string& actor) {
+    if (me.role != storage::node_role::hq)
+      return error(errc::failed_precondition, std::string("orders are given at HQ; this node is a ") +
+                                                  storage::to_string(me.role));
+    return detail::issue_command(*store, me.tenant, target, kind, reason, actor, now_ms());
   }
 
   std::shared_ptr<const core::token_verifier> tokens;
@@ -174,6 +393,7 @@ struct node::impl {
                                                    " sessions in the last minute; retry later");
       return actors::admit(h, me_copy, *st, policy);
     };
+    s.peers = peers;
     auto h = actors::spawn_session(sys(), std::move(s), std::move(l));
     live->track(h, live, true);
   }
@@ -182,6 +402,7 @@ struct node::impl {
     std::lock_guard<std::mutex> guard(stop_mu);
     if (stopped) return;
     stopped = true;
+    stop_orders();
     std::vector<actors::session_actor> downs;
     {
       std::lock_guard<std::mutex> lk(live->mu);
@@ -220,9 +441,38 @@ namespace {
 class node_admin final : public admin_handler {
 public:
   explicit node_admin(node::impl* n) : n_(n) {}
-  status_info status() override;
+  admin_status status() override;
   possync::status revoke_token(const std::string& token_id, uint64_t node, int64_t expires_ms,
-                               const std::string& reason) override;
+                               const std::string& reason, const std::string& actor) override {
+    auto r = n_->revoke_token(token_id, node, expires_ms, reason);
+    (void)detail::audit_action(*n_->store, actor, "revoke", node, "token " + token_id + (reason.empty() ? "" : ": " + reason),
+                               r ? r.to_string() : "ok", now_ms());
+    return r;
+  }
+  result<std::vector<node_info>> nodes(const std::string& branch) override { return n_->nodes(branch); }
+  result<std::vector<storage::session_audit>> audit_log(size_t limit, core::node_id node) override {
+    if (node == 0) return n_->store->sessions(limit);
+    // Filtered: look further back, bounded.
+    auto all = n_->store->sessions(std::min<size_t>(limit * 20, 20'000));
+    if (!all) return all;
+    std::vector<storage::session_audit> out;
+    for (auto& a : *all)
+      if (a.peer == node && out.size() < limit) out.push_back(std::move(a));
+    return out;
+  }
+  result<std::vector<conflict_info>> conflicts(bool unresolved_only, size_t limit) override {
+    return n_->conflicts(unresolved_only, limit);
+  }
+  result<conflict_info> conflict(uint64_t id) override { return n_->conflict(id); }
+  result<std::string> resolve_conflict(uint64_t id, resolution_mode mode, const std::string& body_json,
+                                       const std::string& reason, const std::string& actor) override {
+    return detail::resolve_conflict(*n_->store, id, mode, body_json, reason, actor, now_ms());
+  }
+  result<command_receipt> order(core::node_id node, command_kind kind, const std::string& reason,
+                                const std::string& actor) override {
+    return n_->order(node, kind, reason, actor);
+  }
+  time_info time() override { return time_info{now_ms(), n_->store->clock_now()}; }
 
 private:
   node::impl* n_;  // the node outlives its server (stop() shuts the server down first)
@@ -263,7 +513,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   auto st = storage::node_store::open(i->db, so);
   if (!st) return std::move(st).err();
   i->store = std::shared_ptr<storage::node_store>(std::move(st).value());
-  i->me = actors::local_identity{i->store->node(), cfg.role, cfg.tenant, cfg.branch, cfg.token};
+  i->me = actors::local_identity{i->store->node(), cfg.role, cfg.tenant, cfg.branch, cfg.token, software_version};
   if (!cfg.token_public_key_pem.empty()) {
     auto v = core::token_verifier::from_pem(cfg.token_public_key_pem);
     if (!v) return error(v.err().code, "token public key: " + v.err().message);
@@ -285,6 +535,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   actors::connect_listener(*i->store, i->hub);
   i->cfg = std::move(cfg);
   auto* raw = i.get();
+  i->peers->set_on_change([raw](const actors::peer_view& v) { raw->on_peer(v); });
 
   if (!i->cfg.listen.empty()) {
     grpc_server_options o;
@@ -330,6 +581,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     i->sup = actors::spawn_supervisor(*rti.sys, std::move(s));
     i->live->track(i->sup, i->live, false);
   }
+  i->start_orders();
   auto n = std::unique_ptr<node>(new node(std::move(i)));
   if (!n->impl_->cfg.http_listen.empty()) {
     node* self = n.get();
@@ -368,20 +620,28 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
 
 node::node(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 
-admin_handler::status_info node_admin::status() {
-  status_info s;
-  s.node = n_->me.node;
-  s.role = static_cast<uint32_t>(n_->me.role);
-  auto p = n_->store->pending();
-  s.pending.assign(p.begin(), p.end());
-  std::lock_guard<std::mutex> lk(n_->live->mu);
-  s.sessions = static_cast<uint32_t>(n_->live->downlinks.size());
+admin_status node_admin::status() {
+  auto st = n_->status();
+  admin_status s;
+  s.node = st.node;
+  s.role = st.role;
+  s.tenant = st.tenant;
+  s.branch = st.branch;
+  s.software = software_version;
+  s.pending = st.pending;
+  s.sessions = st.downstream_sessions;
+  s.online = st.online;
+  s.last_sync_ms = st.last_sync_ms;
+  s.lag_records = st.lag_records;
+  auto c = n_->conflicts(true, 100'000);
+  s.conflicts_unresolved = c ? static_cast<uint32_t>(c->size()) : 0;
+  s.clock = n_->store->clock_now();
   return s;
 }
 
-possync::status node_admin::revoke_token(const std::string& token_id, uint64_t node, int64_t expires_ms,
-                                         const std::string& reason) {
-  return n_->revoke_token(token_id, node, expires_ms, reason);
+possync::status node::impl::reset_for_order(const std::string& reason) {
+  (void)reason;
+  return error(errc::failed_precondition, "remote reset is not wired yet");
 }
 
 node::~node() {
@@ -405,29 +665,7 @@ uint16_t node::http_port() const {
 }
 
 node_status node::status() const {
-  node_status s;
-  s.node = impl_->me.node;
-  s.role = impl_->me.role;
-  s.tenant = impl_->me.tenant;
-  s.branch = impl_->me.branch;
-  auto v = impl_->snap->get();
-  s.online = v.online;
-  s.upstream = v.endpoint;
-  s.caught_up = v.status.caught_up;
-  s.last_sync_ms = v.status.last_sync_ms;
-  s.lag_records = v.status.lag_records;
-  s.skew_ms = v.status.skew_ms;
-  s.uplink_restarts = v.restarts;
-  s.last_error = v.last_error;
-  s.rejected = v.status.stats.rejected;
-  s.last_rejection = v.status.last_rejection;
-  s.pending = impl_->store->pending();
-  {
-    std::lock_guard<std::mutex> lk(impl_->live->mu);
-    s.downstream_sessions = static_cast<uint32_t>(impl_->live->downlinks.size());
-  }
-  s.port = impl_->port;
-  return s;
+  return impl_->status();
 }
 
 void node::accept(std::unique_ptr<actors::link> l) {
@@ -439,27 +677,7 @@ void node::sync_now() {
 }
 
 possync::status node::full_resync() {
-  auto& i = *impl_;
-  if (!i.sup) return error(errc::failed_precondition, "this node has no upstream");
-  core::node_id upstream = i.snap->get().status.upstream;
-  if (upstream == 0) {
-    auto m = i.store->get_meta("sync.upstream");
-    if (!m) return m.err();
-    if (m->has_value()) upstream = core::parse_node_id(**m).value_or(0);
-  }
-  const bool was_enabled = i.uplink_enabled.load();
-  caf::anon_send(i.sup, actors::atom::enable_v, false);
-  // The session must be gone before its cursors are cleared, or it could save one again.
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (i.snap->get().session && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(2ms);
-  possync::status result;
-  if (i.snap->get().session)
-    result = error(errc::deadline_exceeded, "the uplink session did not stop in time");
-  else if (upstream != 0)
-    result = i.store->clear_cursors(upstream);
-  if (was_enabled) caf::anon_send(i.sup, actors::atom::enable_v, true);
-  return result;
+  return impl_->full_resync();
 }
 
 void node::set_uplink_enabled(bool enabled) {
@@ -482,6 +700,32 @@ uint64_t node::subscribe(change_fn fn) {
   const uint64_t id = ++impl_->next_watch;
   if (impl_->hub) caf::anon_send(impl_->hub, actors::atom::watch_v, actors::change_watch{id, std::move(fn)});
   return id;
+}
+
+result<std::vector<node_info>> node::nodes(const std::string& branch) const {
+  return impl_->nodes(branch);
+}
+
+result<std::vector<conflict_info>> node::conflicts(bool unresolved_only, size_t limit) const {
+  return impl_->conflicts(unresolved_only, limit);
+}
+
+result<conflict_info> node::conflict(uint64_t id) const {
+  return impl_->conflict(id);
+}
+
+result<std::string> node::resolve_conflict(uint64_t id, resolution_mode mode, const std::string& body_json,
+                                           const std::string& reason, const std::string& actor) {
+  return detail::resolve_conflict(*impl_->store, id, mode, body_json, reason, actor, now_ms());
+}
+
+result<command_receipt> node::order(core::node_id target, command_kind kind, const std::string& reason,
+                                    const std::string& actor) {
+  return impl_->order(target, kind, reason, actor);
+}
+
+uint64_t node::orders_done() const {
+  return impl_->orders_done.load();
 }
 
 void node::unsubscribe(uint64_t id) {

@@ -887,6 +887,23 @@ result<core::resolved_view> node_store::read(const core::record_key& key) const 
   return core::resolve(**r, info->policy, info->tie);
 }
 
+result<std::vector<core::record>> node_store::records_of(const std::string& tenant, const std::string& scope,
+                                                         const std::string& collection, size_t limit) const {
+  std::vector<core::record> out;
+  if (!impl_->reg_->find(collection)) return error(errc::invalid_argument, "unknown collection '" + collection + "'");
+  auto prefix = keys::record(impl_->space_, core::record_key{tenant, scope, collection, ""});
+  bounded_iter bi(impl_->db_.db(), impl_->db_.cf(cf_records), prefix);
+  for (bi.it->SeekToFirst(); bi.it->Valid() && out.size() < limit; bi.it->Next()) {
+    auto k = bi.it->key().ToStringView();
+    core::record_key key{tenant, scope, collection, std::string(k.substr(prefix.size()))};
+    auto d = impl_->decode_record(bi.it->value().ToString(), key, std::string(k));
+    if (!d) return std::move(d).err();
+    out.push_back(std::move(d->rec));
+  }
+  if (!bi.it->status().ok()) return map_status(bi.it->status(), "records_of");
+  return out;
+}
+
 result<int64_t> node_store::stock_level(const std::string& tenant, const std::string& branch,
                                         const std::string& product_id) const {
   core::record_key key{tenant, branch, stock_collection, product_id};
@@ -1099,33 +1116,78 @@ status node_store::clear_cursors(core::node_id peer) {
       nullptr);
 }
 
+namespace {
+
+result<conflict_entry> decode_conflict(const node_store_impl& im, std::string_view key, std::string_view value,
+                                       v1::ConflictEntry* raw = nullptr) {
+  v1::ConflictEntry local;
+  v1::ConflictEntry& e = raw ? *raw : local;
+  auto v = im.open_value('c', key, value);
+  if (!v) return error(errc::data_loss, "conflict entry: " + v.err().message);
+  if (!e.ParseFromArray(v->data(), static_cast<int>(v->size())))
+    return error(errc::data_loss, "conflict entry does not parse");
+  conflict_entry c;
+  c.id = keys::get_u64(key, 4);
+  c.key = core::from_proto(e.key());
+  auto vs = decode_versions(e.versions(), "conflict entry");
+  if (!vs) return std::move(vs).err();
+  c.versions = std::move(vs).value();
+  c.policy = e.policy();
+  c.rule = e.rule();
+  c.detected = core::from_proto(e.detected());
+  c.resolved = e.resolved();
+  c.resolved_by = e.resolved_by();
+  c.resolution = e.resolution();
+  return c;
+}
+
+} // namespace
+
 result<std::vector<conflict_entry>> node_store::conflicts(bool unresolved_only, size_t limit) const {
   std::vector<conflict_entry> out;
   if (limit == 0) return out;
   bounded_iter bi(impl_->db_.db(), impl_->db_.cf(cf_conflicts), keys::space_prefix(impl_->space_));
   for (bi.it->SeekToFirst(); bi.it->Valid() && out.size() < limit; bi.it->Next()) {
-    v1::ConflictEntry e;
-    auto v = impl_->open_value('c', bi.it->key().ToStringView(), bi.it->value().ToStringView());
-    if (!v) return error(errc::data_loss, "conflict entry: " + v.err().message);
-    if (!e.ParseFromArray(v->data(), static_cast<int>(v->size())))
-      return error(errc::data_loss, "conflict entry does not parse");
-    if (unresolved_only && e.resolved()) continue;
-    conflict_entry c;
-    c.id = keys::get_u64(bi.it->key().ToStringView(), 4);
-    c.key = core::from_proto(e.key());
-    auto vs = decode_versions(e.versions(), "conflict entry");
-    if (!vs) return std::move(vs).err();
-    c.versions = std::move(vs).value();
-    c.policy = e.policy();
-    c.rule = e.rule();
-    c.detected = core::from_proto(e.detected());
-    c.resolved = e.resolved();
-    c.resolved_by = e.resolved_by();
-    c.resolution = e.resolution();
-    out.push_back(std::move(c));
+    auto c = decode_conflict(*impl_, bi.it->key().ToStringView(), bi.it->value().ToStringView());
+    if (!c) return std::move(c).err();
+    if (unresolved_only && c->resolved) continue;
+    out.push_back(std::move(c).value());
   }
   if (!bi.it->status().ok()) return map_status(bi.it->status(), "conflicts");
   return out;
+}
+
+result<conflict_entry> node_store::conflict(uint64_t id) const {
+  const auto k = keys::numbered(impl_->space_, id);
+  std::string value;
+  auto s = impl_->db_.db()->Get(rocksdb::ReadOptions(), impl_->db_.cf(cf_conflicts), k, &value);
+  if (s.IsNotFound()) return error(errc::not_found, "no conflict " + std::to_string(id));
+  if (!s.ok()) return map_status(s, "conflict");
+  return decode_conflict(*impl_, k, value);
+}
+
+status node_store::mark_conflict_resolved(uint64_t id, const std::string& by, const std::string& resolution) {
+  auto* im = impl_.get();
+  return im->commit(
+      [im, id, by, resolution](txn& t, std::vector<change>&) -> status {
+        const auto k = keys::numbered(im->space_, id);
+        std::string value;
+        auto s = im->db_.db()->Get(rocksdb::ReadOptions(), im->db_.cf(cf_conflicts), k, &value);
+        if (s.IsNotFound()) return error(errc::not_found, "no conflict " + std::to_string(id));
+        if (!s.ok()) return map_status(s, "conflict");
+        v1::ConflictEntry e;
+        auto c = decode_conflict(*im, k, value, &e);
+        if (!c) return std::move(c).err();
+        e.set_resolved(true);
+        e.set_resolved_by(by);
+        e.set_resolution(resolution);
+        core::to_proto(im->clock_now(), e.mutable_resolved_at());
+        auto sealed = im->seal('c', k, e.SerializeAsString());
+        if (!sealed) return std::move(sealed).err();
+        t.put(cf_conflicts, k, std::move(sealed).value());
+        return status();
+      },
+      nullptr);
 }
 
 status node_store::record_session(const session_audit& a) {
@@ -1139,6 +1201,10 @@ status node_store::record_session(const session_audit& a) {
   p.set_bytes_up(a.bytes_up);
   p.set_bytes_down(a.bytes_down);
   p.set_result(a.result);
+  if (a.kind != "session") p.set_kind(a.kind);
+  p.set_actor(a.actor);
+  p.set_action(a.action);
+  p.set_detail(a.detail);
   auto* im = impl_.get();
   return im->commit(
       [im, value = p.SerializeAsString()](txn& t, std::vector<change>&) {
@@ -1167,6 +1233,11 @@ result<std::vector<session_audit>> node_store::sessions(size_t limit) const {
     a.bytes_up = p.bytes_up();
     a.bytes_down = p.bytes_down();
     a.result = p.result();
+    a.seq = keys::get_u64(bi.it->key().ToStringView(), 4);
+    if (!p.kind().empty()) a.kind = p.kind();
+    a.actor = p.actor();
+    a.action = p.action();
+    a.detail = p.detail();
     out.push_back(std::move(a));
   }
   if (!bi.it->status().ok()) return map_status(bi.it->status(), "sessions");

@@ -15,7 +15,7 @@
 #include "config.hpp"
 #include "possync/core/ids.hpp"
 #include "possync/core/token.hpp"
-#include "possync/node/grpc_transport.hpp"
+#include "possync/node/admin.hpp"
 #include "possync/storage/cipher.hpp"
 
 namespace possync::tools {
@@ -185,7 +185,7 @@ int revoke(const token_flags& f) {
     if (!n) return fail("--node must be 1-16 hex digits", exit_usage);
     node = *n;
   }
-  if (auto e = node::admin_revoke_token(f.hq, o, f.id, node, 0, f.reason)) return fail("revoke: " + e.to_string());
+  if (auto e = node::admin_client(f.hq, o).revoke_token(f.id, node, 0, f.reason)) return fail("revoke: " + e.to_string());
   std::printf("%s\n", f.json_out ? json{{"revoked", f.id}}.dump().c_str() : ("revoked token " + f.id).c_str());
   return exit_ok;
 }

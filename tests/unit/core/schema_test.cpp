@@ -45,6 +45,8 @@ TEST(registry, pos_schema) {
       {"setting", "possync.v1.Setting", 2, policy::lww, scope_rule::any, false, writer_branch},
       {"device", "possync.v1.Device", 2, policy::hq_wins, scope_rule::tenant, false, 0},
       {"revocation", "possync.v1.TokenRevocation", 1, policy::hq_wins, scope_rule::tenant, false, 0},
+      {"node_command", "possync.v1.NodeCommand", 1, policy::hq_wins, scope_rule::branch, false, 0},
+      {"node_presence", "possync.v1.NodePresence", 3, policy::lww, scope_rule::branch, false, writer_branch},
   };
   EXPECT_EQ(reg.list().size(), std::size(rows));
   for (const auto& r : rows) {
@@ -105,7 +107,7 @@ TEST(registry, add_and_replace) {
   c.lane = 1;
   EXPECT_FALSE(reg.add(c));
   EXPECT_EQ(reg.find("loyalty_card_2")->lane, 1);
-  EXPECT_EQ(reg.list().size(), 14u);
+  EXPECT_EQ(reg.list().size(), 16u);
 
   c.body_type = "possync.v1.Record";  // from another proto file
   EXPECT_FALSE(reg.add(c));

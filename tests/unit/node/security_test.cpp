@@ -272,13 +272,13 @@ TEST_F(Security, RevokingATokenEndsTheLiveSessionAndAFreshTokenGetsBackIn) {
   // The operator's revoke, through the Admin service with the admin certificate.
   grpc_client_options o;
   o.tls = certs("admin");
-  auto denied = admin_revoke_token(hq_endpoint(), [&] {
+  auto denied = admin_client(hq_endpoint(), [&] {
     grpc_client_options t = o;
     t.tls = certs("t2");  // a device certificate is not the operator's
     return t;
-  }(), id, t1_id, 0, "test");
+  }()).revoke_token(id, t1_id, 0, "test");
   EXPECT_EQ(denied.code, errc::permission_denied) << denied.to_string();
-  auto done = admin_revoke_token(hq_endpoint(), o, id, t1_id, 0, "till stolen");
+  auto done = admin_client(hq_endpoint(), o).revoke_token(id, t1_id, 0, "till stolen");
   ASSERT_FALSE(done) << done.to_string();
   expect_refused(*t1_, "revoked");
   auto sold = sell(t1_->store());

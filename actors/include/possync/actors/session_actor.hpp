@@ -24,6 +24,7 @@
 
 #include "possync/actors/link.hpp"
 #include "possync/actors/messages.hpp"
+#include "possync/actors/peer_table.hpp"
 #include "possync/actors/session_machine.hpp"
 
 namespace possync::actors {
@@ -76,6 +77,9 @@ struct session_setup {
   std::function<std::string()> token_source;
   supervisor_actor supervisor;           ///< uplink: receives (welcome) and (ended, why); may be null
   std::shared_ptr<uplink_snapshot> snapshot;  ///< uplink: kept up to date; may be null
+  /// downlink: where the admitted peer's status is published (admission, at most
+  /// every second while frames arrive, end); may be null
+  std::shared_ptr<peer_table> peers;
   clock_fn clock;                        ///< default: system clock
   int64_t tick_ms = 200;                 ///< timer period [200 ms]
 };

@@ -73,6 +73,7 @@ struct local_identity {
   std::string tenant;
   std::string branch;  ///< "" for HQ
   std::string token;   ///< uplink: the device token sent in Hello ("" = none)
+  std::string software; ///< possync version announced in Hello ("" = none)
 };
 
 /// What an upstream grants one downstream session after admitting its Hello.
@@ -226,6 +227,11 @@ struct downlink_status {
   int64_t peer_skew_ms = 0;    ///< our clock minus the peer's, at Hello
   std::vector<uint64_t> peer_pending;  ///< from the peer's last Heartbeat
   int64_t peer_last_sync_ms = 0;
+  uint64_t peer_lag_records = 0;       ///< from the peer's last Heartbeat
+  bool peer_caught_up = false;         ///< from the peer's last Heartbeat
+  std::string peer_software;           ///< Hello.software
+  int64_t last_recv_ms = 0;            ///< last frame from the peer
+  uint64_t heartbeats = 0;             ///< Heartbeats received (a new one: new figures)
   session_stats stats;
 };
 

@@ -88,6 +88,12 @@ status validate_key(const record_key& key, const collection_registry& reg,
 /// is set) that it parses as that protobuf message (invalid_argument); counter bodies
 /// must also decode (decode_counter).
 status validate_body(const collection_info& info, std::string_view body);
+/// A body as JSON (protobuf's JSON mapping of the collection's message), for
+/// operators (conflicts, inspect). invalid_argument when it does not parse.
+result<std::string> body_to_json(const collection_info& info, std::string_view body);
+/// The reverse: JSON from an operator (a merged conflict resolution) to the body
+/// bytes; invalid_argument naming what is wrong. Unknown fields are refused.
+result<std::string> body_from_json(const collection_info& info, std::string_view json);
 /// Key, every version's dots, sibling count, body of every non-tombstone version.
 /// Errors: invalid_argument for malformed input; resource_exhausted for a body, sibling
 /// count or version vector over its limit. Messages name the record and version.

@@ -68,24 +68,7 @@ struct tls_options {
 result<tls_options> load_tls_files(const std::string& ca_file, const std::string& cert_file,
                                    const std::string& key_file);
 
-/// What the Admin service (possync.v1.Admin) asks of its node. Calls come on gRPC
-/// threads, possibly concurrently; each may block briefly (a store commit).
-class admin_handler {
-public:
-  virtual ~admin_handler() = default;
-  /// Node, role, pending per lane, sessions.
-  struct status_info {
-    uint64_t node = 0;
-    uint32_t role = 0;
-    std::vector<uint64_t> pending;
-    uint32_t sessions = 0;
-  };
-  virtual status_info status() = 0;
-  /// Writes the revocation (HQ); returns when it is durable. failed_precondition on a
-  /// node that is not HQ.
-  virtual possync::status revoke_token(const std::string& token_id, uint64_t node, int64_t expires_ms,
-                                       const std::string& reason) = 0;
-};
+class admin_handler;  // admin.hpp
 
 /// How a grpc_server listens. Defaults in brackets.
 struct grpc_server_options {
@@ -98,8 +81,8 @@ struct grpc_server_options {
   size_t max_message_bytes = 8u << 20; ///< largest frame received or sent [8 MiB]
   tls_options tls;                     ///< mutual TLS; empty = plaintext, loopback only
   keepalive_options keepalive;
-  /// Serves possync.v1.Admin too (callers: TLS client certificate "admin", or any
-  /// caller over plaintext loopback); null = not served.
+  /// Serves possync.v1.Admin too (admin.hpp; callers: TLS client certificate
+  /// "admin", or any caller over plaintext loopback); null = not served.
   std::shared_ptr<admin_handler> admin;
 };
 
@@ -148,13 +131,6 @@ struct grpc_client_options {
 /// until start(). Fails fast (wait_for_ready off): an unreachable endpoint yields
 /// on_closed(unavailable). peer() returns `endpoint`.
 std::unique_ptr<actors::link> grpc_connect(const std::string& endpoint, grpc_client_options opts = {});
-
-/// `possync ctl token revoke`: calls Admin.RevokeToken at `endpoint` (HQ) with the
-/// operator's certificate in opts.tls (common name "admin"). Errors: the server's
-/// status (permission_denied for a certificate that is not the admin's, unavailable).
-possync::status admin_revoke_token(const std::string& endpoint, const grpc_client_options& opts,
-                                   const std::string& token_id, uint64_t node, int64_t expires_ms,
-                                   const std::string& reason);
 
 /// True for addresses that stay on this machine: 127.0.0.0/8, [::1], localhost, unix:.
 bool is_loopback_address(const std::string& address);

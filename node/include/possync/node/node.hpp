@@ -21,6 +21,7 @@
 #include "possync/actors/link.hpp"
 #include "possync/actors/session_options.hpp"
 #include "possync/core/error.hpp"
+#include "possync/node/admin.hpp"
 #include "possync/node/grpc_transport.hpp"
 #include "possync/storage/store.hpp"
 
@@ -101,6 +102,9 @@ struct node_config {
   int64_t tick_ms = 200;                   ///< session timer period
   std::vector<device> devices;             ///< HQ: registered at start (idempotent)
   bool gzip = true;                        ///< gRPC message compression
+  /// Branch: how often at most a terminal's figures (pending, lag) are reported to HQ
+  /// (collection "node_presence"); online/offline changes go at once [10 s]. 0 = never.
+  int64_t presence_interval_ms = 10'000;
 };
 
 /// What a POS operator reads about a node.
@@ -158,6 +162,26 @@ public:
   /// failed_precondition on a node that is not HQ.
   possync::status revoke_token(const std::string& token_id, core::node_id node = 0, int64_t expires_ms = 0,
                                const std::string& reason = "");
+
+  // -- operators (the Admin service calls these too; admin.hpp) --------------------
+  /// The nodes this node knows: registry, the downstream nodes it serves (or served
+  /// since it started) and, at HQ, the terminals its branches report. branch != "":
+  /// only that branch.
+  result<std::vector<node_info>> nodes(const std::string& branch = "") const;
+  result<std::vector<conflict_info>> conflicts(bool unresolved_only, size_t limit = 100) const;
+  result<conflict_info> conflict(uint64_t id) const;
+  /// Settles conflict `id`: writes the chosen body as a version that supersedes all
+  /// of the conflict's versions (it syncs like any write), marks it resolved and
+  /// audits it. Returns the new version's dot.
+  result<std::string> resolve_conflict(uint64_t id, resolution_mode mode, const std::string& body_json = "",
+                                       const std::string& reason = "", const std::string& actor = "local");
+  /// HQ: orders registered node `target` to resync or reset. The order travels as
+  /// data (collection "node_command") and is carried out once when it arrives, also
+  /// after the node was offline. Audited.
+  result<command_receipt> order(core::node_id target, command_kind kind, const std::string& reason,
+                                const std::string& actor = "local");
+  /// Orders carried out by this node since it started (a test and status aid).
+  uint64_t orders_done() const;
 
   /// Called on a background thread after every durable commit; must not block.
   /// Returns an id for unsubscribe().

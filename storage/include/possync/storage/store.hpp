@@ -184,14 +184,20 @@ struct conflict_entry {
   std::string resolution;
 };
 
-/// One sync session, for the audit column family.
+/// One entry of the audit column family: a sync session, or (kind "operator") an
+/// operator's action, whose target node is `peer`.
 struct session_audit {
+  uint64_t seq = 0;             ///< set by sessions(); increases with every entry
   core::node_id peer = 0;
   std::string peer_role;
   int64_t started_ms = 0;
   int64_t ended_ms = 0;
   uint64_t records_up = 0, records_down = 0, bytes_up = 0, bytes_down = 0;
   std::string result;
+  std::string kind = "session"; ///< "session" or "operator"
+  std::string actor;            ///< operator: who ("admin", "local")
+  std::string action;           ///< operator: "resolve", "resync", "reset", "revoke", "backup"
+  std::string detail;           ///< operator: what exactly
 };
 
 /// Called on the committer thread after every durable commit of this store, with
@@ -255,6 +261,10 @@ public:
   result<std::optional<core::record>> get(const core::record_key& key) const;
   /// The record as its policy resolves it (exists == false if absent or deleted).
   result<core::resolved_view> read(const core::record_key& key) const;
+  /// Every record of one collection in one (tenant, scope), in id order, at most
+  /// `limit` (registries, presence reports: small collections; not for sales).
+  result<std::vector<core::record>> records_of(const std::string& tenant, const std::string& scope,
+                                               const std::string& collection, size_t limit) const;
   /// Stock level (thousandths) of a product in a branch; 0 if never counted.
   result<int64_t> stock_level(const std::string& tenant, const std::string& branch,
                               const std::string& product_id) const;
@@ -307,6 +317,10 @@ public:
   // -- conflicts and audit ------------------------------------------------------------
 
   result<std::vector<conflict_entry>> conflicts(bool unresolved_only, size_t limit) const;
+  /// One conflict by id (not_found).
+  result<conflict_entry> conflict(uint64_t id) const;
+  /// Marks a conflict resolved (by whom, how); not_found for an unknown id.
+  status mark_conflict_resolved(uint64_t id, const std::string& by, const std::string& resolution);
   status record_session(const session_audit& a);
   result<std::vector<session_audit>> sessions(size_t limit) const;
 
