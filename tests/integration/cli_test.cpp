@@ -6,11 +6,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "process.hpp"
 
@@ -210,6 +212,99 @@ TEST_F(cli, hq_and_terminal_consoles_over_pipes) {
   ASSERT_EQ(inspect.code, 0) << inspect.out;
   EXPECT_NE(inspect.out.find("\"demo/b1\""), std::string::npos) << inspect.out;
   EXPECT_NE(inspect.out.find("\"records\": 10"), std::string::npos) << inspect.out;
+}
+
+TEST_F(cli, ctl_calls_the_admin_service_with_tables_and_json) {
+  using possync::test::steady;
+  using namespace std::chrono_literals;
+  using json = nlohmann::json;
+  possync::test::child_process hq;
+  ASSERT_TRUE(hq.spawn({POSSYNC_BIN, "hq", "--insecure-dev", "--dir", dir_ + "/hq", "--listen", "127.0.0.1:0",
+                        "--log-level", "warn", "--device", "demo:b1:00000000000000a1:terminal:till 1"},
+                       true));
+  auto line = hq.next_line("listening on 127.0.0.1:", steady::now() + 30s);
+  ASSERT_TRUE(line.has_value()) << hq.output();
+  const std::string server = "127.0.0.1:" + line->substr(line->rfind(':') + 1);
+  possync::test::child_process t;
+  ASSERT_TRUE(t.spawn({POSSYNC_BIN, "terminal", "--insecure-dev", "--dir", dir_ + "/t1", "--upstream", server,
+                       "--tenant", "demo", "--branch", "b1", "--node-id", "a1", "--log-level", "warn",
+                       "--backoff-initial-ms", "100", "--backoff-max-ms", "500"},
+                      true));
+  auto sold = t.command("sell-n 3");
+  ASSERT_TRUE(sold.has_value());
+  const std::string conn = " --server " + server + " --insecure-dev";
+
+  // status: the HQ itself.
+  auto st = run("ctl status --json" + conn);
+  ASSERT_EQ(st.code, 0) << st.out;
+  auto sj = json::parse(st.out, nullptr, false);
+  ASSERT_FALSE(sj.is_discarded()) << st.out;
+  EXPECT_EQ(sj["role"], "hq");
+  EXPECT_EQ(sj["tenant"], "demo");
+  EXPECT_TRUE(sj["pending"].contains("sales"));
+
+  // nodes: the till, online once its session is up.
+  json till;
+  for (int i = 0; i < 300 && !(till.is_object() && till["online"] == true); ++i) {
+    auto ns = run("ctl nodes --json" + conn);
+    ASSERT_EQ(ns.code, 0) << ns.out;
+    auto nj = json::parse(ns.out, nullptr, false);
+    ASSERT_FALSE(nj.is_discarded()) << ns.out;
+    for (const auto& n : nj["nodes"])
+      if (n["node"] == "00000000000000a1") till = n;
+    if (!(till.is_object() && till["online"] == true)) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(till.is_object());
+  EXPECT_EQ(till["online"], true);
+  EXPECT_EQ(till["name"], "till 1");
+  EXPECT_EQ(till["role"], "terminal");
+  EXPECT_EQ(till["branch"], "b1");
+  auto table = run("ctl nodes" + conn);
+  ASSERT_EQ(table.code, 0) << table.out;
+  EXPECT_NE(table.out.find("LAST SEEN"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("till 1"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("online"), std::string::npos) << table.out;
+
+  // resync: ordered, audited in the log.
+  auto rs = run("ctl resync --node a1 --reason check --json" + conn);
+  ASSERT_EQ(rs.code, 0) << rs.out;
+  EXPECT_EQ(json::parse(rs.out, nullptr, false)["seq"], 1) << rs.out;
+  auto lg = run("ctl log --json --limit 5" + conn);
+  ASSERT_EQ(lg.code, 0) << lg.out;
+  auto lj = json::parse(lg.out, nullptr, false);
+  ASSERT_FALSE(lj.is_discarded()) << lg.out;
+  json order;  // the till may have carried it out already: its session entry can be newer
+  for (const auto& e : lj["entries"])
+    if (e["kind"] == "operator") order = e;
+  ASSERT_TRUE(order.is_object()) << lg.out;
+  EXPECT_EQ(order["action"], "resync");
+  EXPECT_EQ(order["peer"], "00000000000000a1");
+  EXPECT_EQ(order["actor"], "local");
+
+  // conflicts and time.
+  auto cs = run("ctl conflicts --json" + conn);
+  ASSERT_EQ(cs.code, 0) << cs.out;
+  EXPECT_TRUE(json::parse(cs.out, nullptr, false)["conflicts"].is_array()) << cs.out;
+  auto tm = run("ctl time --json" + conn);
+  ASSERT_EQ(tm.code, 0) << tm.out;
+  EXPECT_GT(json::parse(tm.out, nullptr, false)["wall_ms"].get<int64_t>(), 0) << tm.out;
+
+  // Errors: a clear line and a non-zero exit.
+  auto unknown = run("ctl resync --node 99" + conn);
+  EXPECT_EQ(unknown.code, 1) << unknown.out;
+  EXPECT_NE(unknown.out.find("not registered"), std::string::npos) << unknown.out;
+  auto missing = run("ctl conflicts show 42" + conn);
+  EXPECT_EQ(missing.code, 1) << missing.out;
+  EXPECT_NE(missing.out.find("no conflict 42"), std::string::npos) << missing.out;
+  auto no_creds = run("ctl status --server " + server);
+  EXPECT_EQ(no_creds.code, 2) << no_creds.out;
+  auto remote = run("ctl status --insecure-dev --server 10.1.2.3:7400");
+  EXPECT_EQ(remote.code, 2) << remote.out;
+  auto bad_mode = run("ctl conflicts resolve 1 --mode coin-toss" + conn);
+  EXPECT_EQ(bad_mode.code, 2) << bad_mode.out;
+
+  t.stop(SIGTERM, 30s);
+  hq.stop(SIGTERM, 30s);
 }
 
 TEST_F(cli, terminal_script_runs_and_reports_failures) {

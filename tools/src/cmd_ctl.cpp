@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "config.hpp"
+#include "ctl_common.hpp"
 #include "possync/core/ids.hpp"
 #include "possync/core/token.hpp"
 #include "possync/node/admin.hpp"
@@ -30,16 +31,11 @@ int64_t wall_now_ms() {
 }
 
 int fail(const std::string& what, int code = exit_failure) {
-  std::fprintf(stderr, "possync ctl: %s\n", what.c_str());
-  return code;
+  return ctl_fail(what, code);
 }
 
 result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return error(errc::not_found, "cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_text_file(path);
 }
 
 status write_file(const std::string& path, const std::string& text, mode_t mode) {
@@ -83,9 +79,9 @@ json claims_json(const core::token_claims& c) {
 
 struct token_flags {
   std::string key, out, tenant = "demo", branch, node, role = "terminal", ttl = "30d";
-  std::string token, hq, id, reason;
-  std::string tls_ca, tls_cert, tls_key, server_name;
-  bool insecure_dev = false, json_out = false;
+  std::string token, id, reason;
+  connection_flags conn;  ///< revoke: HQ's Admin service
+  bool json_out = false;
 };
 
 int keygen(const token_flags& f) {
@@ -164,37 +160,27 @@ int show(const token_flags& f) {
 }
 
 int revoke(const token_flags& f) {
-  if (f.hq.empty()) return fail("--hq HOST:PORT is required", exit_usage);
   if (f.id.empty()) return fail("--id TOKEN_ID is required (from `ctl token issue --json` or `ctl token show`)", exit_usage);
-  node::grpc_client_options o;
-  o.server_name = f.server_name;
-  if (!f.tls_ca.empty() || !f.tls_cert.empty() || !f.tls_key.empty()) {
-    auto t = node::load_tls_files(f.tls_ca, f.tls_cert, f.tls_key);
-    if (!t) return fail(t.err().to_string(), exit_usage);
-    o.tls = std::move(t).value();
-  } else if (!f.insecure_dev) {
-    return fail("give the operator's certificate (--tls-ca, --tls-cert, --tls-key: common name 'admin'), or "
-                "--insecure-dev for an HQ on plaintext loopback",
-                exit_usage);
-  } else if (!node::is_loopback_address(f.hq)) {
-    return fail("--insecure-dev only talks to loopback addresses", exit_usage);
-  }
   uint64_t node = 0;
   if (!f.node.empty()) {
     auto n = core::parse_node_id(f.node);
     if (!n) return fail("--node must be 1-16 hex digits", exit_usage);
     node = *n;
   }
-  if (auto e = node::admin_client(f.hq, o).revoke_token(f.id, node, 0, f.reason)) return fail("revoke: " + e.to_string());
-  std::printf("%s\n", f.json_out ? json{{"revoked", f.id}}.dump().c_str() : ("revoked token " + f.id).c_str());
+  auto c = connect_admin(f.conn);
+  if (!c) return fail(c.err().message, exit_usage);
+  if (auto e = c->revoke_token(f.id, node, 0, f.reason)) return fail("revoke: " + e.to_string());
+  std::printf("%s\n", f.conn.json_out ? json{{"revoked", f.id}}.dump().c_str() : ("revoked token " + f.id).c_str());
   return exit_ok;
 }
 
 } // namespace
 
 void add_ctl_command(CLI::App& app, command_fn& run) {
-  auto* ctl = app.add_subcommand("ctl", "operator commands (token: device tokens; keyring: encryption at rest)");
+  auto* ctl = app.add_subcommand("ctl", "operator commands: a node's Admin service (status, nodes, log, conflicts, "
+                                       "resync, reset, time), device tokens, encryption keys");
   ctl->require_subcommand(1);
+  add_ctl_admin_commands(*ctl, run);
   auto key_id = std::make_shared<uint32_t>(1);
   auto* kr = ctl->add_subcommand("keyring", "encryption at rest: `keyring new` prints a new key line");
   kr->require_subcommand(1);
@@ -236,16 +222,10 @@ void add_ctl_command(CLI::App& app, command_fn& run) {
   sh->callback([f, &run] { run = [f] { return show(*f); }; });
 
   auto* rv = tok->add_subcommand("revoke", "revoke a token at HQ: live sessions holding it end");
-  rv->add_option("--hq", f->hq, "HQ's host:port")->required();
   rv->add_option("--id", f->id, "the token's id")->required();
   rv->add_option("--node", f->node, "the node it was issued to (recorded)");
   rv->add_option("--reason", f->reason, "why (recorded)");
-  rv->add_option("--tls-ca", f->tls_ca, "CA certificate (PEM)");
-  rv->add_option("--tls-cert", f->tls_cert, "operator certificate (PEM, common name 'admin')");
-  rv->add_option("--tls-key", f->tls_key, "its key (PEM)");
-  rv->add_option("--tls-server-name", f->server_name, "name HQ's certificate must carry [its host]");
-  rv->add_flag("--insecure-dev", f->insecure_dev, "plaintext to a loopback HQ (development)");
-  rv->add_flag("--json", f->json_out, "print JSON");
+  add_connection_flags(*rv, f->conn);
   rv->callback([f, &run] { run = [f] { return revoke(*f); }; });
 }
 
