@@ -59,6 +59,8 @@ struct session_state {
   uint64_t peer_session = 0;     ///< downlink: id in setup.peers (0 = not published yet)
   int64_t published_ms = 0;      ///< downlink: last publish to setup.peers
   int64_t published_recv_ms = 0; ///< downlink: the last_recv_ms it carried
+  session_stats accounted;       ///< what was added to setup.traffic so far
+  int64_t accounted_ms = 0;
   static inline const char* name = "possync.session";
 
   int64_t now() const { return setup.clock(); }
@@ -111,6 +113,28 @@ storage::session_audit make_audit(const session_state& st, const error& why) {
   return a;
 }
 
+/// Adds what the session did since the last call to setup.traffic (at most once a
+/// second unless `ending`).
+void account(session_state& st, bool ending) {
+  if (!st.setup.traffic) return;
+  const int64_t now = st.now();
+  if (!ending && now - st.accounted_ms < 1000) return;
+  st.accounted_ms = now;
+  const session_stats s = st.up ? st.up->status().stats : st.down->status().stats;
+  auto& t = *st.setup.traffic;
+  auto add = [](std::atomic<uint64_t>& to, uint64_t now_v, uint64_t before) {
+    if (now_v > before) to.fetch_add(now_v - before, std::memory_order_relaxed);
+  };
+  // An uplink pushes (out) and downloads (in); a downlink the other way round.
+  const bool up = st.up != nullptr;
+  add(up ? t.records_out : t.records_in, s.records_up, st.accounted.records_up);
+  add(up ? t.records_in : t.records_out, s.records_down, st.accounted.records_down);
+  add(up ? t.bytes_out : t.bytes_in, s.bytes_up, st.accounted.bytes_up);
+  add(up ? t.bytes_in : t.bytes_out, s.bytes_down, st.accounted.bytes_down);
+  add(t.rejected, s.rejected, st.accounted.rejected);
+  st.accounted = s;
+}
+
 /// Downlink: the admitted peer's status into setup.peers, on admission, then at most
 /// once a second when frames arrived, and (online = false) at the end.
 void publish_peer(session_state& st, bool ending) {
@@ -158,6 +182,11 @@ void finish(self_ptr self, error why) {
   st.ending = why;
   if (!st.link_closed) st.lnk->close(why);
   if (st.peer_session != 0) publish_peer(st, true);
+  account(st, true);
+  if (st.setup.traffic) {
+    const auto code = static_cast<size_t>(why.code);
+    st.setup.traffic->ended[code < st.setup.traffic->ended.size() ? code : 2].fetch_add(1, std::memory_order_relaxed);
+  }
   auto audit = make_audit(st, why);
   auto store = st.setup.store;
   run_io(self, [store, audit] { (void)store->record_session(audit); }, false);
@@ -217,6 +246,7 @@ void pump(self_ptr self) {
       });
   }
   if (st.down) publish_peer(st, false);
+  account(st, false);
   if (st.closing && !st.writing && st.unwritten->empty()) {
     finish(self, *st.closing);
     return;

@@ -65,6 +65,32 @@ std::string render_metrics(const node_status& s, const metrics_extra& x) {
   o << "possync_commit_groups_total " << x.commit_groups << '\n';
   metric(o, "possync_conflicts_unresolved", "gauge", "Conflicts waiting for an operator (capped at 100000).");
   o << "possync_conflicts_unresolved " << x.conflicts_unresolved << '\n';
+  metric(o, "possync_commit_latency_seconds", "histogram",
+         "Store commits from request to durable answer (group commit wait, write, fsync).");
+  uint64_t cumulative = 0;
+  const auto& bounds = storage::database::latency_histogram::bounds_ms;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    cumulative += x.commit_latency.counts[i];
+    o << "possync_commit_latency_seconds_bucket{le=\"" << bounds[i] / 1000.0 << "\"} " << cumulative << '\n';
+  }
+  o << "possync_commit_latency_seconds_bucket{le=\"+Inf\"} " << x.commit_latency.count << '\n';
+  o << "possync_commit_latency_seconds_sum " << x.commit_latency.sum_ms / 1000.0 << '\n';
+  o << "possync_commit_latency_seconds_count " << x.commit_latency.count << '\n';
+  metric(o, "possync_sync_records_total", "counter", "Records received (in) and sent (out) in sync sessions.");
+  o << "possync_sync_records_total{direction=\"in\"} " << x.records_in << '\n';
+  o << "possync_sync_records_total{direction=\"out\"} " << x.records_out << '\n';
+  metric(o, "possync_sync_bytes_total", "counter", "Frame bytes of those records, received (in) and sent (out).");
+  o << "possync_sync_bytes_total{direction=\"in\"} " << x.bytes_in << '\n';
+  o << "possync_sync_bytes_total{direction=\"out\"} " << x.bytes_out << '\n';
+  metric(o, "possync_sessions_ended_total", "counter",
+         "Sync sessions ended, by code (ok = clean end; others name the error).");
+  for (size_t c = 0; c < x.sessions_ended.size(); ++c)
+    if (x.sessions_ended[c] != 0 || c == 0)
+      o << "possync_sessions_ended_total{code=\"" << to_string(static_cast<errc>(c)) << "\"} " << x.sessions_ended[c]
+        << '\n';
+  metric(o, "possync_nodes", "gauge", "Downstream nodes this node knows, online and all (node::nodes()).");
+  o << "possync_nodes{state=\"online\"} " << x.nodes_online << '\n';
+  o << "possync_nodes{state=\"known\"} " << x.nodes_known << '\n';
   return o.str();
 }
 

@@ -142,6 +142,7 @@ struct node::impl {
   bool stopped = false;
   /// Downstream nodes served (or served since start), published by their sessions.
   std::shared_ptr<actors::peer_table> peers = std::make_shared<actors::peer_table>();
+  std::shared_ptr<actors::traffic_counters> traffic = std::make_shared<actors::traffic_counters>();
   std::mutex presence_mu;
   std::map<core::node_id, presence_mark> presence;  ///< branch: last report per terminal
   /// Orders from HQ (node_command) are carried out on this thread, one at a time.
@@ -164,6 +165,7 @@ struct node::impl {
     s.hub = hub;
     s.clock = now_ms;
     s.tick_ms = cfg.tick_ms;
+    s.traffic = traffic;
     return s;
   }
 
@@ -591,8 +593,19 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
       auto& db = *self->impl_->db;
       x.commits = db.commits();
       x.commit_groups = db.commit_groups();
-      auto c = self->impl_->store->conflicts(true, 100'000);
+      x.commit_latency = db.commit_latency();
+      auto c = self->impl_->conflicts(true, 100'000);
       x.conflicts_unresolved = c ? c->size() : 0;
+      const auto& t = *self->impl_->traffic;
+      x.records_in = t.records_in.load();
+      x.records_out = t.records_out.load();
+      x.bytes_in = t.bytes_in.load();
+      x.bytes_out = t.bytes_out.load();
+      for (size_t i = 0; i < x.sessions_ended.size(); ++i) x.sessions_ended[i] = t.ended[i].load();
+      if (auto ns = self->impl_->nodes("")) {
+        x.nodes_known = ns->size();
+        for (const auto& n : *ns) x.nodes_online += n.online ? 1 : 0;
+      }
 #ifdef POSSYNC_VERSION
       x.version = POSSYNC_VERSION;
 #endif

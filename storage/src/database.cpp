@@ -486,8 +486,29 @@ void database_impl::complete_group(group_state& g) {
   if (!g.write_err) commits_.fetch_add(g.accepted, std::memory_order_relaxed);
   for (size_t i = 0; i < g.reqs.size(); ++i) {
     if (!g.results[i] && g.write_err) g.results[i] = g.write_err;
+    if (!g.results[i]) observe_latency(g.reqs[i]->submitted);
     g.reqs[i]->finish(g.results[i]);
   }
+}
+
+void database_impl::observe_latency(std::chrono::steady_clock::time_point submitted) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - submitted)
+                      .count();
+  const double ms = static_cast<double>(us) / 1000.0;
+  const auto& b = database::latency_histogram::bounds_ms;
+  const size_t i = static_cast<size_t>(std::lower_bound(b.begin(), b.end(), ms) - b.begin());
+  latency_buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  latency_sum_us_.fetch_add(static_cast<uint64_t>(us), std::memory_order_relaxed);
+}
+
+database::latency_histogram database_impl::commit_latency() const {
+  database::latency_histogram h;
+  for (size_t i = 0; i < h.counts.size(); ++i) {
+    h.counts[i] = latency_buckets_[i].load(std::memory_order_relaxed);
+    h.count += h.counts[i];
+  }
+  h.sum_ms = static_cast<double>(latency_sum_us_.load(std::memory_order_relaxed)) / 1000.0;
+  return h;
 }
 
 void database_impl::process_group(std::vector<std::unique_ptr<write_request>>& group) {
@@ -561,6 +582,7 @@ status database::flush() { return impl_->flush(); }
 const db_options& database::options() const { return impl_->options(); }
 uint64_t database::commit_groups() const { return impl_->commit_groups(); }
 uint64_t database::commits() const { return impl_->commits(); }
+database::latency_histogram database::commit_latency() const { return impl_->commit_latency(); }
 
 const char* to_string(node_role r) noexcept {
   switch (r) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -116,6 +117,8 @@ public:
   /// pushed again and applied idempotently upstream), so a group made only of such
   /// requests is written without an fsync. A later synced group persists it anyway.
   bool needs_sync = true;
+  /// When it was submitted (commit latency).
+  std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
 };
 
 class database_impl {
@@ -142,6 +145,7 @@ public:
 
   uint64_t commit_groups() const { return groups_.load(std::memory_order_relaxed); }
   uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  database::latency_histogram commit_latency() const;
 
 private:
   /// One commit group from preparation to completion.
@@ -197,6 +201,9 @@ private:
 
   std::atomic<uint64_t> groups_{0};
   std::atomic<uint64_t> commits_{0};
+  std::array<std::atomic<uint64_t>, database::latency_histogram::bounds_ms.size() + 1> latency_buckets_{};
+  std::atomic<uint64_t> latency_sum_us_{0};
+  void observe_latency(std::chrono::steady_clock::time_point submitted);
 };
 
 } // namespace possync::storage

@@ -34,11 +34,23 @@ TEST(metrics, text_format_names_every_figure_with_help_and_type) {
   metrics_extra x;
   x.commits = 10;
   x.commit_groups = 4;
+  x.commit_latency.counts[2] = 3;  // <= 1 ms
+  x.commit_latency.counts[4] = 1;  // <= 5 ms
+  x.commit_latency.count = 4;
+  x.commit_latency.sum_ms = 7.5;
+  x.records_in = 12;
+  x.sessions_ended[0] = 2;
+  x.sessions_ended[14] = 1;
   auto t = render_metrics(s, x);
   for (const char* want :
        {"# TYPE possync_pending gauge", "possync_pending{lane=\"sales\"} 3", "possync_pending{lane=\"reports\"} 0",
         "possync_online 1", "possync_clock_skew_seconds -1.5", "possync_commits_total 10",
-        "possync_commit_groups_total 4", "branch=\"jkt \\\"01\\\"\"", "# HELP possync_up "})
+        "possync_commit_groups_total 4", "branch=\"jkt \\\"01\\\"\"", "# HELP possync_up ",
+        "# TYPE possync_commit_latency_seconds histogram", "possync_commit_latency_seconds_bucket{le=\"0.0005\"} 0",
+        "possync_commit_latency_seconds_bucket{le=\"0.001\"} 3", "possync_commit_latency_seconds_bucket{le=\"0.005\"} 4",
+        "possync_commit_latency_seconds_bucket{le=\"+Inf\"} 4", "possync_commit_latency_seconds_sum 0.0075",
+        "possync_commit_latency_seconds_count 4", "possync_sync_records_total{direction=\"in\"} 12",
+        "possync_sessions_ended_total{code=\"ok\"} 2", "possync_sessions_ended_total{code=\"unavailable\"} 1"})
     EXPECT_NE(t.find(want), std::string::npos) << want << "\n" << t;
   // Every sample line belongs to a metric announced by a TYPE line.
   size_t types = 0, pos = 0;
@@ -46,7 +58,8 @@ TEST(metrics, text_format_names_every_figure_with_help_and_type) {
     ++types;
     ++pos;
   }
-  EXPECT_EQ(types, 14u);
+  EXPECT_EQ(types, 19u);
+  EXPECT_EQ(t.find("code=\"cancelled\""), std::string::npos);  // codes never seen are left out
 }
 
 TEST(metrics, served_over_http_and_following_traffic) {
@@ -105,6 +118,13 @@ TEST(metrics, served_over_http_and_following_traffic) {
     return r && r->body.find("possync_pending{lane=\"sales\"} 0") != std::string::npos &&
            r->body.find("possync_online 1") != std::string::npos;
   }));
+  // HQ received the three sales and committed them.
+  EXPECT_TRUE(eventually([&] {
+    auto r = hq_http.Get("/metrics");
+    return r && r->body.find("possync_sync_records_total{direction=\"in\"} 0") == std::string::npos &&
+           r->body.find("possync_commit_latency_seconds_count 0") == std::string::npos;
+  }));
+  EXPECT_NE(hq_http.Get("/metrics")->body.find("possync_nodes{state=\"online\"} 1"), std::string::npos);
   EXPECT_EQ(t_http.Get("/nothing-here")->status, 404);
   term->reset();
   hq->reset();

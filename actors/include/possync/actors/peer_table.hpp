@@ -9,6 +9,7 @@
 // the publishing thread, outside the lock, and must not block.
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -35,6 +36,16 @@ struct peer_view {
   int64_t last_sync_ms = 0;        ///< its last complete sync, as it reported
   bool caught_up = false;
   uint64_t records_up = 0, records_down = 0;  ///< of the current or last session
+};
+
+/// A node's sync traffic and session outcomes, summed over all its sessions (uplink
+/// and downlink); for /metrics. Sessions add what they did at most once a second and
+/// when they end. "in" = received by this node, "out" = sent by it.
+struct traffic_counters {
+  std::atomic<uint64_t> records_in{0}, records_out{0}, bytes_in{0}, bytes_out{0};
+  std::atomic<uint64_t> rejected{0};  ///< records an upstream refused to this node's uplink
+  /// Sessions ended, by possync errc code (0 = clean end; 16 unauthenticated).
+  std::array<std::atomic<uint64_t>, 17> ended{};
 };
 
 class peer_table {

@@ -80,6 +80,8 @@ struct session_setup {
   /// downlink: where the admitted peer's status is published (admission, at most
   /// every second while frames arrive, end); may be null
   std::shared_ptr<peer_table> peers;
+  /// Where the session adds its traffic and outcome (both kinds); may be null.
+  std::shared_ptr<traffic_counters> traffic;
   clock_fn clock;                        ///< default: system clock
   int64_t tick_ms = 200;                 ///< timer period [200 ms]
 };

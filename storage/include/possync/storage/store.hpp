@@ -75,6 +75,15 @@ public:
   /// Requests acknowledged as durable so far (local writes, applies, cursor/audit
   /// updates, acks). commits() / commit_groups() is the average group size.
   uint64_t commits() const;
+  /// How long commits took, from the request to its durable answer (group commit
+  /// wait + RocksDB write + fsync): a histogram for /metrics.
+  struct latency_histogram {
+    static constexpr std::array<double, 12> bounds_ms{0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000};
+    std::array<uint64_t, bounds_ms.size() + 1> counts{};  ///< per bucket, not cumulative; last = above 1 s
+    uint64_t count = 0;
+    double sum_ms = 0;
+  };
+  latency_histogram commit_latency() const;
   database_impl& impl() { return *impl_; }
 
 private:
