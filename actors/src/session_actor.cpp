@@ -3,6 +3,7 @@
 #include "possync/actors/session_actor.hpp"
 
 #include "possync/actors/fragments.hpp"
+#include "possync/actors/log.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -144,7 +145,12 @@ void publish_peer(session_state& st, bool ending) {
   auto d = st.down->status();
   if (!d.admitted) return;
   if (!ending && st.peer_session != 0 && d.last_recv_ms == st.published_recv_ms) return;
-  if (st.peer_session == 0) st.peer_session = st.setup.peers->next_session();
+  if (st.peer_session == 0) {
+    st.peer_session = st.setup.peers->next_session();
+    log::event(log::level::info, "downlink", "session admitted",
+               {{"peer", core::node_id_to_string(d.granted.peer)}, {"role", storage::to_string(d.granted.role)},
+                {"branch", d.granted.branch}, {"software", d.peer_software}, {"skew_ms", d.peer_skew_ms}});
+  }
   st.published_ms = now;
   st.published_recv_ms = d.last_recv_ms;
   peer_view v;
@@ -188,6 +194,12 @@ void finish(self_ptr self, error why) {
     st.setup.traffic->ended[code < st.setup.traffic->ended.size() ? code : 2].fetch_add(1, std::memory_order_relaxed);
   }
   auto audit = make_audit(st, why);
+  log::event(why && why.code != errc::cancelled ? log::level::warn : log::level::info, st.up ? "uplink" : "downlink",
+             "session ended",
+             {{"peer", core::node_id_to_string(audit.peer)}, {"role", audit.peer_role},
+              {"duration_ms", audit.ended_ms - audit.started_ms}, {"records_up", audit.records_up},
+              {"records_down", audit.records_down}, {"bytes_up", audit.bytes_up}, {"bytes_down", audit.bytes_down},
+              {"result", audit.result}});
   auto store = st.setup.store;
   run_io(self, [store, audit] { (void)store->record_session(audit); }, false);
   if (st.setup.snapshot) {
@@ -237,6 +249,9 @@ void pump(self_ptr self) {
     auto status = st.up->status();
     if (status.welcomed && !st.welcomed) {
       st.welcomed = true;
+      log::event(log::level::info, "uplink", "session welcomed",
+                 {{"upstream", core::node_id_to_string(status.upstream)}, {"endpoint", st.lnk->peer()},
+                  {"skew_ms", status.skew_ms}});
       if (st.setup.supervisor) self->send(st.setup.supervisor, atom::welcome_v);
     }
     if (st.setup.snapshot)

@@ -10,11 +10,11 @@
 #include <map>
 #include <mutex>
 
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <unordered_map>
 
 #include "possync/actors/hub.hpp"
+#include "possync/actors/log.hpp"
 #include "possync/actors/session_actor.hpp"
 #include "possync/actors/store_actor.hpp"
 #include "possync/actors/supervisor.hpp"
@@ -191,7 +191,9 @@ struct node::impl {
       m.caught_up = v.caught_up;
     }
     store->write_async({detail::presence_write(me, v)}, [node = v.node](result<storage::commit_result> r) {
-      if (!r) spdlog::warn("presence report of {}: {}", device_id(node), r.err().to_string());
+      if (!r)
+        log::event(log::level::warn, "presence", "report not stored",
+                   {{"peer", device_id(node)}, {"error", r.err().to_string()}});
     });
   }
 
@@ -246,23 +248,25 @@ struct node::impl {
   void run_order() {
     auto next = detail::next_command(*store, me);
     if (!next) {
-      spdlog::warn("reading orders: {}", next.err().to_string());
+      log::event(log::level::warn, "orders", "cannot read orders", {{"error", next.err().to_string()}});
       return;
     }
     if (!*next || (*next)->seq <= cmd_executed) return;
     const auto c = **next;
     cmd_executed = c.seq;
     if (auto e = detail::command_done(*store, c.seq)) {
-      spdlog::error("order #{} not carried out: cannot note it: {}", c.seq, e.to_string());
+      log::event(log::level::error, "orders", "order not carried out: cannot note it",
+                 {{"seq", c.seq}, {"error", e.to_string()}});
       return;
     }
-    spdlog::info("order #{} from HQ: {} ({})", c.seq, to_string(c.kind), c.reason);
+    log::event(log::level::info, "orders", "order from HQ", {{"seq", c.seq}, {"kind", to_string(c.kind)}, {"reason", c.reason}});
     possync::status r = c.kind == command_kind::full_resync ? full_resync() : reset_for_order(c.reason);
     (void)detail::audit_action(*store, "hq", to_string(c.kind), me.node,
                                std::string(to_string(c.kind)) + " #" + std::to_string(c.seq) +
                                    (c.reason.empty() ? "" : ": " + c.reason),
                                r ? r.to_string() : "ok", now_ms());
-    if (r) spdlog::warn("order #{} ({}) failed: {}", c.seq, to_string(c.kind), r.to_string());
+    log::event(r ? log::level::warn : log::level::info, "orders", r ? "order failed" : "order carried out",
+               {{"seq", c.seq}, {"kind", to_string(c.kind)}, {"result", r ? r.to_string() : "ok"}});
     ++orders_done;
   }
 

@@ -38,10 +38,9 @@ run_result run(const std::string& args) {
   return r;
 }
 
-// The repository root, from this file's path (tests/integration/cli_test.cpp).
+// The repository root.
 std::string source_dir() {
-  std::filesystem::path p(__FILE__);
-  return p.parent_path().parent_path().parent_path().string();
+  return POSSYNC_SOURCE_DIR;  // not __FILE__: ccache's base_dir makes it relative
 }
 
 class cli : public ::testing::Test {

@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
+#include "possync/actors/log.hpp"
+
 #include "possync/core/ids.hpp"
 
 namespace possync::tools {
@@ -150,16 +152,19 @@ result<node::device> parse_device(const std::string& text) {
   return d;
 }
 
-status setup_logging(const std::string& level) {
+status setup_logging(const std::string& level, const std::string& format) {
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off")
     return error(errc::invalid_argument,
                  "log level '" + level + "' is unknown (trace, debug, info, warn, error, off)");
+  if (format != "text" && format != "json")
+    return error(errc::invalid_argument, "log format '" + format + "' is unknown (text, json)");
   // Console responses own stdout; logs go to stderr.
   auto logger = spdlog::get("possync");
   if (!logger) logger = spdlog::stderr_color_mt("possync");
   spdlog::set_default_logger(logger);
   spdlog::set_level(lvl);
+  log::set_format(format == "json" ? log::format::json : log::format::text);
   return {};
 }
 
@@ -177,7 +182,7 @@ status load_yaml(const std::string& path, role_settings& s) {
   if (!root.IsMap()) return bad(path, "expected a map of settings");
   if (auto e = check_keys(root, f,
                           {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
-                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "port_file", "console", "tick_ms", "gzip",
+                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "log_format", "presence_interval_ms", "port_file", "console", "tick_ms", "gzip",
                            "session", "backoff", "devices"}))
     return e;
   auto& c = s.node;
@@ -235,6 +240,10 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (auto e = read_scalar(root["encryption_keyring"], f + "encryption_keyring", s.encryption_keyring)) return e;
   if (root["log_level"])
     if (auto e = read_scalar(root["log_level"], f + "log_level", s.log_level)) return e;
+  if (root["log_format"])
+    if (auto e = read_scalar(root["log_format"], f + "log_format", s.log_format)) return e;
+  if (root["presence_interval_ms"])
+    if (auto e = read_scalar(root["presence_interval_ms"], f + "presence_interval_ms", c.presence_interval_ms)) return e;
   if (root["port_file"])
     if (auto e = read_scalar(root["port_file"], f + "port_file", s.port_file)) return e;
   if (root["console"])
@@ -413,6 +422,11 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
   later<std::string>(cmd, ov, "--log-level", "trace, debug, info, warn, error, off (stderr) [info]",
                      [](role_settings& s, const std::string& v) {
                        s.log_level = v;
+                       return status{};
+                     });
+  later<std::string>(cmd, ov, "--log-format", "text (message key=value ...) or json (one object per line) [text]",
+                     [](role_settings& s, const std::string& v) {
+                       s.log_format = v;
                        return status{};
                      });
   if (role != storage::node_role::terminal)

@@ -23,6 +23,7 @@
 //   token_key              [""] hq/branch: HQ's token public key (PEM); set = every
 //                          downstream must present a valid token
 //   log_level              [info]: trace, debug, info, warn, error, off (logs go to stderr)
+//   log_format             [text]: text ("message key=value ...") or json (one object per line)
 //   port_file              [""]: write the bound port here once listening
 //   console                [false for hq/branch; the terminal always has one]
 //   tick_ms                [200]   session timer period
@@ -49,6 +50,7 @@ namespace possync::tools {
 struct role_settings {
   node::node_config node;         ///< the runtime's configuration
   std::string log_level = "info"; ///< spdlog level name
+  std::string log_format = "text"; ///< "text" (message key=value ...) or "json" (one object per line)
   std::string port_file;          ///< "" = none
   bool console = false;           ///< read console commands from stdin
   std::string script;             ///< terminal: run the console commands of this file, then exit
@@ -74,7 +76,7 @@ result<storage::node_role> parse_role(const std::string& text);
 /// "tenant:branch:nodehex:role[:name]" (branch "" for HQ nodes).
 result<node::device> parse_device(const std::string& text);
 /// Sets the default spdlog logger to stderr at `level`; invalid_argument for an unknown level.
-status setup_logging(const std::string& level);
+status setup_logging(const std::string& level, const std::string& format = "text");
 
 /// The flags shared by the node subcommands, recorded while CLI11 parses and applied
 /// over the file afterwards.

@@ -3,8 +3,12 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "config.hpp"
 
 int main(int argc, char** argv) {
+  // Until a command sets its own level: warnings and errors only, on stderr (stdout is
+  // for what a command prints: tables, JSON, console answers).
+  if (auto e = possync::tools::setup_logging("warn")) return 2;
   CLI::App app{"possync: sync engine for point-of-sale chains"};
   app.require_subcommand(1);
   possync::tools::command_fn run;

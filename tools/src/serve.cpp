@@ -65,7 +65,7 @@ int serve(role_settings s) {
     std::fprintf(stderr, "possync %s: %s\n", role, what.c_str());
     return code;
   };
-  if (auto e = setup_logging(s.log_level)) return fail(2, e.message);
+  if (auto e = setup_logging(s.log_level, s.log_format)) return fail(2, e.message);
   if (!valid_name(s.node.tenant) || (!s.node.branch.empty() && !valid_name(s.node.branch)))
     return fail(2, "--tenant and --branch must be 1-64 characters of [A-Za-z0-9._:-] (got '" + s.node.tenant +
                        "', '" + s.node.branch + "')");
