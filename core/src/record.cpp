@@ -122,7 +122,7 @@ const version& apply_local_write(record& target, const write_spec& spec) {
   // Highest counter of `writer` anywhere in the state, so the new dot is fresh even
   // if the writer's own earlier versions were replaced by others. The past is
   // included too, so the new dot can never be covered by its own past.
-  uint64_t top = v.past.get(spec.writer);
+  uint64_t top = std::max(v.past.get(spec.writer), spec.counter_floor);
   for (const auto& s : target.versions) {
     if (s.id.node == spec.writer) top = std::max(top, s.id.counter);
     top = std::max(top, s.past.get(spec.writer));

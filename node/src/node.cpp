@@ -41,6 +41,7 @@ struct live_set {
   std::condition_variable cv;
   size_t actors = 0;
   bool closing = false;
+  bool resetting = false;  // node::reset: refuse new downstream sessions
   uint64_t next_id = 0;
   std::map<uint64_t, actors::session_actor> downlinks;
 
@@ -153,6 +154,37 @@ struct node::impl {
   uint64_t cmd_watch = 0;
   uint64_t cmd_executed = 0;                ///< last seq carried out (also in meta "command.done")
   std::atomic<uint64_t> orders_done{0};
+  std::mutex reset_mu;  // one reset at a time
+  std::optional<storage::recover_report> recovered;
+  // Retention (sale_retention_days): a thread that purges, then sleeps until the next
+  // run or stop().
+  std::thread retention;
+  std::mutex retention_mu;
+  std::condition_variable retention_cv;
+  bool retention_stop = false;
+  std::atomic<uint64_t> purged{0};
+
+  void run_retention() {
+    const int64_t keep_ms = int64_t{cfg.sale_retention_days} * 86'400'000;
+    std::unique_lock<std::mutex> lk(retention_mu);
+    while (!retention_stop) {
+      lk.unlock();
+      auto n = store->purge_sales(now_ms() - keep_ms);
+      if (n) purged = *n;  // an error (disk) is retried at the next run
+      lk.lock();
+      retention_cv.wait_for(lk, std::chrono::milliseconds(std::max<int64_t>(cfg.retention_interval_ms, 1)),
+                            [&] { return retention_stop; });
+    }
+  }
+
+  /// Waits until every job queued so far through the store actor (applies, acks, io
+  /// jobs of sessions that have ended) has been handed on and run.
+  bool drain_store_actor(std::chrono::steady_clock::time_point deadline) {
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    caf::anon_send(store_h, actors::atom::io_v, actors::io_job{[done] { done->set_value(); }});
+    return f.wait_until(deadline) == std::future_status::ready;
+  }
 
   caf::actor_system& sys() { return *rt->get().sys; }
 
@@ -260,7 +292,10 @@ struct node::impl {
       return;
     }
     log::event(log::level::info, "orders", "order from HQ", {{"seq", c.seq}, {"kind", to_string(c.kind)}, {"reason", c.reason}});
-    possync::status r = c.kind == command_kind::full_resync ? full_resync() : reset_for_order(c.reason);
+    possync::status r = c.kind == command_kind::full_resync ? full_resync() : reset("ordered by HQ: " + c.reason);
+    // A reset emptied the store, meta included: note the order again, or a restart
+    // would carry it out a second time (this process's cmd_executed guards until then).
+    if (c.kind == command_kind::reset) (void)detail::command_done(*store, c.seq);
     (void)detail::audit_action(*store, "hq", to_string(c.kind), me.node,
                                std::string(to_string(c.kind)) + " #" + std::to_string(c.seq) +
                                    (c.reason.empty() ? "" : ": " + c.reason),
@@ -270,8 +305,8 @@ struct node::impl {
     ++orders_done;
   }
 
-  /// Remote reset: rebuild the store from upstream keeping the unsent outbox.
-  possync::status reset_for_order(const std::string& reason);
+  /// node::reset: rebuild the store from upstream keeping the unsent outbox.
+  possync::status reset(const std::string& reason);
 
   possync::status full_resync() {
     if (!sup) return error(errc::failed_precondition, "this node has no upstream");
@@ -372,8 +407,8 @@ struct node::impl {
   void accept(std::unique_ptr<actors::link> l, bool over_grpc = false) {
     {
       std::lock_guard<std::mutex> lk(live->mu);
-      if (live->closing) {
-        l->close(error(errc::unavailable, "node stopping"));
+      if (live->closing || live->resetting) {
+        l->close(error(errc::unavailable, live->closing ? "node stopping" : "node resetting"));
         return;
       }
       if (live->downlinks.size() >= cfg.max_sessions) {
@@ -409,6 +444,14 @@ struct node::impl {
     if (stopped) return;
     stopped = true;
     stop_orders();
+    if (retention.joinable()) {
+      {
+        std::lock_guard<std::mutex> lk(retention_mu);
+        retention_stop = true;
+      }
+      retention_cv.notify_all();
+      retention.join();
+    }
     std::vector<actors::session_actor> downs;
     {
       std::lock_guard<std::mutex> lk(live->mu);
@@ -496,16 +539,6 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   if (cfg.tick_ms <= 0) cfg.tick_ms = 200;
 
   auto i = std::make_unique<impl>();
-  if (cfg.db) {
-    i->db = cfg.db;
-  } else {
-    storage::db_options o;
-    o.path = cfg.dir;
-    o.in_memory = cfg.in_memory;
-    auto db = storage::database::open(o);
-    if (!db) return std::move(db).err();
-    i->db = *db;
-  }
   storage::store_options so;
   so.space = cfg.space;
   so.role = cfg.role;
@@ -516,9 +549,41 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     if (!c) return std::move(c).err();
     so.cipher = std::move(c).value();
   }
-  auto st = storage::node_store::open(i->db, so);
-  if (!st) return std::move(st).err();
-  i->store = std::shared_ptr<storage::node_store>(std::move(st).value());
+  auto open_store = [&]() -> possync::status {
+    if (cfg.db) {
+      i->db = cfg.db;
+    } else {
+      storage::db_options o;
+      o.path = cfg.dir;
+      o.in_memory = cfg.in_memory;
+      auto db = storage::database::open(o);
+      if (!db) return std::move(db).err();
+      i->db = *db;
+    }
+    auto st = storage::node_store::open(i->db, so);
+    if (!st) return std::move(st).err();
+    i->store = std::shared_ptr<storage::node_store>(std::move(st).value());
+    return {};
+  };
+  auto opened = open_store();
+  if (opened && opened.code == errc::data_loss && cfg.recover_on_corruption && !cfg.db && !cfg.in_memory) {
+    i->store.reset();
+    i->db.reset();
+    storage::recover_options ro;
+    ro.dir = cfg.dir;
+    ro.space = cfg.space;
+    ro.role = cfg.role;
+    ro.cipher = so.cipher;
+    ro.node = cfg.node_id;
+    auto rep = storage::recover_store(ro);
+    if (!rep)
+      return error(rep.err().code, "the store in '" + cfg.dir + "' is damaged (" + opened.message +
+                                       ") and recovering it failed: " + rep.err().message);
+    i->recovered = std::move(rep).value();
+    so.node = i->recovered->node;
+    opened = open_store();
+  }
+  if (opened) return opened;
   i->me = actors::local_identity{i->store->node(), cfg.role, cfg.tenant, cfg.branch, cfg.token, software_version};
   if (!cfg.token_public_key_pem.empty()) {
     auto v = core::token_verifier::from_pem(cfg.token_public_key_pem);
@@ -588,6 +653,8 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     i->live->track(i->sup, i->live, false);
   }
   i->start_orders();
+  if (i->cfg.sale_retention_days > 0 && i->cfg.role != storage::node_role::hq)
+    i->retention = std::thread([raw] { raw->run_retention(); });
   auto n = std::unique_ptr<node>(new node(std::move(i)));
   if (!n->impl_->cfg.http_listen.empty()) {
     node* self = n.get();
@@ -656,11 +723,6 @@ admin_status node_admin::status() {
   return s;
 }
 
-possync::status node::impl::reset_for_order(const std::string& reason) {
-  (void)reason;
-  return error(errc::failed_precondition, "remote reset is not wired yet");
-}
-
 node::~node() {
   if (impl_) impl_->stop();
 }
@@ -695,6 +757,73 @@ void node::sync_now() {
 
 possync::status node::full_resync() {
   return impl_->full_resync();
+}
+
+result<backup_info> node::backup(const std::string& target_dir) {
+  backup_info b;
+  b.taken_ms = now_ms();
+  if (auto e = impl_->db->checkpoint(target_dir)) return e;
+  auto usage = storage::dir_usage(target_dir);
+  if (!usage) return std::move(usage).err();
+  b.dir = target_dir;
+  b.bytes = usage->first;
+  b.files = usage->second;
+  b.node = impl_->me.node;
+  return b;
+}
+
+possync::status node::reset(const std::string& reason) {
+  return impl_->reset(reason);
+}
+
+possync::status node::impl::reset(const std::string& reason) {
+  auto& i = *this;
+  if (i.me.role == storage::node_role::hq)
+    return error(errc::failed_precondition, "HQ is not reset: it is the source every other node rebuilds from");
+  std::lock_guard<std::mutex> one(i.reset_mu);
+  const error why(errc::unavailable, "node resetting: " + reason);
+  std::vector<actors::session_actor> downs;
+  {
+    std::lock_guard<std::mutex> lk(i.live->mu);
+    if (i.live->closing) return error(errc::unavailable, "node stopping");
+    i.live->resetting = true;
+    for (auto& [id, h] : i.live->downlinks)
+      downs.push_back(h);
+  }
+  const bool uplink = i.sup && i.uplink_enabled.load();
+  if (i.sup) caf::anon_send(i.sup, actors::atom::enable_v, false);
+  for (auto& d : downs)
+    caf::anon_send(d, actors::atom::stop_v, why);
+  // Sessions must be gone, and what they handed to the store actor done, before the
+  // store is emptied: a cursor or sync.upstream saved afterwards would skip downloads.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  auto quiet = [&] {
+    std::lock_guard<std::mutex> lk(i.live->mu);
+    return i.live->downlinks.empty() && !i.snap->get().session;
+  };
+  while (!quiet() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  possync::status result;
+  if (!quiet() || !i.drain_store_actor(deadline)) {
+    result = error(errc::deadline_exceeded, "reset: the sessions did not end in time; nothing was reset");
+  } else {
+    auto rep = i.store->start_over({});
+    if (!rep) result = error(rep.err().code, "reset: " + rep.err().message);
+  }
+  {
+    std::lock_guard<std::mutex> lk(i.live->mu);
+    i.live->resetting = false;
+  }
+  if (uplink) caf::anon_send(i.sup, actors::atom::enable_v, true);
+  return result;
+}
+
+const std::optional<storage::recover_report>& node::recovery() const {
+  return impl_->recovered;
+}
+
+uint64_t node::sales_purged() const {
+  return impl_->purged.load();
 }
 
 void node::set_uplink_enabled(bool enabled) {

@@ -9,6 +9,9 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+
+#include <filesystem>
 
 #include "database_impl.hpp"
 
@@ -299,6 +302,17 @@ result<std::unique_ptr<database_impl>> database_impl::open(const db_options& opt
   return d;
 }
 
+status database_impl::repair(const std::string& path) {
+  rocksdb::DBOptions dbo;
+  dbo.info_log_level = rocksdb::WARN_LEVEL;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
+  for (const char* name : cf_names) cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  auto s = rocksdb::RepairDB(path, dbo, cfs);
+  if (!s.ok()) return map_status(s, "repair");
+  return status();
+}
+
 database_impl::~database_impl() {
   if (committer_.joinable()) {
     {
@@ -579,6 +593,28 @@ result<std::shared_ptr<database>> database::open(const db_options& opts) {
 
 status database::resume() { return impl_->resume(); }
 status database::flush() { return impl_->flush(); }
+
+status database::checkpoint(const std::string& target_dir) {
+  if (impl_->options().in_memory) return error(errc::failed_precondition, "an in-memory database has no files to back up");
+  if (target_dir.empty()) return error(errc::invalid_argument, "checkpoint: no target directory");
+  std::error_code ec;
+  if (std::filesystem::exists(target_dir, ec)) {
+    if (!std::filesystem::is_directory(target_dir, ec) || !std::filesystem::is_empty(target_dir, ec))
+      return error(errc::already_exists, "backup target '" + target_dir + "' exists and is not an empty directory");
+    // RocksDB creates the directory itself (and refuses an existing one).
+    std::filesystem::remove(target_dir, ec);
+    if (ec) return error(errc::unavailable, "backup target '" + target_dir + "': " + ec.message());
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  auto s = rocksdb::Checkpoint::Create(impl_->db(), &raw);
+  if (!s.ok()) return map_status(s, "checkpoint");
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  // log_size_for_flush = 0: memtables are flushed first, so the backup is SST files
+  // plus a short WAL, one consistent point across every column family.
+  s = cp->CreateCheckpoint(target_dir, /*log_size_for_flush=*/0);
+  if (!s.ok()) return map_status(s, ("checkpoint to '" + target_dir + "'").c_str());
+  return status();
+}
 const db_options& database::options() const { return impl_->options(); }
 uint64_t database::commit_groups() const { return impl_->commit_groups(); }
 uint64_t database::commits() const { return impl_->commits(); }

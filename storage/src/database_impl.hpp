@@ -124,6 +124,9 @@ public:
 class database_impl {
 public:
   static result<std::unique_ptr<database_impl>> open(const db_options& opts);
+  /// RocksDB's RepairDB over a closed database with our column families (recovery of
+  /// a store that does not open).
+  static status repair(const std::string& path);
   ~database_impl();
 
   /// Queue a request (group commit) or run it now under the commit mutex.

@@ -249,7 +249,9 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
     s->durable_.lane_seq[l] = v->value_or(0);
   }
   for (auto [name, field] : {std::pair<const char*, uint64_t*>{"conflict_seq", &s->durable_.conflict_seq},
-                             std::pair<const char*, uint64_t*>{"audit_seq", &s->durable_.audit_seq}}) {
+                             std::pair<const char*, uint64_t*>{"audit_seq", &s->durable_.audit_seq},
+                             std::pair<const char*, uint64_t*>{"dot_floor", &s->durable_.dot_floor},
+                             std::pair<const char*, uint64_t*>{"counter_node", &s->durable_.counter_node}}) {
     auto v = get_u64(rdb, meta, keys::meta(s->space_, name));
     if (!v) return std::move(v).err();
     *field = v->value_or(0);
@@ -290,6 +292,8 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
     s->head_pub_[l].store(s->durable_.lane_seq[l]);
     s->pending_pub_[l].store(s->durable_.pending[l]);
   }
+  s->dot_floor_pub_.store(s->durable_.dot_floor);
+  s->counter_node_pub_.store(s->durable_.counter_node != 0 ? s->durable_.counter_node : node);
 
   if (stored_node->value_or(0) != node) {
     uint32_t space = s->space_;
@@ -350,6 +354,10 @@ status node_store_impl::request_accept(txn& t) {
   if (scratch_.audit_seq != working_.audit_seq)
     t.put(cf_meta, keys::meta(space_, "audit_seq"), keys::encode_u64(scratch_.audit_seq));
   if (working_.hlc < scratch_.hlc) t.put(cf_meta, keys::meta(space_, "hlc"), encode_hlc(scratch_.hlc));
+  if (scratch_.dot_floor != working_.dot_floor)
+    t.put(cf_meta, keys::meta(space_, "dot_floor"), keys::encode_u64(scratch_.dot_floor));
+  if (scratch_.counter_node != working_.counter_node)
+    t.put(cf_meta, keys::meta(space_, "counter_node"), keys::encode_u64(scratch_.counter_node));
   working_ = scratch_;
   return status();
 }
@@ -360,6 +368,8 @@ void node_store_impl::group_committed() {
     head_pub_[l].store(durable_.lane_seq[l], std::memory_order_release);
     pending_pub_[l].store(durable_.pending[l], std::memory_order_release);
   }
+  dot_floor_pub_.store(durable_.dot_floor, std::memory_order_release);
+  counter_node_pub_.store(durable_.counter_node != 0 ? durable_.counter_node : node_, std::memory_order_release);
 }
 
 // -- clock ------------------------------------------------------------------------------
@@ -457,11 +467,16 @@ result<std::string> node_store_impl::seal(char column, std::string_view rkey, st
   return opts_.cipher->seal(aad, plain);
 }
 
-result<std::string> node_store_impl::open_value(char column, std::string_view rkey, std::string_view stored) const {
-  if (!opts_.cipher) return std::string(stored);
+result<std::string> open_sealed(const value_cipher* cipher, char column, std::string_view rkey,
+                                std::string_view stored) {
+  if (!cipher) return std::string(stored);
   std::string aad(1, column);
   aad.append(rkey.data(), rkey.size());
-  return opts_.cipher->open(aad, stored);
+  return cipher->open(aad, stored);
+}
+
+result<std::string> node_store_impl::open_value(char column, std::string_view rkey, std::string_view stored) const {
+  return open_sealed(opts_.cipher.get(), column, rkey, stored);
 }
 
 result<stored_record> node_store_impl::decode_record(std::string_view stored, const core::record_key& key,
@@ -494,6 +509,7 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
     core::write_spec spec;
     spec.writer = node_;
     spec.hq = hq;
+    spec.counter_floor = scratch_.dot_floor;
     if (auto* p = std::get_if<put_op>(&op)) {
       if (info->policy == core::policy::immutable && !cur->rec.empty())
         return error(errc::already_exists, key.to_string() + " exists and its collection is immutable");
@@ -501,7 +517,8 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
       spec.tombstone = p->tombstone;
       spec.body = p->body;
     } else {
-      spec.body = core::counter_add_body(cur->rec, node_, std::get<counter_op>(op).delta);
+      spec.body = core::counter_add_body(cur->rec, scratch_.counter_node != 0 ? scratch_.counter_node : node_,
+                                         std::get<counter_op>(op).delta);
     }
     spec.hlc = hlc = clock_now();
     const core::version& made = core::apply_local_write(after, spec);
@@ -1249,16 +1266,12 @@ core::hlc_timestamp node_store::clock_update(const core::hlc_timestamp& remote) 
   return impl_->clock_update(remote);
 }
 
-namespace {
-
-/// Meta names the store keeps itself (counters, identity); put_meta refuses them.
 bool reserved_meta(std::string_view name) {
-  for (const char* r : {"node_id", "schema_version", "hlc", "conflict_seq", "audit_seq"})
+  for (const char* r : {"node_id", "schema_version", "hlc", "conflict_seq", "audit_seq", "dot_floor", "counter_node",
+                        "encrypted"})
     if (name == r) return true;
   return name.substr(0, 9) == "lane_seq/";
 }
-
-} // namespace
 
 result<std::optional<std::string>> node_store::get_meta(std::string_view name) const {
   if (name.empty()) return error(errc::invalid_argument, "get_meta: empty name");
@@ -1285,6 +1298,181 @@ void node_store::set_listener(commit_listener l) {
   auto p = std::make_shared<commit_listener>(std::move(l));
   std::lock_guard<std::mutex> lk(impl_->listener_mu_);
   impl_->listener_ = std::move(p);
+}
+
+} // namespace possync::storage
+
+namespace possync::storage {
+
+// -- lifecycle ------------------------------------------------------------------------------
+
+std::optional<core::record> decode_outbox(std::string_view plain) {
+  v1::OutboxEntry oe;
+  if (!oe.ParseFromArray(plain.data(), static_cast<int>(plain.size()))) return std::nullopt;
+  core::record r;
+  r.key = core::from_proto(oe.key());
+  auto vs = decode_versions(oe.versions(), "outbox entry");
+  if (!vs) return std::nullopt;
+  r.versions = std::move(vs).value();
+  return r;
+}
+
+status node_store_impl::prepare_start_over(txn& t, start_over_options& o, start_over_report& rep,
+                                           std::vector<change>& ch) {
+  const std::string space = keys::space_prefix(space_);
+  if (!o.requeue) {
+    // This store's own outbox, read in this request: a write committed just before is
+    // in it, one committed after comes after the wipe.
+    o.requeue.emplace();
+    for (uint8_t l = 0; l < core::lane_count; ++l) {
+      auto prefix = keys::outbox_prefix(space_, l);
+      auto ks = t.keys_in(cf_outbox, prefix, keys::prefix_end(prefix));
+      if (!ks) return std::move(ks).err();
+      for (const auto& k : *ks) {
+        auto v = t.get(cf_outbox, k);
+        if (!v) return std::move(v).err();
+        auto plain = v->has_value() ? open_value('o', k, **v) : result<std::string>(std::string());
+        auto rec = plain ? decode_outbox(*plain) : std::nullopt;
+        if (!rec) {
+          ++rep.unreadable;
+          continue;
+        }
+        (*o.requeue)[l].push_back(std::move(*rec));
+      }
+    }
+  }
+  for (int cf : {cf_records, cf_feed, cf_outbox, cf_cursors, cf_conflicts, cf_audit, cf_index}) {
+    auto ks = t.keys_in(static_cast<cf_id>(cf), space, keys::prefix_end(space));
+    if (!ks) return std::move(ks).err();
+    for (auto& k : *ks) t.del(static_cast<cf_id>(cf), std::move(k));
+  }
+  {
+    // Session state (sync.upstream: whom we synced with, so that it skips our own
+    // writes) goes; identity and the upper layers' settings stay.
+    auto prefix = keys::meta(space_, "sync.");
+    auto ks = t.keys_in(cf_meta, prefix, keys::prefix_end(prefix));
+    if (!ks) return std::move(ks).err();
+    for (auto& k : *ks) t.del(cf_meta, std::move(k));
+  }
+  scratch_.pending = {};
+  scratch_.dot_floor = std::max(scratch_.dot_floor, o.floor);
+  for (auto& seq : scratch_.lane_seq) seq = std::max(seq, scratch_.dot_floor);
+  scratch_.counter_node = rep.counter_node;
+  rep.floor = scratch_.dot_floor;
+  for (uint8_t l = 0; l < core::lane_count; ++l) {
+    auto& states = (*o.requeue)[l];
+    std::vector<core::record> ok;
+    ok.reserve(states.size());
+    for (auto& r : states) {
+      if (core::validate_record(r, *reg_, opts_.limits) || reg_->find(r.key.collection)->lane != l) {
+        ++rep.invalid;
+        continue;
+      }
+      ok.push_back(std::move(r));
+    }
+    apply_result out;
+    if (auto s = prepare_apply(t, ok, /*from_downstream=*/true, out, ch)) return s;
+    rep.requeued[l] = opts_.outbox ? out.applied : 0;
+  }
+  return status();
+}
+
+result<start_over_report> node_store::start_over(start_over_options opts) {
+  auto* im = impl_.get();
+  if (opts.floor == 0) opts.floor = static_cast<uint64_t>(im->opts_.clock()) << 16;
+  struct state {
+    start_over_options o;
+    start_over_report rep;
+  };
+  auto st = std::make_shared<state>();
+  st->o = std::move(opts);
+  {
+    std::lock_guard<std::mutex> lk(im->ulid_mu_);
+    do {
+      st->rep.counter_node = core::new_node_id(*im->opts_.rng);
+    } while (st->rep.counter_node == im->node_ || st->rep.counter_node == counter_node());
+  }
+  auto s = im->commit([im, st](txn& t, std::vector<change>& ch) { return im->prepare_start_over(t, st->o, st->rep, ch); },
+                      nullptr);
+  if (s) return s;
+  return st->rep;
+}
+
+uint64_t node_store::dot_floor() const { return impl_->dot_floor_pub_.load(std::memory_order_acquire); }
+core::node_id node_store::counter_node() const { return impl_->counter_node_pub_.load(std::memory_order_acquire); }
+
+status node_store_impl::prepare_purge(txn& t, const std::vector<core::record_key>& candidates, int64_t before_ms,
+                                      uint64_t& purged) {
+  for (const auto& key : candidates) {
+    const auto* info = reg_->find(key.collection);
+    if (!info || info->lane != core::lane_sales) continue;
+    auto cur = load(t, key);
+    if (!cur) return std::move(cur).err();
+    if (!cur->exists || cur->rec.empty()) continue;
+    int64_t newest = 0;
+    for (const auto& v : cur->rec.versions) newest = std::max(newest, static_cast<int64_t>(v.hlc.wall_ms));
+    if (newest >= before_ms) continue;
+    // Checked again here, in the commit: an entry queued since the caller looked stays.
+    auto queued = t.get(cf_outbox, keys::outbox(space_, info->lane, cur->feed_seq));
+    if (!queued) return std::move(queued).err();
+    if (queued->has_value()) continue;
+    t.del(cf_records, keys::record(space_, key));
+    t.del(cf_feed, keys::feed(space_, key.tenant, key.scope, info->lane, cur->feed_seq));
+    core::record gone;
+    gone.key = key;
+    if (auto s = update_indexes(t, *info, cur->rec, gone)) return s;
+    ++purged;
+  }
+  return status();
+}
+
+result<uint64_t> node_store::purge_sales(int64_t before_ms, size_t limit) {
+  auto* im = impl_.get();
+  if (im->opts_.role == node_role::hq)
+    return error(errc::failed_precondition, "HQ keeps every sale: retention applies to terminals and branches");
+  // Keys still waiting in the sales lane of the outbox (whatever seq they sit at).
+  std::set<std::string> queued;
+  for (uint64_t after = 0;;) {
+    auto w = outbox_window(core::lane_sales, after, 1000);
+    if (!w) return std::move(w).err();
+    for (const auto& e : *w) queued.insert(keys::record(im->space_, e.rec.key));
+    if (w->size() < 1000) break;
+    after = w->back().seq;
+  }
+  constexpr size_t batch = 1000;
+  uint64_t purged = 0;
+  std::vector<core::record_key> candidates;
+  auto flush = [&]() -> status {
+    if (candidates.empty()) return status();
+    auto s = im->commit(
+        [im, &candidates, before_ms, &purged](txn& t, std::vector<change>&) {
+          return im->prepare_purge(t, candidates, before_ms, purged);
+        },
+        nullptr);
+    candidates.clear();
+    return s;
+  };
+  bounded_iter bi(im->db_.db(), im->db_.cf(cf_feed), keys::space_prefix(im->space_));
+  for (bi.it->SeekToFirst(); bi.it->Valid() && purged + candidates.size() < limit; bi.it->Next()) {
+    // feed key: space tenant\0scope\0 lane seq(8); value: collection\0id
+    auto k = bi.it->key().ToStringView();
+    auto t_end = k.find('\0', 4);
+    auto s_end = t_end == std::string_view::npos ? t_end : k.find('\0', t_end + 1);
+    if (s_end == std::string_view::npos || k.size() != s_end + 10) continue;
+    if (static_cast<uint8_t>(k[s_end + 1]) != core::lane_sales) continue;
+    auto v = bi.it->value().ToStringView();
+    auto sep = v.find('\0');
+    if (sep == std::string_view::npos) continue;
+    core::record_key key{std::string(k.substr(4, t_end - 4)), std::string(k.substr(t_end + 1, s_end - t_end - 1)),
+                         std::string(v.substr(0, sep)), std::string(v.substr(sep + 1))};
+    if (queued.count(keys::record(im->space_, key))) continue;
+    candidates.push_back(std::move(key));
+    if (candidates.size() == batch)
+      if (auto s = flush()) return s;
+  }
+  if (!bi.it->status().ok()) return map_status(bi.it->status(), "purge_sales");
+  if (auto s = flush()) return s;
+  return purged;
 }
 
 } // namespace possync::storage

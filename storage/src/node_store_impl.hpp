@@ -85,6 +85,8 @@ public:
     uint64_t conflict_seq = 0;
     uint64_t audit_seq = 0;
     core::hlc_timestamp hlc;
+    uint64_t dot_floor = 0;         ///< meta dot_floor (start_over)
+    core::node_id counter_node = 0; ///< meta counter_node; 0 = node_
   };
   counters durable_, sealed_, working_, scratch_;
   std::array<std::atomic<uint64_t>, core::lane_count> head_pub_{};
@@ -92,6 +94,15 @@ public:
   /// Per lane: every outbox entry below this seq is gone (durably acked in this run).
   /// An ack scans from here, not over the deletes of every earlier ack.
   std::array<std::atomic<uint64_t>, core::lane_count> ack_floor_{};
+  std::atomic<uint64_t> dot_floor_pub_{0};
+  std::atomic<core::node_id> counter_node_pub_{0};
+
+  /// The committer side of node_store::start_over.
+  status prepare_start_over(txn& t, start_over_options& o, start_over_report& rep, std::vector<change>& ch);
+  /// The committer side of node_store::purge_sales: up to `limit` of `candidates`
+  /// (records keys of the sales lane) still old and acked are removed.
+  status prepare_purge(txn& t, const std::vector<core::record_key>& candidates, int64_t before_ms,
+                       uint64_t& purged);
 
   // Encryption at rest (opts_.cipher): `column` names the column family ('r' records,
   // 'o' outbox, 'c' conflicts) and `rkey` is the RocksDB key; both are bound to the
@@ -114,6 +125,17 @@ private:
   bool space_claimed_ = false;
 
 };
+
+/// Meta names the store keeps itself (counters, identity); put_meta refuses them.
+bool reserved_meta(std::string_view name);
+
+/// Opens a value sealed for column `column` ('r', 'o', 'c') under RocksDB key `rkey`;
+/// without a cipher the value as it is.
+result<std::string> open_sealed(const value_cipher* cipher, char column, std::string_view rkey,
+                                std::string_view stored);
+
+/// An `outbox` value (opened) as the record state it queued; nullopt if it does not parse.
+std::optional<core::record> decode_outbox(std::string_view plain);
 
 /// Decodes a `records` value; data_loss if it does not parse.
 result<stored_record> decode_stored(std::string_view bytes, const core::record_key& key);

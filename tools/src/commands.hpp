@@ -27,5 +27,7 @@ void add_sim_command(CLI::App& app, command_fn& run);
 void add_crash_writer_command(CLI::App& app, command_fn& run);
 void add_version_command(CLI::App& app, command_fn& run);
 void add_ctl_command(CLI::App& app, command_fn& run);
+/// backup, restore, verify, recover (cmd_store.cpp).
+void add_store_commands(CLI::App& app, command_fn& run);
 
 } // namespace possync::tools

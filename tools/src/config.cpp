@@ -183,6 +183,7 @@ status load_yaml(const std::string& path, role_settings& s) {
   if (auto e = check_keys(root, f,
                           {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
                            "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "log_format", "presence_interval_ms", "port_file", "console", "tick_ms", "gzip",
+                           "sale_retention_days", "recover_on_corruption",
                            "session", "backoff", "devices"}))
     return e;
   auto& c = s.node;
@@ -252,6 +253,11 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (auto e = read_scalar(root["tick_ms"], f + "tick_ms", c.tick_ms)) return e;
   if (root["gzip"])
     if (auto e = read_scalar(root["gzip"], f + "gzip", c.gzip)) return e;
+  if (root["sale_retention_days"])
+    if (auto e = read_scalar(root["sale_retention_days"], f + "sale_retention_days", c.sale_retention_days)) return e;
+  if (root["recover_on_corruption"])
+    if (auto e = read_scalar(root["recover_on_corruption"], f + "recover_on_corruption", c.recover_on_corruption))
+      return e;
   if (auto n = root["session"]) {
     if (!n.IsMap()) return bad(f + "session", "expected a map");
     if (auto e =
@@ -435,6 +441,23 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
                          s.port_file = v;
                          return status{};
                        });
+  if (role != storage::node_role::hq) {
+    later<uint32_t>(cmd, ov, "--sale-retention-days",
+                    "remove acknowledged sales and payments older than N days locally (0: keep) [0]",
+                    [](role_settings& s, const uint32_t& v) {
+                      s.node.sale_retention_days = v;
+                      return status{};
+                    });
+    cmd->add_flag_callback(
+        "--recover-on-corruption",
+        [&ov] {
+          ov.push_back([](role_settings& s) {
+            s.node.recover_on_corruption = true;
+            return status{};
+          });
+        },
+        "a store that does not open because it is damaged is rebuilt (unsent writes kept) [off]");
+  }
   later<int64_t>(cmd, ov, "--backoff-initial-ms", "first reconnect delay [1000]",
                  [](role_settings& s, const int64_t& v) {
                    s.node.backoff.initial_ms = v;

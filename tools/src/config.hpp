@@ -33,6 +33,10 @@
 //   backoff.{initial_ms [1000], max_ms [30000], multiplier [2.0], jitter [0.2],
 //            healthy_ms [60000]}
 //   devices                [[]] HQ: list of {tenant, branch, node_id, role, name}
+//   sale_retention_days    [0] terminal/branch: acknowledged sales and payments older
+//                          than this are removed locally (0 = keep forever; HQ ignores it)
+//   recover_on_corruption  [false] rebuild a store that does not open because it is
+//                          damaged (possync recover), instead of refusing to start
 
 #include <functional>
 #include <memory>

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   possync::tools::add_sim_command(app, run);
   possync::tools::add_crash_writer_command(app, run);
   possync::tools::add_ctl_command(app, run);
+  possync::tools::add_store_commands(app, run);
   possync::tools::add_version_command(app, run);
   try {
     app.parse(argc, argv);

@@ -120,6 +120,24 @@ TEST(record_test, local_write_counter_considers_pasts) {
   EXPECT_FALSE(w.past.covers(w.id));
 }
 
+TEST(record_test, counter_floor_keeps_a_rebuilt_writer_off_its_old_dots) {
+  // Upstream holds A's 5th write; A, rebuilt empty with a floor, writes the same record
+  // without having downloaded it: its dot must be new to the upstream.
+  record upstream;
+  upstream.versions.push_back(make(dot{A, 5}, version_vector({{A, 4}})));
+  record rebuilt;
+  auto s = spec(A, "again");
+  s.counter_floor = 1000;
+  const version v = apply_local_write(rebuilt, s);
+  EXPECT_EQ(v.id, (dot{A, 1001}));
+  auto out = merge_into(upstream, rebuilt);
+  EXPECT_TRUE(out.changed);
+  EXPECT_EQ(upstream.versions.size(), 2u);  // concurrent siblings: nothing dropped
+  // Below the state's own counters the floor changes nothing.
+  s.counter_floor = 3;
+  EXPECT_EQ(apply_local_write(upstream, s).id, (dot{A, 1002}));
+}
+
 TEST(record_test, tombstone_clears_body_and_flags_copied) {
   record r;
   apply_local_write(r, spec(A, "1"));

@@ -7,6 +7,7 @@
 
 #include <rocksdb/db.h>
 
+#include "raw_rocksdb.hpp"
 #include "test_util.hpp"
 
 namespace possync::storage::test {
@@ -28,47 +29,6 @@ result<std::unique_ptr<node_store>> open_encrypted(std::shared_ptr<database> db,
   o.role = node_role::terminal;
   o.cipher = std::move(c);
   return node_store::open(std::move(db), o);
-}
-
-/// Every (key, value) of a column family, read with RocksDB directly (store closed).
-std::vector<std::pair<std::string, std::string>> raw_values(const std::string& path, const std::string& cf_name) {
-  std::vector<std::string> names;
-  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, descs, &handles, &raw).ok());
-  std::vector<std::pair<std::string, std::string>> out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] != cf_name) continue;
-    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[i]));
-    for (it->SeekToFirst(); it->Valid(); it->Next())
-      out.emplace_back(it->key().ToString(), it->value().ToString());
-  }
-  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-  delete raw;
-  return out;
-}
-
-/// Applies `edit` to the values of `cf_name` (store closed).
-void rewrite(const std::string& path, const std::string& cf_name,
-             const std::function<void(std::vector<std::pair<std::string, std::string>>&)>& edit) {
-  auto values = raw_values(path, cf_name);
-  edit(values);
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), path, descs, &handles, &raw).ok());
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i] == cf_name)
-      for (const auto& [k, v] : values)
-        ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], k, v).ok());
-  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-  delete raw;
 }
 
 struct filled {
@@ -191,7 +151,7 @@ TEST(encryption, rotation_keeps_old_values_readable_and_seals_new_ones_with_the_
 }
 
 TEST(encryption, keyrings_are_checked) {
-  for (const std::string bad : {std::string(""), std::string("# only a comment"), std::string("1 abc"),
+  for (const std::string& bad : {std::string(""), std::string("# only a comment"), std::string("1 abc"),
                                 std::string("0 ") + std::string(64, 'a'), std::string("x ") + std::string(64, 'a'),
                                 std::string("1 ") + std::string(64, 'g'),
                                 key1 + "\n" + key1}) {

@@ -94,10 +94,15 @@ struct write_spec {
   std::optional<version_vector> context;  ///< what the writer read; nullopt = the whole current state
   bool tombstone = false;
   std::string body;
+  /// Every new dot counter of `writer` is above this. 0 for a store that never lost its
+  /// history; a rebuilt store (same node id, empty) sets it above any counter it could
+  /// have used before, so a write to a record it has not downloaded yet cannot reuse a
+  /// dot its upstream already holds (which would drop the write as already seen).
+  uint64_t counter_floor = 0;
 };
 
 /// Apply a local write to `target`: a new dot for `writer` (one above the highest
-/// counter of `writer` anywhere in the state), past = context, and every sibling
+/// counter of `writer` anywhere in the state, and above spec.counter_floor), past = context, and every sibling
 /// whose dot the context covers is replaced. A stale context leaves the siblings it
 /// did not see in place (never silently dropped). Returns the new version.
 /// field stamps are not set here (see stamp_fields in policy.hpp).

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "possync/core/error.hpp"
 #include "possync/node/admin.hpp"
 #include "possync/node/grpc_transport.hpp"
+#include "possync/storage/lifecycle.hpp"
 #include "possync/storage/store.hpp"
 
 namespace possync::node {
@@ -105,6 +107,27 @@ struct node_config {
   /// Branch: how often at most a terminal's figures (pending, lag) are reported to HQ
   /// (collection "node_presence"); online/offline changes go at once [10 s]. 0 = never.
   int64_t presence_interval_ms = 10'000;
+  /// When the store in `dir` does not open because it is damaged (data_loss), rebuild
+  /// it (storage::recover_store: moved aside to <dir>.damaged-<time>, unsent outbox
+  /// salvaged, same node id, everything else downloaded again) instead of refusing to
+  /// start [false]. Damage inside data blocks that does not stop the store opening is
+  /// found by `possync verify`, not here.
+  bool recover_on_corruption = false;
+  /// Retention on terminals and branches: sales and payments older than this many
+  /// days whose upstream has acknowledged them are removed locally (never replicated
+  /// as deletions), at start and every retention_interval_ms. 0 = keep forever [0].
+  /// Ignored on HQ, which keeps everything.
+  uint32_t sale_retention_days = 0;
+  int64_t retention_interval_ms = 3'600'000;  ///< how often retention runs [1 h]
+};
+
+/// A backup taken by node::backup.
+struct backup_info {
+  std::string dir;         ///< where it is (a RocksDB checkpoint: open it as a data directory)
+  uint64_t bytes = 0;      ///< total size of its files
+  uint64_t files = 0;
+  int64_t taken_ms = 0;    ///< wall clock when it was taken
+  core::node_id node = 0;  ///< whose store it is
 };
 
 /// What a POS operator reads about a node.
@@ -182,6 +205,23 @@ public:
                                 const std::string& actor = "local");
   /// Orders carried out by this node since it started (a test and status aid).
   uint64_t orders_done() const;
+  /// Consistent online backup of this node's database (database::checkpoint) into
+  /// `target_dir`, which must not exist or be empty (already_exists). Writes go on
+  /// while it is taken; an encrypted store's backup stays encrypted.
+  /// failed_precondition for an in-memory node.
+  result<backup_info> backup(const std::string& target_dir);
+  /// Operator reset of a running terminal or branch: ends its sessions (downstream
+  /// sessions are refused until done), empties its store keeping the node id and every
+  /// unsent write (node_store::start_over: salvaged outbox queued first, dot floor, new
+  /// counter identity), then lets the uplink reconnect (if it was enabled), which
+  /// downloads everything again. failed_precondition on HQ; deadline_exceeded if the
+  /// sessions do not end within 10 s (nothing changed then). `reason` is for the
+  /// session ends and the audit trail of the caller.
+  possync::status reset(const std::string& reason);
+  /// What recover_on_corruption did at start, if it ran.
+  const std::optional<storage::recover_report>& recovery() const;
+  /// Retention: sales removed by the last run (0 before the first).
+  uint64_t sales_purged() const;
 
   /// Called on a background thread after every durable commit; must not block.
   /// Returns an id for unsubscribe().

@@ -69,6 +69,13 @@ public:
   status resume();
   /// Flush memtables (tests, benchmarks, before backups).
   status flush();
+  /// Consistent online backup (RocksDB checkpoint): every column family and every
+  /// store space as of one moment, while writes go on. SST files are hard-linked when
+  /// `target_dir` is on the same file system, else copied; the WAL is copied. Values
+  /// are copied as stored, so an encrypted store's backup stays encrypted.
+  /// `target_dir` must not exist or be an empty directory (already_exists otherwise);
+  /// failed_precondition for an in-memory database.
+  status checkpoint(const std::string& target_dir);
   const db_options& options() const;
   /// Durable RocksDB writes made by the committer so far (one per commit group).
   uint64_t commit_groups() const;
@@ -209,6 +216,26 @@ struct session_audit {
   std::string detail;           ///< operator: what exactly
 };
 
+/// What node_store::start_over does.
+struct start_over_options {
+  /// Dot floor: every later dot counter of this node, and every lane sequence number,
+  /// is above it. 0 = clock() << 16 (ms since epoch times 65,536: above any counter
+  /// a store could have reached before, and rising with each rebuild).
+  uint64_t floor = 0;
+  /// Outbox states to queue, per lane oldest first, instead of this store's own outbox
+  /// (recovery: entries salvaged from a damaged store). nullopt = this store's own.
+  std::optional<std::array<std::vector<core::record>, core::lane_count>> requeue;
+};
+
+/// What node_store::start_over did.
+struct start_over_report {
+  std::array<uint64_t, core::lane_count> requeued{};  ///< outbox entries queued again, per lane
+  uint64_t unreadable = 0;        ///< own outbox entries that did not decode (lost)
+  uint64_t invalid = 0;           ///< given or own entries refused by validation (lost)
+  uint64_t floor = 0;             ///< the dot floor now in force
+  core::node_id counter_node = 0; ///< this store's new stock counter identity
+};
+
 /// Called on the committer thread after every durable commit of this store, with
 /// what changed. Must not block (hand work to an actor).
 using commit_listener = std::function<void(const std::vector<change>&)>;
@@ -347,6 +374,36 @@ public:
   status put_meta(std::string_view name, std::string value);
   /// Called after each durable commit of this store (one listener; replaces).
   void set_listener(commit_listener l);
+
+  // -- lifecycle ---------------------------------------------------------------------
+
+  /// Empties this store as one atomic commit and queues its unsent writes again, for
+  /// an operator's reset or a recovery: reads every outbox entry (or takes
+  /// `opts.requeue`), deletes every record, feed entry, outbox entry, cursor, conflict,
+  /// audit entry, index entry and `sync.*` meta value of the space, keeps the node id
+  /// and other meta, raises the dot floor and lane sequences to `opts.floor`, takes a
+  /// new stock counter identity (a PN-counter entry of its own: the totals its old
+  /// entry reached upstream are unknown here, and a per-node max would swallow new
+  /// sales), and merges the salvaged states back as records + feed + outbox entries,
+  /// per lane in their original order, so they are pushed before anything written
+  /// later. With no cursors left, the next session downloads everything again. Writes
+  /// made concurrently are ordered before or after it, never lost. The caller stops
+  /// sessions first (a session would keep positions of the old outbox and feed).
+  result<start_over_report> start_over(start_over_options opts);
+  /// The dot floor in force (0 = never rebuilt).
+  uint64_t dot_floor() const;
+  /// The node id under which this store's stock counter deltas are kept (node() until
+  /// the store is rebuilt).
+  core::node_id counter_node() const;
+
+  /// Retention: removes, locally, records of the sales lane (sales, payments) whose
+  /// newest version was written before `before_ms` (HLC wall time) and that have no
+  /// outbox entry left (the upstream has acknowledged them). Deletes the record, its
+  /// feed entry and its index entries only: no tombstone, no outbox or feed entry, so
+  /// nothing of it replicates. At most `limit` records per call (several commits of
+  /// at most 1,000). failed_precondition on an HQ store (HQ keeps everything).
+  /// Returns how many records were removed.
+  result<uint64_t> purge_sales(int64_t before_ms, size_t limit = SIZE_MAX);
 
 private:
   explicit node_store(std::unique_ptr<node_store_impl> impl);
