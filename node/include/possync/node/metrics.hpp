@@ -3,6 +3,7 @@
 // GET /metrics and the answer of GET /healthz, served over HTTP by node::start when
 // node_config.http_listen is set (cpp-httplib, private to node/src).
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -17,6 +18,10 @@ struct metrics_extra {
   uint64_t conflicts_unresolved = 0;
   std::string version;              ///< possync version
 };
+
+/// A lane's name in /metrics labels and /api/status: "sales", "stock", "catalog",
+/// "reports" (core::lane order); "?" beyond core::lane_count.
+const char* lane_name(size_t lane) noexcept;
 
 /// The Prometheus text exposition of a node's status: possync_up, possync_node_info,
 /// possync_online, possync_caught_up, possync_downstream_sessions, possync_pending{lane},

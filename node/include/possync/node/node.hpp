@@ -24,6 +24,7 @@
 #include "possync/node/admin.hpp"
 #include "possync/node/grpc_transport.hpp"
 #include "possync/storage/store.hpp"
+#include "possync/terminal.hpp"
 
 namespace possync::node {
 
@@ -126,6 +127,12 @@ struct node_status {
   std::string last_rejection;              ///< the last of them: "key: reason"
   uint16_t port = 0;                       ///< bound gRPC port, 0 = not listening
 };
+
+/// The POS screen's view of `s` at wall clock `now_ms` (terminal::status() is this):
+/// stale once no complete sync for longer than `stale_after_ms`, counted from
+/// `started_ms` (when the node started) while it never synced.
+terminal_sync_status sync_status_of(const node_status& s, int64_t now_ms, int64_t stale_after_ms,
+                                    int64_t started_ms);
 
 /// What changed, for UI refresh (from any commit: local or received).
 using change_fn = std::function<void(const std::vector<storage::change>&)>;
