@@ -618,6 +618,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
       r.software = software_version;
       r.conflicts_unresolved = self->impl_->unresolved_conflicts();
       r.now_ms = now_ms();
+      r.stale_after_ms = self->impl_->cfg.status_stale_after_ms;
       auto nodes = self->nodes();
       if (!nodes) return {503, render_error_json(nodes.err())};
       r.nodes = std::move(nodes).value();

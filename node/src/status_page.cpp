@@ -33,13 +33,14 @@ const std::string& status_page_html() {
   main { padding: 8px 24px 24px; }
   main.old { opacity: 0.55; }
   .summary { color: var(--muted); margin: 10px 0 4px; }
-  section { margin-top: 18px; border: 1px solid var(--line); border-radius: 8px; overflow: hidden; }
+  section { margin-top: 18px; border: 1px solid var(--line); border-radius: 8px; overflow-x: auto; }
   section h2 { display: flex; gap: 12px; align-items: center; margin: 0; padding: 10px 14px;
                font-size: 16px; background: var(--head); border-bottom: 1px solid var(--line); }
   section h2 .count { margin-left: auto; font-size: 13px; font-weight: normal; color: var(--muted); }
   table { width: 100%; border-collapse: collapse; }
   th, td { padding: 7px 12px; text-align: left; border-bottom: 1px solid var(--line); white-space: nowrap; }
   th { font-size: 12px; font-weight: 600; color: var(--muted); text-transform: uppercase; }
+  th.group { text-align: center; border-bottom: none; padding-bottom: 0; }
   tr:last-child td { border-bottom: none; }
   td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   tr.branch-node td { font-weight: 600; }
@@ -115,7 +116,7 @@ function lagText(n) {
 function pendingCell(v) {
   return td("num", el("span", v ? "" : "zero", v));
 }
-function nodeRow(n, nowMs, lanes, isBranchNode) {
+function nodeRow(n, nowMs, lanes, isBranchNode, names) {
   const tr = el("tr", (isBranchNode ? "branch-node" : "") + (n.stale ? " stale" : ""));
   tr.dataset.node = n.node;
   const name = el("div", "", n.name || (n.role === "branch" ? "Branch server" : "Terminal"));
@@ -129,16 +130,21 @@ function nodeRow(n, nowMs, lanes, isBranchNode) {
   tr.append(td("", lagText(n)));
   for (let l = 0; l < lanes.length; ++l) tr.append(pendingCell((n.pending || [])[l] || 0));
   tr.append(td("", el("span", "", n.software || "–")));
-  tr.append(td("via", n.via ? "via " + n.via : (n.self ? "" : "direct")));
+  tr.append(td("via", n.via ? "via " + (names.get(n.via) || n.via) : (n.self ? "" : "direct")));
   return tr;
 }
 function table(lanes) {
   const t = el("table");
+  const g = el("tr");
+  const pending = el("th", "group", "Pending");
+  pending.colSpan = lanes.length;
+  g.append(el("th", "group"), el("th", "group"), el("th", "group"), el("th", "group"), pending,
+           el("th", "group"), el("th", "group"));
   const h = el("tr");
   h.append(el("th", "", "Node"), el("th", "", "Status"), el("th", "", "Last seen"), el("th", "", "Lag"));
-  for (const l of lanes) h.append(el("th", "num", "Pending " + l));
+  for (const l of lanes) h.append(el("th", "num", l));
   h.append(el("th", "", "Software"), el("th", "", "Reported"));
-  t.append(h);
+  t.append(g, h);
   return t;
 }
 function render(d) {
@@ -179,6 +185,7 @@ function render(d) {
     if (!g.branchNode) g.branchNode = Object.assign({}, self, { self: true, name: "", last_seen_ms: d.now_ms,
       lag_ms: 0, caught_up: self.caught_up, revoked: false, stale: false, via: "" });
   }
+  const nameOf = new Map(d.nodes.map((n) => [n.node, n.name || n.node]));
   const names = [...groups.keys()].sort((a, b) => (a === "") - (b === "") || a.localeCompare(b));
   const box = document.getElementById("branches");
   box.replaceChildren();
@@ -195,7 +202,7 @@ function render(d) {
     const t = table(d.lanes);
     const rows = g.branchNode ? [g.branchNode, ...g.members] : g.members;
     for (const n of rows) {
-      t.append(nodeRow(n, nowMs, d.lanes, n === g.branchNode));
+      t.append(nodeRow(n, nowMs, d.lanes, n === g.branchNode, nameOf));
       if (n.self) continue;
       if (n.online) ++online; else ++offline;
       if (n.stale) ++stale;
@@ -204,8 +211,9 @@ function render(d) {
     box.append(sec);
   }
   if (!names.length) box.append(el("p", "empty", "No other nodes known yet."));
-  document.getElementById("summary").textContent = names.filter((b) => b).length + " branches · " + online +
-    " nodes online · " + offline + " offline" + (stale ? " · " + stale + " stale (over " + span(d.stale_after_ms) +
+  const count = (k, one, many) => k + " " + (k === 1 ? one : many);
+  document.getElementById("summary").textContent = count(names.filter((b) => b).length, "branch", "branches") +
+    " · " + count(online, "node", "nodes") + " online · " + offline + " offline" + (stale ? " · " + stale + " stale (over " + span(d.stale_after_ms) +
     ")" : "");
   document.getElementById("footer").textContent = "Updated " + new Date(d.now_ms).toLocaleTimeString() +
     " · refreshes every " + refreshMs / 1000 + " s · JSON at /api/status";

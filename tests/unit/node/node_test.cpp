@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_config.hpp"
+
 #include "possync/node/inproc.hpp"
 #include "possync/node/node.hpp"
 #include "possync/v1/pos.pb.h"
@@ -111,17 +113,8 @@ protected:
   }
 
   node_config base(storage::node_role role, core::node_id id) {
-    node_config c;
-    c.role = role;
-    c.tenant = tenant;
-    c.branch = role == storage::node_role::hq ? "" : branch;
-    c.node_id = id;
-    c.in_memory = true;
-    c.tick_ms = 50;
-    c.backoff.initial_ms = 20;
-    c.backoff.max_ms = 200;
+    auto c = test::fast_config(role, tenant, branch, id);
     c.backoff.jitter = 0.1;
-    c.session.heartbeat_ms = 1000;
     if (grpc()) {
       c.listen = role == storage::node_role::terminal ? "" : "127.0.0.1:0";
     } else {

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "eventually.hpp"
+#include "test_config.hpp"
 
 #include "possync/core/token.hpp"
 #include "possync/node/node.hpp"
@@ -133,16 +134,9 @@ protected:
   }
 
   node_config base(storage::node_role role, core::node_id id) {
-    node_config c;
-    c.role = role;
-    c.tenant = tenant;
-    c.branch = role == storage::node_role::hq ? "" : branch;
-    c.node_id = id;
-    c.in_memory = true;
-    c.tick_ms = 50;
+    auto c = test::fast_config(role, tenant, branch, id);
     c.backoff.initial_ms = 50;
     c.backoff.max_ms = 300;
-    c.session.heartbeat_ms = 1000;
     c.session.auth_check_ms = 200;
     return c;
   }

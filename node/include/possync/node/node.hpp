@@ -87,10 +87,14 @@ struct node_config {
   /// "<id> <64 hex>", the first the current key). Chosen when the store is created.
   /// "" = plaintext. Meant for terminals, whose PCs sit in shops.
   std::string encryption_keyring;
-  /// Serve GET /metrics (Prometheus text, node/metrics.hpp) and GET /healthz over HTTP
-  /// on "host:port" (port 0: any free port; see http_port()). "" = none. Plain HTTP:
-  /// the figures carry no secrets, but keep it on a management network.
+  /// Serve GET /metrics (Prometheus text, node/metrics.hpp), GET /healthz and the status
+  /// page (GET /, /status and /api/status, node/status_page.hpp) over HTTP on
+  /// "host:port" (port 0: any free port; see http_port()). "" = none. Plain HTTP: the
+  /// figures carry no secrets, but keep it on a management network.
   std::string http_listen;
+  /// The status page (GET / and /api/status on http_listen) flags a node stale once it
+  /// has been out of sync, or offline, for longer than this [5 min]. See status_page.hpp.
+  int64_t status_stale_after_ms = 300'000;
   /// Downstream sessions open at once; more are refused with resource_exhausted [20,000].
   uint32_t max_sessions = 20'000;
   /// Hellos one node may send per minute (reconnect storms, password-guessing with

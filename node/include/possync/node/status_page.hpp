@@ -23,7 +23,7 @@ struct status_report {
   uint64_t conflicts_unresolved = 0;
   int64_t now_ms = 0;               ///< the serving node's wall clock (Unix ms)
   /// A node is flagged `stale` when it has been out of sync (lag_ms), or offline
-  /// (since last_seen_ms), for longer than this [5 min].
+  /// (since last_seen_ms), for longer than this (node_config.status_stale_after_ms).
   int64_t stale_after_ms = 300'000;
   std::vector<node_info> nodes;     ///< node::nodes()
 };
