@@ -19,7 +19,7 @@ public:
     std::function<std::string()> metrics;            ///< Prometheus text
     std::function<std::pair<int, std::string>()> health;  ///< status code, JSON body
     std::function<std::pair<int, std::string>()> status;  ///< status code, JSON body of /api/status
-    std::function<const std::string&()> page;              ///< HTML of / and /status
+    std::function<const std::string&()> page;             ///< HTML of / and /status
   };
   /// Binds "host:port" (port 0: any free port) and serves on a thread of its own.
   /// unavailable when the address cannot be bound; invalid_argument when malformed.

@@ -20,7 +20,7 @@ std::string hex_or_empty(core::node_id n) {
 } // namespace
 
 bool is_stale(const node_info& n, int64_t now_ms, int64_t stale_after_ms) {
-  if (n.revoked) return false;  // shut out on purpose: nothing to chase
+  if (n.revoked) return false; // shut out on purpose: nothing to chase
   if (n.online) return n.lag_ms > stale_after_ms;
   if (n.last_seen_ms == 0) return true;
   return now_ms - n.last_seen_ms > stale_after_ms;
@@ -79,7 +79,7 @@ std::string render_status_json(const status_report& r) {
 
 std::string render_error_json(const error& e) {
   return json{{"error", to_string(e.code)}, {"message", e.message}}.dump(-1, ' ', false,
-                                                                        json::error_handler_t::replace);
+                                                                         json::error_handler_t::replace);
 }
 
 } // namespace possync::node

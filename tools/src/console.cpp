@@ -221,7 +221,8 @@ std::string console::dispatch(const std::vector<std::string>& w) {
     auto j = status_object(st);
     // What a POS screen shows; HQ has no upstream to be online with.
     if (st.role != storage::node_role::hq)
-      j["summary"] = describe(node::sync_status_of(st, wall_now_ms(), terminal_config{}.stale_after_ms, started_ms_));
+      j["summary"] =
+          describe(node::sync_status_of(st, wall_now_ms(), terminal_config{}.stale_after_ms, started_ms_));
     return ok(j);
   }
   if (cmd == "quit" || cmd == "exit") {

@@ -115,7 +115,7 @@ private:
   bool done_ = false;
   const std::atomic<bool>* stop_ = nullptr;
   uint64_t sale_seed_;
-  int64_t started_ms_;  ///< wall clock at construction: staleness while never synced
+  int64_t started_ms_; ///< wall clock at construction: staleness while never synced
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t changes_ = 0;

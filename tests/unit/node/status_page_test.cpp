@@ -63,14 +63,15 @@ std::string read_file(const fs::path& p) {
 }
 
 struct run_result {
-  bool finished = false;  ///< false: killed at the deadline
+  bool finished = false; ///< false: killed at the deadline
   int exit_code = -1;
   std::string out, err;
 };
 
 /// Runs `args` (argv[0] a path) in a process group of its own with stdout and stderr
 /// in files of `dir`; past `limit` the whole group (Chromium's helpers too) is killed.
-run_result run_bounded(const std::vector<std::string>& args, const fs::path& dir, std::chrono::seconds limit) {
+run_result run_bounded(const std::vector<std::string>& args, const fs::path& dir,
+                       std::chrono::seconds limit) {
   run_result r;
   const auto out_path = dir / "stdout.txt", err_path = dir / "stderr.txt";
   std::vector<char*> argv;
@@ -91,7 +92,7 @@ run_result run_bounded(const std::vector<std::string>& args, const fs::path& dir
     execv(argv[0], argv.data());
     _exit(127);
   }
-  setpgid(pid, pid);  // also here: no race with the kill below
+  setpgid(pid, pid); // also here: no race with the kill below
   const auto deadline = std::chrono::steady_clock::now() + limit;
   int status = 0;
   for (;;) {
@@ -119,7 +120,7 @@ run_result run_bounded(const std::vector<std::string>& args, const fs::path& dir
 run_result chromium(const std::string& url, const std::vector<std::string>& extra, const fs::path& dir) {
   std::vector<std::string> args = {chromium_path,
                                    "--headless",
-                                   "--no-sandbox",  // CI runs as root
+                                   "--no-sandbox", // CI runs as root
                                    "--disable-gpu",
                                    "--disable-dev-shm-usage",
                                    "--no-first-run",
@@ -134,7 +135,7 @@ run_result chromium(const std::string& url, const std::vector<std::string>& extr
 /// The PNG at `path` as 8-bit RGBA rows; empty on failure.
 struct rgba_image {
   uint32_t width = 0, height = 0;
-  std::vector<uint8_t> pixels;  ///< width * height * 4
+  std::vector<uint8_t> pixels; ///< width * height * 4
   size_t count(uint8_t r, uint8_t g, uint8_t b, int tolerance) const {
     size_t n = 0;
     for (size_t i = 0; i + 3 < pixels.size(); i += 4)
@@ -199,7 +200,7 @@ protected:
   /// HQ with the branch and both registers registered, the branch, both registers.
   void start_all() {
     auto hc = base(storage::node_role::hq, hq_id);
-    hc.status_stale_after_ms = 1000;  // the stopped register turns stale within the test
+    hc.status_stale_after_ms = 1000; // the stopped register turns stale within the test
     hc.devices = {device{"demo", "jkt-01", branch_id, storage::node_role::branch, "Jakarta Selatan", false},
                   device{"demo", "jkt-01", till1_id, storage::node_role::terminal, "Kasir Satu", false},
                   device{"demo", "jkt-01", till2_id, storage::node_role::terminal, "Kasir Dua", false}};
@@ -281,8 +282,8 @@ TEST(status_page_json, carries_every_field_and_survives_bad_utf8) {
   EXPECT_EQ(n["role"], "terminal");
   EXPECT_TRUE(n["stale"].get<bool>());
   EXPECT_EQ(n["name"].get<std::string>().rfind("Kasir ", 0), 0u);
-  for (const char* key : {"software", "online", "last_seen_ms", "connected_ms", "lag_records", "lag_ms", "skew_ms",
-                          "last_sync_ms", "caught_up", "revoked"})
+  for (const char* key : {"software", "online", "last_seen_ms", "connected_ms", "lag_records", "lag_ms",
+                          "skew_ms", "last_sync_ms", "caught_up", "revoked"})
     EXPECT_TRUE(n.contains(key)) << key;
 }
 
@@ -303,7 +304,7 @@ TEST_F(status_page, hq_page_in_headless_chromium_shows_branch_terminals_and_badg
   till2_.reset();
   ASSERT_TRUE(eventually([&] { return !at_hq(till2_id).online && at_hq(till2_id).last_seen_ms > 0; }, 20s));
   ASSERT_TRUE(at_hq(till1_id).online);
-  std::this_thread::sleep_for(1100ms);  // past status_stale_after_ms
+  std::this_thread::sleep_for(1100ms); // past status_stale_after_ms
 
   // The JSON the page draws from.
   httplib::Client http("127.0.0.1", hq_->http_port());
@@ -342,7 +343,8 @@ TEST_F(status_page, hq_page_in_headless_chromium_shows_branch_terminals_and_badg
   EXPECT_NE(dom.find("Branch jkt-01"), std::string::npos) << dom;
   EXPECT_NE(dom.find("Jakarta Selatan"), std::string::npos);
   EXPECT_NE(dom.find("possync HQ"), std::string::npos);
-  EXPECT_EQ(dom.find("id=\"error\" role=\"alert\" class=\"shown\""), std::string::npos) << "error banner shown";
+  EXPECT_EQ(dom.find("id=\"error\" role=\"alert\" class=\"shown\""), std::string::npos)
+      << "error banner shown";
   const auto row1 = row_of(dom, core::node_id_to_string(till1_id));
   const auto row2 = row_of(dom, core::node_id_to_string(till2_id));
   EXPECT_NE(row1.find("Kasir Satu"), std::string::npos) << row1;
@@ -366,17 +368,20 @@ TEST_F(status_page, hq_page_in_headless_chromium_shows_branch_terminals_and_badg
   // is about 64 x 20 pixels, mostly its fill.
   EXPECT_GT(img.count(0x1e, 0x8e, 0x3e, 4), 300u) << "no online badge in the screenshot";
   EXPECT_GT(img.count(0xd9, 0x30, 0x25, 4), 300u) << "no offline badge in the screenshot";
-  EXPECT_GT(img.count(0xff, 0xf4, 0xce, 2), 5000u) << "no stale row highlight (--stale #fff4ce) in the screenshot";
-  if (const char* keep = std::getenv("POSSYNC_KEEP_SCREENSHOT")) fs::copy_file(shot, keep, fs::copy_options::overwrite_existing);
+  EXPECT_GT(img.count(0xff, 0xf4, 0xce, 2), 5000u)
+      << "no stale row highlight (--stale #fff4ce) in the screenshot";
+  if (const char* keep = std::getenv("POSSYNC_KEEP_SCREENSHOT"))
+    fs::copy_file(shot, keep, fs::copy_options::overwrite_existing);
 
   // The branch serves the same page with its own registers.
-  auto branch_dom = chromium("http://127.0.0.1:" + std::to_string(branch_->http_port()) + "/status", {"--dump-dom"},
-                             dir.path);
+  auto branch_dom = chromium("http://127.0.0.1:" + std::to_string(branch_->http_port()) + "/status",
+                             {"--dump-dom"}, dir.path);
   ASSERT_TRUE(branch_dom.finished) << branch_dom.err;
   EXPECT_NE(branch_dom.out.find("possync Branch"), std::string::npos) << branch_dom.out;
   EXPECT_NE(row_of(branch_dom.out, core::node_id_to_string(till1_id)).find("badge online"), std::string::npos)
       << branch_dom.out;
-  EXPECT_NE(row_of(branch_dom.out, core::node_id_to_string(till2_id)).find("badge offline"), std::string::npos);
+  EXPECT_NE(row_of(branch_dom.out, core::node_id_to_string(till2_id)).find("badge offline"),
+            std::string::npos);
 }
 
 TEST_F(status_page, the_page_shows_an_error_banner_when_the_node_is_gone) {

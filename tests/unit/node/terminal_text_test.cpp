@@ -42,10 +42,12 @@ terminal_sync_status status_of(bool online, std::array<uint64_t, 4> pending, int
 }
 
 TEST(terminal_text, describe_gives_state_pending_and_last_sync) {
-  EXPECT_EQ(describe(status_of(true, {0, 0, 0, 0}, 1 * sec, false)), "Online · all synced · last sync just now");
+  EXPECT_EQ(describe(status_of(true, {0, 0, 0, 0}, 1 * sec, false)),
+            "Online · all synced · last sync just now");
   EXPECT_EQ(describe(status_of(true, {0, 0, 0, 0}, 1 * sec, false, false)),
             "Online · catching up · last sync just now");
-  EXPECT_EQ(describe(status_of(true, {3, 0, 0, 0}, 2 * min, false)), "Online · 3 sales pending · last sync 2 min ago");
+  EXPECT_EQ(describe(status_of(true, {3, 0, 0, 0}, 2 * min, false)),
+            "Online · 3 sales pending · last sync 2 min ago");
   EXPECT_EQ(describe(status_of(true, {1, 0, 1, 0}, 2 * min, false)),
             "Online · 1 sale, 1 update pending · last sync 2 min ago");
   EXPECT_EQ(describe(status_of(false, {0, 2, 0, 1}, 30 * sec, false)),

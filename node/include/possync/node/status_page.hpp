@@ -18,14 +18,14 @@ namespace possync::node {
 
 /// Everything GET /api/status reports.
 struct status_report {
-  node_status self;                 ///< node::status() of the serving node
-  std::string software;             ///< its possync version
+  node_status self;     ///< node::status() of the serving node
+  std::string software; ///< its possync version
   uint64_t conflicts_unresolved = 0;
-  int64_t now_ms = 0;               ///< the serving node's wall clock (Unix ms)
+  int64_t now_ms = 0; ///< the serving node's wall clock (Unix ms)
   /// A node is flagged `stale` when it has been out of sync (lag_ms), or offline
   /// (since last_seen_ms), for longer than this (node_config.status_stale_after_ms).
   int64_t stale_after_ms = 300'000;
-  std::vector<node_info> nodes;     ///< node::nodes()
+  std::vector<node_info> nodes; ///< node::nodes()
 };
 
 /// True when `n` needs an operator's eye at `now_ms`: out of sync for longer than
