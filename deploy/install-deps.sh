@@ -14,7 +14,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and micro-benchmarks
   libcli11-dev libspdlog-dev nlohmann-json3-dev libyaml-cpp-dev
   libjemalloc-dev                              # allocator of the possync binary
-  libcpp-httplib-dev                           # /metrics and /healthz
+  libcpp-httplib-dev                           # /metrics, /healthz and the status page
+  chromium libpng-dev                          # status page test: headless browser, screenshot decoding
   python3                                      # bench/run aggregation
   clang libclang-rt-14-dev                     # fuzz/run: libFuzzer (coverage-guided fuzzing on demand)
 )

@@ -118,6 +118,18 @@ struct terminal_sync_status {
   std::string last_error;                    ///< why the last session ended; cleared once a new session is welcomed
 };
 
+/// An elapsed time as a POS screen says it: "just now" (under 5 s), "45 s ago",
+/// "2 min ago", "3 h ago" (under 48 h), "2 days ago". `ms` < 0 (never): "never".
+std::string relative_age(int64_t ms);
+
+/// One line for the POS screen's sync indicator (cf. the original sync dashboard):
+///   "Online · all synced · last sync just now"
+///   "Online · 3 sales pending · last sync 2 min ago"
+///   "Offline · 12 sales, 1 update waiting · last sync 3 h ago — check the network"
+/// Sales are lane 0, updates every other lane. Past stale_after_ms (`stale`) it ends
+/// with a warning: offline "— check the network", online "— sync is behind".
+std::string describe(const terminal_sync_status& s);
+
 /// A change that arrived or was made (for UI refresh).
 struct terminal_change {
   std::string collection;   ///< "product", "price", "stock", "sale" ...

@@ -1,4 +1,4 @@
-// GET /metrics and /healthz over cpp-httplib.
+// GET /metrics, /healthz, /api/status and the status page over cpp-httplib.
 
 #include "http_server.hpp"
 
@@ -43,6 +43,18 @@ result<std::unique_ptr<http_endpoint>> http_endpoint::start(const std::string& l
     res.status = code;
     res.set_content(body, "application/json");
   });
+  i->server.Get("/api/status", [st = h.status](const httplib::Request&, httplib::Response& res) {
+    auto [code, body] = st();
+    res.status = code;
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(body, "application/json");
+  });
+  auto page = [p = h.page](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(p(), "text/html; charset=utf-8");
+  };
+  i->server.Get("/", page);
+  i->server.Get("/status", page);
   if (port == 0)
     i->port = i->server.bind_to_any_port(host);
   else

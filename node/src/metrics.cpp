@@ -8,8 +8,6 @@ namespace possync::node {
 
 namespace {
 
-const char* const lane_names[] = {"sales", "stock", "catalog", "reports"};
-
 /// A label value with \, " and newline escaped (exposition format 0.0.4).
 std::string label(const std::string& v) {
   std::string out;
@@ -30,6 +28,12 @@ void metric(std::ostringstream& o, const char* name, const char* type, const cha
 
 } // namespace
 
+const char* lane_name(size_t lane) noexcept {
+  static const char* const names[] = {"sales", "stock", "catalog", "reports"};
+  static_assert(sizeof(names) / sizeof(names[0]) == core::lane_count);
+  return lane < core::lane_count ? names[lane] : "?";
+}
+
 std::string render_metrics(const node_status& s, const metrics_extra& x) {
   std::ostringstream o;
   metric(o, "possync_up", "gauge", "1 while the node runs.");
@@ -46,7 +50,7 @@ std::string render_metrics(const node_status& s, const metrics_extra& x) {
   o << "possync_downstream_sessions " << s.downstream_sessions << '\n';
   metric(o, "possync_pending", "gauge", "Outbox entries waiting to go upstream, per lane.");
   for (size_t l = 0; l < s.pending.size(); ++l)
-    o << "possync_pending{lane=\"" << lane_names[l] << "\"} " << s.pending[l] << '\n';
+    o << "possync_pending{lane=\"" << lane_name(l) << "\"} " << s.pending[l] << '\n';
   metric(o, "possync_lag_records", "gauge", "Records the upstream still has to send (estimate).");
   o << "possync_lag_records " << s.lag_records << '\n';
   metric(o, "possync_last_sync_timestamp_seconds", "gauge",

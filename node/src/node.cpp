@@ -21,6 +21,7 @@
 #include "possync/node/grpc_transport.hpp"
 #include "http_server.hpp"
 #include "possync/node/metrics.hpp"
+#include "possync/node/status_page.hpp"
 #include "operator.hpp"
 #include "registry.hpp"
 #include "runtime_impl.hpp"
@@ -187,6 +188,12 @@ struct node::impl {
   }
 
   caf::actor_system& sys() { return *rt->get().sys; }
+
+  /// Conflicts waiting for an operator (capped at 100,000; 0 when the store fails).
+  uint64_t unresolved_conflicts() const {
+    auto c = store->conflicts(true, 100'000);
+    return c ? c->size() : 0;
+  }
 
   actors::session_setup session_template() const {
     actors::session_setup s;
@@ -665,8 +672,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
       x.commits = db.commits();
       x.commit_groups = db.commit_groups();
       x.commit_latency = db.commit_latency();
-      auto c = self->impl_->conflicts(true, 100'000);
-      x.conflicts_unresolved = c ? c->size() : 0;
+      x.conflicts_unresolved = self->impl_->unresolved_conflicts();
       const auto& t = *self->impl_->traffic;
       x.records_in = t.records_in.load();
       x.records_out = t.records_out.load();
@@ -677,9 +683,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
         x.nodes_known = ns->size();
         for (const auto& n : *ns) x.nodes_online += n.online ? 1 : 0;
       }
-#ifdef POSSYNC_VERSION
-      x.version = POSSYNC_VERSION;
-#endif
+      x.version = software_version;
       return render_metrics(self->status(), x);
     };
     h.health = [self]() -> std::pair<int, std::string> {
@@ -692,6 +696,19 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
                        (st.online ? "true" : "false") + ",\"sessions\":" + std::to_string(st.downstream_sessions) +
                        "}"};
     };
+    h.status = [self]() -> std::pair<int, std::string> {
+      status_report r;
+      r.self = self->status();
+      r.software = software_version;
+      r.conflicts_unresolved = self->impl_->unresolved_conflicts();
+      r.now_ms = now_ms();
+      r.stale_after_ms = self->impl_->cfg.status_stale_after_ms;
+      auto nodes = self->nodes();
+      if (!nodes) return {503, render_error_json(nodes.err())};
+      r.nodes = std::move(nodes).value();
+      return {200, render_status_json(r)};
+    };
+    h.page = &status_page_html;
     auto ep = detail::http_endpoint::start(n->impl_->cfg.http_listen, std::move(h));
     if (!ep) {
       n->stop();

@@ -2,6 +2,7 @@
 
 #include "possync/terminal.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "possync/node/node.hpp"
@@ -37,6 +38,30 @@ terminal_result<T> ok(T v) {
 }
 
 } // namespace
+
+namespace node {
+
+terminal_sync_status sync_status_of(const node_status& s, int64_t now_ms, int64_t stale_after_ms,
+                                    int64_t started_ms) {
+  terminal_sync_status out;
+  out.online = s.online;
+  out.upstream = s.upstream;
+  for (size_t l = 0; l < out.pending.size() && l < s.pending.size(); ++l) {
+    out.pending[l] = s.pending[l];
+    out.pending_total += s.pending[l];
+  }
+  out.last_sync_ms = s.last_sync_ms;
+  out.since_last_sync_ms = s.last_sync_ms > 0 ? std::max<int64_t>(0, now_ms - s.last_sync_ms) : -1;
+  const int64_t since = now_ms - (s.last_sync_ms > 0 ? s.last_sync_ms : started_ms);
+  out.stale = since > stale_after_ms;
+  out.lag_records = s.lag_records;
+  out.clock_skew_ms = s.skew_ms;
+  out.caught_up = s.caught_up;
+  out.last_error = s.last_error;
+  return out;
+}
+
+} // namespace node
 
 struct terminal::impl {
   terminal_config cfg;
@@ -223,24 +248,7 @@ void terminal::unsubscribe(uint64_t id) {
 }
 
 terminal_sync_status terminal::status() const {
-  auto s = impl_->n->status();
-  terminal_sync_status out;
-  out.online = s.online;
-  out.upstream = s.upstream;
-  for (size_t l = 0; l < out.pending.size() && l < s.pending.size(); ++l) {
-    out.pending[l] = s.pending[l];
-    out.pending_total += s.pending[l];
-  }
-  const int64_t now = wall_ms();
-  out.last_sync_ms = s.last_sync_ms;
-  out.since_last_sync_ms = s.last_sync_ms > 0 ? std::max<int64_t>(0, now - s.last_sync_ms) : -1;
-  const int64_t since = now - (s.last_sync_ms > 0 ? s.last_sync_ms : impl_->opened_ms);
-  out.stale = since > impl_->cfg.stale_after_ms;
-  out.lag_records = s.lag_records;
-  out.clock_skew_ms = s.skew_ms;
-  out.caught_up = s.caught_up;
-  out.last_error = s.last_error;
-  return out;
+  return node::sync_status_of(impl_->n->status(), wall_ms(), impl_->cfg.stale_after_ms, impl_->opened_ms);
 }
 
 void terminal::sync_now() {

@@ -117,7 +117,9 @@ result<std::vector<std::string>> split_words(const std::string& line) {
   return out;
 }
 
-std::string status_json(const node::node_status& s) {
+namespace {
+
+json status_object(const node::node_status& s) {
   uint64_t total = 0;
   for (auto p : s.pending)
     total += p;
@@ -139,10 +141,21 @@ std::string status_json(const node::node_status& s) {
             {"rejected", s.rejected},
             {"last_rejection", s.last_rejection},
             {"port", s.port}};
-  return j.dump();
+  return j;
 }
 
-console::console(std::vector<target> nodes) : nodes_(std::move(nodes)) {
+int64_t wall_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+} // namespace
+
+std::string status_json(const node::node_status& s) {
+  return status_object(s).dump();
+}
+
+console::console(std::vector<target> nodes) : nodes_(std::move(nodes)), started_ms_(wall_now_ms()) {
   sale_seed_ = static_cast<uint64_t>(clock_type::now().time_since_epoch().count());
   for (auto& t : nodes_) {
     sale_seed_ ^= t.node->store().node();
@@ -203,7 +216,15 @@ std::string console::dispatch(const std::vector<std::string>& w) {
       j.push_back(h);
     return ok(json{{"commands", j}});
   }
-  if (cmd == "status") return "ok " + status_json(n.status());
+  if (cmd == "status") {
+    auto st = n.status();
+    auto j = status_object(st);
+    // What a POS screen shows; HQ has no upstream to be online with.
+    if (st.role != storage::node_role::hq)
+      j["summary"] =
+          describe(node::sync_status_of(st, wall_now_ms(), terminal_config{}.stale_after_ms, started_ms_));
+    return ok(j);
+  }
   if (cmd == "quit" || cmd == "exit") {
     done_ = true;
     return ok();

@@ -24,7 +24,10 @@
 //   status                        ok {node, role, tenant, branch, online, upstream, caught_up,
 //                                    pending:[sales,stock,catalog,reports], pending_total,
 //                                    last_sync_ms, lag_records, skew_ms, downstream_sessions,
-//                                    uplink_restarts, last_error, rejected, last_rejection, port}
+//                                    uplink_restarts, last_error, rejected, last_rejection, port,
+//                                    summary} where summary (not at HQ) is the POS screen's line,
+//                                    possync::describe(): "Online · 3 sales pending · last sync
+//                                    2 min ago", stale past 5 min (terminal_config default)
 //   product ID NAME PRICE [BARCODE]   write/replace a product (unit pcs, active)
 //                                     ok {"id":ID}
 //   price ID PRICE                field edit: read, change price, write with the read context
@@ -112,6 +115,7 @@ private:
   bool done_ = false;
   const std::atomic<bool>* stop_ = nullptr;
   uint64_t sale_seed_;
+  int64_t started_ms_; ///< wall clock at construction: staleness while never synced
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t changes_ = 0;

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "eventually.hpp"
+#include "fast_config.hpp"
 
 #include "possync/actors/session_actor.hpp"
 #include "possync/node/admin.hpp"
@@ -72,15 +73,7 @@ protected:
   }
 
   node_config base(storage::node_role role, core::node_id id) {
-    node_config c;
-    c.role = role;
-    c.tenant = tenant;
-    c.branch = role == storage::node_role::hq ? "" : branch;
-    c.node_id = id;
-    c.in_memory = true;
-    c.tick_ms = 50;
-    c.backoff.initial_ms = 20;
-    c.backoff.max_ms = 200;
+    auto c = test::fast_config(role, id, tenant, branch);
     c.session.heartbeat_ms = 200;
     c.presence_interval_ms = 100;
     c.listen = role == storage::node_role::terminal ? "" : "127.0.0.1:0";

@@ -4,6 +4,7 @@
 // node_config.http_listen is set (cpp-httplib, private to node/src).
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -24,6 +25,10 @@ struct metrics_extra {
   std::array<uint64_t, 17> sessions_ended{};
   uint64_t nodes_online = 0, nodes_known = 0; ///< downstream nodes (node::nodes())
 };
+
+/// A lane's name in /metrics labels and /api/status: "sales", "stock", "catalog",
+/// "reports" (core::lane order); "?" beyond core::lane_count.
+const char* lane_name(size_t lane) noexcept;
 
 /// The Prometheus text exposition of a node's status: possync_up, possync_node_info,
 /// possync_online, possync_caught_up, possync_downstream_sessions, possync_pending{lane},

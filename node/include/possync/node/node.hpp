@@ -26,6 +26,7 @@
 #include "possync/node/grpc_transport.hpp"
 #include "possync/storage/lifecycle.hpp"
 #include "possync/storage/store.hpp"
+#include "possync/terminal.hpp"
 
 namespace possync::node {
 
@@ -88,10 +89,14 @@ struct node_config {
   /// "<id> <64 hex>", the first the current key). Chosen when the store is created.
   /// "" = plaintext. Meant for terminals, whose PCs sit in shops.
   std::string encryption_keyring;
-  /// Serve GET /metrics (Prometheus text, node/metrics.hpp) and GET /healthz over HTTP
-  /// on "host:port" (port 0: any free port; see http_port()). "" = none. Plain HTTP:
-  /// the figures carry no secrets, but keep it on a management network.
+  /// Serve GET /metrics (Prometheus text, node/metrics.hpp), GET /healthz and the status
+  /// page (GET /, /status and /api/status, node/status_page.hpp) over HTTP on
+  /// "host:port" (port 0: any free port; see http_port()). "" = none. Plain HTTP: the
+  /// figures carry no secrets, but keep it on a management network.
   std::string http_listen;
+  /// The status page (GET / and /api/status on http_listen) flags a node stale once it
+  /// has been out of sync, or offline, for longer than this [5 min]. See status_page.hpp.
+  int64_t status_stale_after_ms = 300'000;
   /// Downstream sessions open at once; more are refused with resource_exhausted [20,000].
   uint32_t max_sessions = 20'000;
   /// Hellos one node may send per minute (reconnect storms, password-guessing with
@@ -149,6 +154,12 @@ struct node_status {
   std::string last_rejection;              ///< the last of them: "key: reason"
   uint16_t port = 0;                       ///< bound gRPC port, 0 = not listening
 };
+
+/// The POS screen's view of `s` at wall clock `now_ms` (terminal::status() is this):
+/// stale once no complete sync for longer than `stale_after_ms`, counted from
+/// `started_ms` (when the node started) while it never synced.
+terminal_sync_status sync_status_of(const node_status& s, int64_t now_ms, int64_t stale_after_ms,
+                                    int64_t started_ms);
 
 /// What changed, for UI refresh (from any commit: local or received).
 using change_fn = std::function<void(const std::vector<storage::change>&)>;
