@@ -273,6 +273,21 @@ public:
     });
   }
 
+  grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* ctx, const v1::BackupRequest* req,
+                                   v1::BackupReply* reply) override {
+    return serve(ctx, [&](const std::string& actor) -> possync::status {
+      if (req->dir().empty()) return error(errc::invalid_argument, "backup needs a directory");
+      auto b = h_->backup(req->dir(), actor);
+      if (!b) return b.err();
+      reply->set_dir(b->dir);
+      reply->set_bytes(b->bytes);
+      reply->set_files(b->files);
+      reply->set_taken_ms(b->taken_ms);
+      reply->set_node(b->node);
+      return {};
+    });
+  }
+
 private:
   grpc::ServerUnaryReactor* order(grpc::CallbackServerContext* ctx, const v1::NodeCommandRequest* req,
                                   v1::NodeCommandReply* reply, command_kind kind) {
@@ -452,6 +467,24 @@ result<time_info> admin_client::time() {
   v1::TimeReply rep;
   if (auto e = impl_->call(&v1::Admin::Stub::Time, req, &rep)) return e;
   return time_info{rep.wall_ms(), core::from_proto(rep.hlc())};
+}
+
+} // namespace possync::node
+
+namespace possync::node {
+
+result<backup_info> admin_client::backup(const std::string& dir) {
+  v1::BackupRequest req;
+  req.set_dir(dir);
+  v1::BackupReply rep;
+  if (auto e = impl_->call(&v1::Admin::Stub::Backup, req, &rep)) return e;
+  backup_info b;
+  b.dir = rep.dir();
+  b.bytes = rep.bytes();
+  b.files = rep.files();
+  b.taken_ms = rep.taken_ms();
+  b.node = rep.node();
+  return b;
 }
 
 } // namespace possync::node

@@ -314,6 +314,8 @@ struct node::impl {
 
   /// node::reset: rebuild the store from upstream keeping the unsent outbox.
   possync::status reset(const std::string& reason);
+  /// node::backup.
+  result<backup_info> backup(const std::string& target_dir);
 
   possync::status full_resync() {
     if (!sup) return error(errc::failed_precondition, "this node has no upstream");
@@ -529,6 +531,13 @@ public:
     return n_->order(node, kind, reason, actor);
   }
   time_info time() override { return time_info{now_ms(), n_->store->clock_now()}; }
+  result<backup_info> backup(const std::string& dir, const std::string& actor) override {
+    auto b = n_->backup(dir);
+    (void)detail::audit_action(*n_->store, actor, "backup", 0, "into " + dir +
+                               (b ? " (" + std::to_string(b->bytes) + " bytes)" : ""),
+                               b ? "ok" : b.err().to_string(), now_ms());
+    return b;
+  }
 
 private:
   node::impl* n_;  // the node outlives its server (stop() shuts the server down first)
@@ -777,15 +786,19 @@ possync::status node::full_resync() {
 }
 
 result<backup_info> node::backup(const std::string& target_dir) {
+  return impl_->backup(target_dir);
+}
+
+result<backup_info> node::impl::backup(const std::string& target_dir) {
   backup_info b;
   b.taken_ms = now_ms();
-  if (auto e = impl_->db->checkpoint(target_dir)) return e;
+  if (auto e = db->checkpoint(target_dir)) return e;
   auto usage = storage::dir_usage(target_dir);
   if (!usage) return std::move(usage).err();
   b.dir = target_dir;
   b.bytes = usage->first;
   b.files = usage->second;
-  b.node = impl_->me.node;
+  b.node = me.node;
   return b;
 }
 

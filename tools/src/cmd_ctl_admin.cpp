@@ -1,5 +1,5 @@
 // `possync ctl` subcommands that call a node's Admin service (node/admin.hpp):
-// status, nodes, log, conflicts (list, show, resolve), resync, reset, time.
+// status, nodes, log, conflicts (list, show, resolve), resync, reset, backup, time.
 // Human tables by default, `--json` for scripts (one JSON document on stdout).
 
 #include <chrono>
@@ -375,6 +375,28 @@ int time_cmd(const admin_flags& f) {
   });
 }
 
+int backup_cmd(const admin_flags& f) {
+  if (f.body.empty()) return ctl_fail("--to DIR is required (a directory on the node's machine)", exit_usage);
+  return with_client(f, [&](node::admin_client& c) {
+    auto b = c.backup(f.body);
+    if (!b) return call_failed("backup", b.err());
+    if (f.conn.json_out)
+      std::printf("%s\n", json{{"dir", b->dir},
+                               {"bytes", b->bytes},
+                               {"files", b->files},
+                               {"taken_ms", b->taken_ms},
+                               {"node", core::node_id_to_string(b->node)}}
+                              .dump()
+                              .c_str());
+    else
+      std::printf("backup of node %s in %s on its machine: %llu files, %llu bytes (restore: possync restore --from "
+                  "%s --dir DATA)\n",
+                  core::node_id_to_string(b->node).c_str(), b->dir.c_str(), static_cast<unsigned long long>(b->files),
+                  static_cast<unsigned long long>(b->bytes), b->dir.c_str());
+    return int{exit_ok};
+  });
+}
+
 } // namespace
 
 void add_ctl_admin_commands(CLI::App& ctl, command_fn& run) {
@@ -424,6 +446,10 @@ void add_ctl_admin_commands(CLI::App& ctl, command_fn& run) {
   rt->add_option("--node", f->node, "the node's id (hex)")->required();
   rt->add_option("--reason", f->reason, "why (audited)");
   rt->callback([f, &run] { run = [f] { return order_cmd(*f, node::command_kind::reset); }; });
+
+  auto* bk = with_conn(ctl.add_subcommand("backup", "a consistent online backup of a running node (on its machine)"));
+  bk->add_option("--to", f->body, "directory on the node's machine; must not exist or be empty")->required();
+  bk->callback([f, &run] { run = [f] { return backup_cmd(*f); }; });
 
   auto* tm = with_conn(ctl.add_subcommand("time", "the server's clock and HLC, and its offset from ours"));
   tm->callback([f, &run] { run = [f] { return time_cmd(*f); }; });

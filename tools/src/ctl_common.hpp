@@ -32,7 +32,7 @@ int ctl_fail(const std::string& what, int code = exit_failure);
 /// A whole file as text (not_found naming it).
 result<std::string> read_text_file(const std::string& path);
 
-/// status, nodes, log, conflicts, resync, reset, time (cmd_ctl_admin.cpp).
+/// status, nodes, log, conflicts, resync, reset, backup, time (cmd_ctl_admin.cpp).
 void add_ctl_admin_commands(CLI::App& ctl, command_fn& run);
 
 } // namespace possync::tools

@@ -3,6 +3,7 @@
 // a deadline; nothing asserts on timing.
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <set>
 #include <string>
@@ -342,6 +343,103 @@ TEST_F(Admin, ResyncOrdersReachTerminalsThroughTheBranchAndRunOnce) {
   // Errors: an unregistered node, and orders given anywhere but HQ.
   EXPECT_EQ(c.order(stranger_id, command_kind::full_resync, "").err().code, errc::not_found);
   EXPECT_EQ(branch_->order(t1_id, command_kind::full_resync, "").err().code, errc::failed_precondition);
+}
+
+int sales_at(const storage::node_store& s) {
+  auto f = s.read_feed(tenant, branch, core::lane_sales, 0, 1'000'000);
+  if (!f) return -2;
+  int n = 0;
+  for (const auto& e : *f) {
+    if (e.rec.key.collection != "sale") continue;
+    if (e.rec.versions.size() != 1) return -1;  // a duplicate would show as a second version
+    ++n;
+  }
+  return n;
+}
+
+void sell(storage::node_store& s, int n) {
+  v1::Sale sale;
+  sale.set_receipt_no("R");
+  auto* it = sale.add_items();
+  it->set_product_id("p1");
+  it->set_quantity(1000);
+  for (int i = 0; i < n; ++i) {
+    auto r = s.record_sale(core::record_key{tenant, branch, "sale", s.new_id()}, sale.SerializeAsString());
+    ASSERT_TRUE(r) << r.err().to_string();
+  }
+}
+
+TEST_F(Admin, ResetOrderRebuildsTheTerminalAndKeepsItsUnsentSales) {
+  ASSERT_NO_FATAL_FAILURE(start_all());
+  put_price(hq_->store(), 120);
+  ASSERT_TRUE(eventually([&] { return price_at(t1_->store()) == 120; }));
+  ASSERT_NO_FATAL_FAILURE(sell(t1_->store(), 3));
+  ASSERT_TRUE(eventually([&] { return sales_at(hq_->store()) == 3; }));
+  // Cut off, it sells five more; HQ orders a reset meanwhile.
+  t1_->set_uplink_enabled(false);
+  ASSERT_TRUE(eventually([&] { return !t1_->status().online; }));
+  ASSERT_NO_FATAL_FAILURE(sell(t1_->store(), 5));
+  auto r = hq_admin().order(t1_id, command_kind::reset, "till replaced its disk");
+  ASSERT_TRUE(r) << r.err().to_string();
+  t1_->set_uplink_enabled(true);
+  ASSERT_TRUE(eventually([&] { return t1_->orders_done() == 1; })) << "the reset did not run";
+  // Every sale at HQ exactly once; the terminal downloaded its data again and sells on.
+  EXPECT_TRUE(eventually([&] { return sales_at(hq_->store()) == 8; })) << sales_at(hq_->store());
+  EXPECT_TRUE(eventually([&] { return price_at(t1_->store()) == 120; }));
+  ASSERT_NO_FATAL_FAILURE(sell(t1_->store(), 1));
+  EXPECT_TRUE(eventually([&] { return sales_at(hq_->store()) == 9; })) << sales_at(hq_->store());
+  auto log = t1_->store().sessions(100);
+  ASSERT_TRUE(log);
+  bool audited = false;
+  for (const auto& a : *log) audited = audited || (a.kind == "operator" && a.action == "reset" && a.result == "ok");
+  EXPECT_TRUE(audited) << "no successful reset in the terminal's audit log";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(t1_->orders_done(), 1u);  // once, though the store was emptied and the order downloaded again
+  auto done = t1_->store().get_meta("command.done");
+  ASSERT_TRUE(done && done->has_value());
+  EXPECT_EQ(**done, "1");
+}
+
+TEST_F(Admin, BackupOverGrpcIsAuditedAndRefusesAUsedDirectory) {
+  auto h = base(storage::node_role::hq, hq_id);
+  char tmpl[] = "/tmp/possync-admin-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  h.in_memory = false;
+  h.dir = dir + "/hq";
+  hq_ = start(h);
+  ASSERT_TRUE(hq_);
+  put_price(hq_->store(), 99);
+  auto c = hq_admin();
+  auto b = c.backup(dir + "/backup-1");
+  ASSERT_TRUE(b) << b.err().to_string();
+  EXPECT_EQ(b->node, hq_id);
+  EXPECT_GT(b->files, 0u);
+  EXPECT_GT(b->bytes, 0u);
+  auto again = c.backup(dir + "/backup-1");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.err().code, errc::already_exists) << again.err().to_string();
+  auto log = c.audit_log(5);
+  ASSERT_TRUE(log);
+  ASSERT_GE(log->size(), 2u);
+  EXPECT_EQ((*log)[0].action, "backup");
+  EXPECT_NE((*log)[0].result, "ok");
+  EXPECT_EQ((*log)[1].action, "backup");
+  EXPECT_EQ((*log)[1].result, "ok");
+  hq_.reset();
+  // The backup opens as a store holding what was written before it.
+  auto db = storage::database::open(storage::db_options{dir + "/backup-1"});
+  ASSERT_TRUE(db) << db.err().to_string();
+  storage::store_options so;
+  so.role = storage::node_role::hq;
+  so.outbox = false;
+  auto st = storage::node_store::open(*db, so);
+  ASSERT_TRUE(st) << st.err().to_string();
+  EXPECT_EQ(price_at(**st), 99);
+  st->reset();
+  db->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 } // namespace

@@ -103,6 +103,15 @@ struct time_info {
   core::hlc_timestamp hlc;
 };
 
+/// A backup taken by node::backup (Admin.Backup, `possync ctl backup`).
+struct backup_info {
+  std::string dir;         ///< where it is (a RocksDB checkpoint: open it as a data directory)
+  uint64_t bytes = 0;      ///< total size of its files
+  uint64_t files = 0;
+  int64_t taken_ms = 0;    ///< wall clock when it was taken
+  core::node_id node = 0;  ///< whose store it is
+};
+
 /// What the Admin service asks of its node. Calls come on gRPC threads, possibly
 /// concurrently, and may block briefly (a store read or commit). `actor` names the
 /// caller for the audit log ("admin": the operator's certificate, "local": loopback).
@@ -125,6 +134,8 @@ public:
   virtual result<command_receipt> order(core::node_id node, command_kind kind, const std::string& reason,
                                         const std::string& actor) = 0;
   virtual time_info time() = 0;
+  /// A consistent online backup into `dir` on the node's machine (node::backup). Audited.
+  virtual result<backup_info> backup(const std::string& dir, const std::string& actor) = 0;
 };
 
 /// A client of one node's Admin service. Each call has a deadline of
@@ -149,6 +160,7 @@ public:
                                        const std::string& reason = "");
   result<command_receipt> order(core::node_id node, command_kind kind, const std::string& reason);
   result<time_info> time();
+  result<backup_info> backup(const std::string& dir);
 
 private:
   struct impl;

@@ -126,14 +126,6 @@ struct node_config {
   int64_t retention_interval_ms = 3'600'000;  ///< how often retention runs [1 h]
 };
 
-/// A backup taken by node::backup.
-struct backup_info {
-  std::string dir;         ///< where it is (a RocksDB checkpoint: open it as a data directory)
-  uint64_t bytes = 0;      ///< total size of its files
-  uint64_t files = 0;
-  int64_t taken_ms = 0;    ///< wall clock when it was taken
-  core::node_id node = 0;  ///< whose store it is
-};
 
 /// What a POS operator reads about a node.
 struct node_status {
