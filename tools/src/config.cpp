@@ -182,7 +182,7 @@ status load_yaml(const std::string& path, role_settings& s) {
   if (!root.IsMap()) return bad(path, "expected a map of settings");
   if (auto e = check_keys(root, f,
                           {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
-                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "log_format", "presence_interval_ms", "port_file", "console", "tick_ms", "gzip",
+                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "log_format", "presence_interval_ms", "status_stale_after_ms", "max_sessions", "max_hellos_per_minute", "port_file", "console", "tick_ms", "gzip",
                            "sale_retention_days", "recover_on_corruption",
                            "session", "backoff", "devices"}))
     return e;
@@ -245,6 +245,14 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (auto e = read_scalar(root["log_format"], f + "log_format", s.log_format)) return e;
   if (root["presence_interval_ms"])
     if (auto e = read_scalar(root["presence_interval_ms"], f + "presence_interval_ms", c.presence_interval_ms)) return e;
+  if (root["status_stale_after_ms"])
+    if (auto e = read_scalar(root["status_stale_after_ms"], f + "status_stale_after_ms", c.status_stale_after_ms))
+      return e;
+  if (root["max_sessions"])
+    if (auto e = read_scalar(root["max_sessions"], f + "max_sessions", c.max_sessions)) return e;
+  if (root["max_hellos_per_minute"])
+    if (auto e = read_scalar(root["max_hellos_per_minute"], f + "max_hellos_per_minute", c.max_hellos_per_minute))
+      return e;
   if (root["port_file"])
     if (auto e = read_scalar(root["port_file"], f + "port_file", s.port_file)) return e;
   if (root["console"])
@@ -441,6 +449,20 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
                          s.port_file = v;
                          return status{};
                        });
+  if (role == storage::node_role::branch)
+    later<int64_t>(cmd, ov, "--presence-interval-ms",
+                   "report a terminal's changed figures to HQ at most this often (0: never) [10000]",
+                   [](role_settings& s, const int64_t& v) {
+                     s.node.presence_interval_ms = v;
+                     return status{};
+                   });
+  if (role != storage::node_role::terminal)
+    later<int64_t>(cmd, ov, "--status-stale-after-ms",
+                   "the status page marks a node stale when out of sync or unseen this long [300000]",
+                   [](role_settings& s, const int64_t& v) {
+                     s.node.status_stale_after_ms = v;
+                     return status{};
+                   });
   if (role != storage::node_role::hq) {
     later<uint32_t>(cmd, ov, "--sale-retention-days",
                     "remove acknowledged sales and payments older than N days locally (0: keep) [0]",

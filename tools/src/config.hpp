@@ -16,7 +16,8 @@
 //                          unless insecure_dev
 //   tls.server_name        [""] name the upstream's certificate must carry ("" = its host)
 //   token_file             [""] this node's device token (read again before each session)
-//   http_listen            [""] serve GET /metrics and /healthz on host:port
+//   http_listen            [""] serve GET /metrics, /healthz, the status page (/) and
+//                          /api/status on host:port
 //   encryption_keyring     [""] keyring file: the store's values are AES-256-GCM encrypted
 //                          (chosen at creation). POSSYNC_ENCRYPTION_KEYRING (the keyring
 //                          text itself) is used when no file is given.
@@ -24,6 +25,11 @@
 //                          downstream must present a valid token
 //   log_level              [info]: trace, debug, info, warn, error, off (logs go to stderr)
 //   log_format             [text]: text ("message key=value ...") or json (one object per line)
+//   presence_interval_ms   [10000] branch: a terminal's changed figures go to HQ at most
+//                          this often (online/offline at once); 0 = never
+//   status_stale_after_ms  [300000] status page: a node out of sync or unseen this long is stale
+//   max_sessions           [20000] hq/branch: downstream sessions at once
+//   max_hellos_per_minute  [120] hq/branch: sessions one node may open per minute
 //   port_file              [""]: write the bound port here once listening
 //   console                [false for hq/branch; the terminal always has one]
 //   tick_ms                [200]   session timer period
