@@ -189,10 +189,11 @@ struct node::impl {
 
   caf::actor_system& sys() { return *rt->get().sys; }
 
-  /// Conflicts waiting for an operator (capped at 100,000; 0 when the store fails).
+  /// Conflicts waiting for an operator: not resolved and not superseded by a later
+  /// write (at most 100,000 looked at; 0 when the store fails).
   uint64_t unresolved_conflicts() const {
-    auto c = store->conflicts(true, 100'000);
-    return c ? c->size() : 0;
+    auto n = detail::count_unresolved(*store, 100'000);
+    return n ? *n : 0;
   }
 
   actors::session_setup session_template() const {
@@ -374,11 +375,16 @@ struct node::impl {
 
   result<std::vector<conflict_info>> conflicts(bool unresolved_only, size_t limit) const {
     // Read more than asked: entries superseded meanwhile are filtered out below.
-    auto cs = store->conflicts(unresolved_only, unresolved_only ? limit * 4 + 16 : limit);
+    auto cs = store->conflicts(unresolved_only, unresolved_only ? std::max<size_t>(limit * 4, 1'000) : limit);
     if (!cs) return std::move(cs).err();
     std::vector<conflict_info> out;
     for (const auto& c : *cs) {
       if (out.size() >= limit) break;
+      if (unresolved_only) {
+        auto gone = detail::superseded(*store, c);
+        if (!gone) return std::move(gone).err();
+        if (*gone) continue;
+      }
       auto d = detail::describe_conflict(*store, c);
       if (!d) return std::move(d).err();
       if (unresolved_only && d->resolved) continue;
@@ -623,6 +629,9 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   i->cfg = std::move(cfg);
   auto* raw = i.get();
   i->peers->set_on_change([raw](const actors::peer_view& v) { raw->on_peer(v); });
+  if (i->me.role == storage::node_role::branch && i->cfg.presence_interval_ms > 0)
+    if (auto e = detail::presence_all_offline(*i->store, i->me))
+      log::event(log::level::warn, "presence", "cannot mark last run's terminals offline", {{"error", e.to_string()}});
 
   if (!i->cfg.listen.empty()) {
     grpc_server_options o;
@@ -743,8 +752,7 @@ admin_status node_admin::status() {
   s.online = st.online;
   s.last_sync_ms = st.last_sync_ms;
   s.lag_records = st.lag_records;
-  auto c = n_->conflicts(true, 100'000);
-  s.conflicts_unresolved = c ? static_cast<uint32_t>(c->size()) : 0;
+  s.conflicts_unresolved = static_cast<uint32_t>(n_->unresolved_conflicts());
   s.clock = n_->store->clock_now();
   return s;
 }

@@ -155,6 +155,54 @@ int rank(const std::string& role) {
 
 } // namespace
 
+result<bool> superseded(const storage::node_store& store, const storage::conflict_entry& c) {
+  auto cur = store.get(c.key);
+  if (!cur) return std::move(cur).err();
+  if (!cur->has_value()) return false;
+  const auto ctx = (*cur)->context();
+  for (const auto& v : c.versions) {
+    if (!ctx.covers(v.id)) return false;
+    for (const auto& now : (*cur)->versions)
+      if (now.id == v.id) return false;
+  }
+  return true;
+}
+
+result<uint64_t> count_unresolved(const storage::node_store& store, size_t cap) {
+  auto cs = store.conflicts(true, cap);
+  if (!cs) return std::move(cs).err();
+  uint64_t n = 0;
+  for (const auto& c : *cs) {
+    auto gone = superseded(store, c);
+    if (!gone) return std::move(gone).err();
+    n += *gone ? 0 : 1;
+  }
+  return n;
+}
+
+status presence_all_offline(storage::node_store& store, const actors::local_identity& me) {
+  if (me.branch.empty()) return {};
+  auto recs = store.records_of(me.tenant, me.branch, "node_presence", max_devices);
+  if (!recs) return std::move(recs).err();
+  const auto* info = store.registry().find("node_presence");
+  std::vector<storage::write_op> ops;
+  for (const auto& r : *recs) {
+    auto v = core::resolve(r, info->policy, info->tie);
+    v1::NodePresence p;
+    if (!v.exists || !p.ParseFromString(v.body) || !p.online()) continue;
+    p.set_online(false);
+    p.set_connected_ms(0);
+    storage::put_op op;
+    op.key = r.key;
+    op.body = p.SerializeAsString();
+    ops.push_back(std::move(op));
+  }
+  if (ops.empty()) return {};
+  auto w = store.write(std::move(ops));
+  if (!w) return w.err();
+  return {};
+}
+
 result<conflict_info> describe_conflict(const storage::node_store& store, const storage::conflict_entry& c) {
   conflict_info out;
   out.id = c.id;
@@ -191,19 +239,13 @@ result<conflict_info> describe_conflict(const storage::node_store& store, const 
       auto j = core::body_to_json(*info, view.body);
       out.current_json = j ? *j : "";
     }
-    if (!out.resolved) {
-      // Every version of the conflict superseded by a later write (here or elsewhere).
-      auto ctx = (*cur)->context();
-      bool all_covered = true;
-      for (const auto& v : c.versions) {
-        bool still_there = false;
-        for (const auto& now : (*cur)->versions) still_there = still_there || now.id == v.id;
-        all_covered = all_covered && ctx.covers(v.id) && !still_there;
-      }
-      if (all_covered) {
-        out.resolved = true;
-        out.resolution = "superseded";
-      }
+  }
+  if (!out.resolved) {
+    auto gone = superseded(store, c);
+    if (!gone) return std::move(gone).err();
+    if (*gone) {
+      out.resolved = true;
+      out.resolution = "superseded";
     }
   }
   return out;

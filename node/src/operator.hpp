@@ -22,6 +22,17 @@ result<std::vector<node_info>> list_nodes(const storage::node_store& store, cons
                                           const std::vector<actors::peer_view>& direct, const std::string& branch,
                                           int64_t now_ms);
 
+/// True when a later write (here or elsewhere) superseded every version of `c`: none
+/// of them is still a sibling of the record and its context covers them all.
+result<bool> superseded(const storage::node_store& store, const storage::conflict_entry& c);
+
+/// Conflicts neither marked resolved nor superseded (at most `cap` looked at).
+result<uint64_t> count_unresolved(const storage::node_store& store, size_t cap);
+
+/// A branch node starting: every terminal its reports say is online is reported
+/// offline (its sessions ended with the last run; they report again when back).
+status presence_all_offline(storage::node_store& store, const actors::local_identity& me);
+
 /// A conflict with each version's body as JSON and the writer's role. A conflict whose
 /// versions a later write has all superseded reads as resolved ("superseded").
 result<conflict_info> describe_conflict(const storage::node_store& store, const storage::conflict_entry& c);
