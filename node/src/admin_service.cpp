@@ -344,7 +344,7 @@ struct admin_client::impl {
   }
 
   template <class Req, class Rep, class Method>
-  possync::status call(Method m, const Req& req, Rep* rep) {
+  possync::status call(Method m, const Req& req, Rep* rep, int64_t deadline_ms = 0) {
     if (!stub) {
       auto o = opts;
       o.share_channel = false;
@@ -352,8 +352,8 @@ struct admin_client::impl {
       stub = v1::Admin::NewStub(channel);
     }
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::milliseconds(opts.connect_timeout_ms > 0 ? opts.connect_timeout_ms : 5000));
+    if (deadline_ms <= 0) deadline_ms = opts.connect_timeout_ms > 0 ? opts.connect_timeout_ms : 5000;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
     auto st = ((*stub).*m)(&ctx, req, rep);
     if (st.ok()) return {};
     auto e = from_grpc_status(st);
@@ -477,7 +477,8 @@ result<backup_info> admin_client::backup(const std::string& dir) {
   v1::BackupRequest req;
   req.set_dir(dir);
   v1::BackupReply rep;
-  if (auto e = impl_->call(&v1::Admin::Stub::Backup, req, &rep)) return e;
+  // A checkpoint of a large store takes a while (hard links, plus a memtable flush).
+  if (auto e = impl_->call(&v1::Admin::Stub::Backup, req, &rep, 10 * 60'000)) return e;
   backup_info b;
   b.dir = rep.dir();
   b.bytes = rep.bytes();

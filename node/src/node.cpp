@@ -152,9 +152,11 @@ struct node::impl {
   std::mutex cmd_mu;
   std::condition_variable cmd_cv;
   bool cmd_wake = false, cmd_stop = false;
+  bool cmd_retry = false;                   ///< order thread only: try the current order again in 30 s
   uint64_t cmd_watch = 0;
   uint64_t cmd_executed = 0;                ///< last seq carried out (also in meta "command.done")
   std::atomic<uint64_t> orders_done{0};
+  std::mutex operator_mu;                   ///< one operator write (order, resolution) at a time
   std::mutex reset_mu;  // one reset at a time
   std::optional<storage::recover_report> recovered;
   // Retention (sale_retention_days): a thread that purges, then sleeps until the next
@@ -273,9 +275,13 @@ struct node::impl {
   void order_loop() {
     std::unique_lock<std::mutex> lk(cmd_mu);
     for (;;) {
-      cmd_cv.wait(lk, [&] { return cmd_wake || cmd_stop; });
+      if (cmd_retry)
+        cmd_cv.wait_for(lk, 30s, [&] { return cmd_wake || cmd_stop; });
+      else
+        cmd_cv.wait(lk, [&] { return cmd_wake || cmd_stop; });
       if (cmd_stop) return;
       cmd_wake = false;
+      cmd_retry = false;
       lk.unlock();
       run_order();
       lk.lock();
@@ -293,12 +299,14 @@ struct node::impl {
     }
     if (!*next || (*next)->seq <= cmd_executed) return;
     const auto c = **next;
-    cmd_executed = c.seq;
+    const uint64_t before = cmd_executed;
     if (auto e = detail::command_done(*store, c.seq)) {
-      log::event(log::level::error, "orders", "order not carried out: cannot note it",
+      log::event(log::level::error, "orders", "order not carried out yet: cannot note it; retrying",
                  {{"seq", c.seq}, {"error", e.to_string()}});
+      cmd_retry = true;
       return;
     }
+    cmd_executed = c.seq;
     log::event(log::level::info, "orders", "order from HQ", {{"seq", c.seq}, {"kind", to_string(c.kind)}, {"reason", c.reason}});
     possync::status r = c.kind == command_kind::full_resync ? full_resync() : reset("ordered by HQ: " + c.reason);
     // A reset emptied the store, meta included: note the order again, or a restart
@@ -310,6 +318,13 @@ struct node::impl {
                                r ? r.to_string() : "ok", now_ms());
     log::event(r ? log::level::warn : log::level::info, "orders", r ? "order failed" : "order carried out",
                {{"seq", c.seq}, {"kind", to_string(c.kind)}, {"result", r ? r.to_string() : "ok"}});
+    if (r && (r.code == errc::deadline_exceeded || r.code == errc::unavailable)) {
+      // Nothing was done (sessions did not end in time, disk): run it again later.
+      cmd_executed = before;
+      (void)detail::command_done(*store, before);
+      cmd_retry = true;
+      return;
+    }
     ++orders_done;
   }
 
@@ -320,6 +335,7 @@ struct node::impl {
 
   possync::status full_resync() {
     if (!sup) return error(errc::failed_precondition, "this node has no upstream");
+    std::lock_guard<std::mutex> one(reset_mu);  // never while a reset empties the store
     core::node_id upstream = snap->get().status.upstream;
     if (upstream == 0) {
       auto m = store->get_meta("sync.upstream");
@@ -383,7 +399,11 @@ struct node::impl {
       if (unresolved_only) {
         auto gone = detail::superseded(*store, c);
         if (!gone) return std::move(gone).err();
-        if (*gone) continue;
+        if (*gone) {
+          // Close it for good, so the list does not fill up with them.
+          (void)store->mark_conflict_resolved(c.id, "superseded", "superseded");
+          continue;
+        }
       }
       auto d = detail::describe_conflict(*store, c);
       if (!d) return std::move(d).err();
@@ -399,11 +419,18 @@ struct node::impl {
     return detail::describe_conflict(*store, *c);
   }
 
+  result<std::string> resolve(uint64_t id, resolution_mode mode, const std::string& body_json,
+                              const std::string& reason, const std::string& actor) {
+    std::lock_guard<std::mutex> one(operator_mu);
+    return detail::resolve_conflict(*store, id, mode, body_json, reason, actor, now_ms());
+  }
+
   result<command_receipt> order(core::node_id target, command_kind kind, const std::string& reason,
                                 const std::string& actor) {
     if (me.role != storage::node_role::hq)
       return error(errc::failed_precondition, std::string("orders are given at HQ; this node is a ") +
                                                   storage::to_string(me.role));
+    std::lock_guard<std::mutex> one(operator_mu);
     return detail::issue_command(*store, me.tenant, target, kind, reason, actor, now_ms());
   }
 
@@ -458,6 +485,8 @@ struct node::impl {
     std::lock_guard<std::mutex> guard(stop_mu);
     if (stopped) return;
     stopped = true;
+    peers->set_on_change(nullptr);  // sessions may outlive a stop that runs out of time
+    if (cmd_watch != 0 && hub) caf::anon_send(hub, actors::atom::unwatch_v, cmd_watch);
     stop_orders();
     if (retention.joinable()) {
       {
@@ -530,7 +559,7 @@ public:
   result<conflict_info> conflict(uint64_t id) override { return n_->conflict(id); }
   result<std::string> resolve_conflict(uint64_t id, resolution_mode mode, const std::string& body_json,
                                        const std::string& reason, const std::string& actor) override {
-    return detail::resolve_conflict(*n_->store, id, mode, body_json, reason, actor, now_ms());
+    return n_->resolve(id, mode, body_json, reason, actor);
   }
   result<command_receipt> order(core::node_id node, command_kind kind, const std::string& reason,
                                 const std::string& actor) override {
@@ -900,7 +929,7 @@ result<conflict_info> node::conflict(uint64_t id) const {
 
 result<std::string> node::resolve_conflict(uint64_t id, resolution_mode mode, const std::string& body_json,
                                            const std::string& reason, const std::string& actor) {
-  return detail::resolve_conflict(*impl_->store, id, mode, body_json, reason, actor, now_ms());
+  return impl_->resolve(id, mode, body_json, reason, actor);
 }
 
 result<command_receipt> node::order(core::node_id target, command_kind kind, const std::string& reason,

@@ -97,6 +97,9 @@ result<std::vector<node_info>> list_nodes(const storage::node_store& store, cons
         auto v = core::resolve(r, info->policy, info->tie);
         v1::NodePresence p;
         if (!v.exists || !p.ParseFromString(v.body) || p.node() == 0 || p.node() == me.node) continue;
+        if (device_id(p.node()) != r.key.id) continue;  // a report names the node it is filed under
+        if (auto d = devs->find(p.node()); d != devs->end() && d->second.branch() != b)
+          continue;  // only the node's own branch reports on it
         if (online_direct.count(p.node())) continue;  // served here: first-hand figures win
         core::node_id via = 0;
         for (const auto& ver : r.versions) via = ver.id.node;  // the branch node that wrote it
@@ -259,6 +262,11 @@ result<std::string> resolve_conflict(storage::node_store& store, uint64_t id, re
   if (c->resolved)
     return error(errc::failed_precondition, "conflict " + std::to_string(id) + " is already resolved (" +
                                                 c->resolution + " by " + c->resolved_by + ")");
+  auto gone = superseded(store, *c);
+  if (!gone) return std::move(gone).err();
+  if (*gone)
+    return error(errc::failed_precondition, "conflict " + std::to_string(id) + " on " + c->key.to_string() +
+                                                " was superseded by a later write; nothing to resolve");
   const auto* info = store.registry().find(c->key.collection);
   if (!info) return error(errc::data_loss, "conflict names unknown collection '" + c->key.collection + "'");
   if (info->policy == core::policy::counter || info->policy == core::policy::immutable)
@@ -319,7 +327,16 @@ result<command_receipt> issue_command(storage::node_store& store, const std::str
   if (!cur) return std::move(cur).err();
   v1::NodeCommand cmd;
   uint64_t seq = 1;
-  if (cur->exists && cmd.ParseFromString(cur->body)) seq = cmd.seq() + 1;
+  bool pending_reset = false;
+  if (cur->exists && cmd.ParseFromString(cur->body)) {
+    seq = cmd.seq() + 1;
+    pending_reset = cmd.kind() == v1::NodeCommand::KIND_RESET && now_ms - cmd.issued_ms() < 86'400'000;
+  }
+  // One record per node holds its latest order, so an order the node has not received
+  // yet is replaced by the next. A reset includes a resync: a resync ordered after a
+  // reset stays a reset (HQ cannot tell whether the node ran it; one more reset keeps
+  // every unsent sale, so it is safe) — for a day after the reset was ordered.
+  if (kind == command_kind::full_resync && pending_reset) kind = command_kind::reset;
   cmd.Clear();
   cmd.set_node(target);
   cmd.set_seq(seq);

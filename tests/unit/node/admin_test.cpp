@@ -310,6 +310,31 @@ TEST_F(Admin, ConflictsAreShownWithBothVersionsAndResolutionsPropagate) {
   ASSERT_TRUE(c.resolve_conflict(second, resolution_mode::merged, "{\"product_id\": \"p1\", \"price\": 275}"));
   EXPECT_TRUE(eventually([&] { return price_at(branch_->store()) == 275; }));
   EXPECT_EQ(price_at(hq_->store()), 275);
+
+  // A third, overtaken by a later edit before anyone resolved it: it no longer counts,
+  // and resolving it (which would bring back an old body) is refused.
+  branch_->set_uplink_enabled(false);
+  ASSERT_TRUE(eventually([&] { return !branch_->status().online; }));
+  put_price(hq_->store(), 400);
+  put_price(branch_->store(), 350);
+  branch_->set_uplink_enabled(true);
+  uint64_t third = 0;
+  ASSERT_TRUE(eventually([&] {
+    auto cs = c.conflicts(true, 100);
+    if (!cs || cs->empty()) return false;
+    third = cs->front().id;
+    return true;
+  }));
+  put_price(hq_->store(), 500);  // reads every sibling: supersedes them
+  EXPECT_TRUE(eventually([&] {
+    auto cs = c.conflicts(true, 100);
+    return cs && cs->empty();
+  }));
+  EXPECT_EQ(c.status()->conflicts_unresolved, 0u);
+  auto late = c.resolve_conflict(third, resolution_mode::client_wins);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.err().code, errc::failed_precondition) << late.err().to_string();
+  EXPECT_EQ(price_at(hq_->store()), 500);
 }
 
 TEST_F(Admin, ResyncOrdersReachTerminalsThroughTheBranchAndRunOnce) {
@@ -398,6 +423,18 @@ TEST_F(Admin, ResetOrderRebuildsTheTerminalAndKeepsItsUnsentSales) {
   auto done = t1_->store().get_meta("command.done");
   ASSERT_TRUE(done && done->has_value());
   EXPECT_EQ(**done, "1");
+
+  // A resync ordered within a day of a reset stays a reset (it might replace the reset
+  // before the node got it); the second reset loses nothing either.
+  auto again = hq_admin().order(t1_id, command_kind::full_resync, "after the reset");
+  ASSERT_TRUE(again) << again.err().to_string();
+  EXPECT_EQ(again->seq, 2u);
+  auto hq_log = hq_admin().audit_log(1);
+  ASSERT_TRUE(hq_log && !hq_log->empty());
+  EXPECT_EQ(hq_log->front().action, "reset");
+  EXPECT_TRUE(eventually([&] { return t1_->orders_done() == 2; }));
+  EXPECT_TRUE(eventually([&] { return t1_->status().caught_up && price_at(t1_->store()) == 120; }));
+  EXPECT_EQ(sales_at(hq_->store()), 9);
 }
 
 TEST_F(Admin, BackupOverGrpcIsAuditedAndRefusesAUsedDirectory) {
