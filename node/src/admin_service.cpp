@@ -18,6 +18,7 @@ const char* to_string(resolution_mode m) noexcept {
   case resolution_mode::server_wins: return "server_wins";
   case resolution_mode::client_wins: return "client_wins";
   case resolution_mode::merged: return "merged";
+  case resolution_mode::acknowledged: return "acknowledged";
   }
   return "?";
 }
@@ -26,8 +27,9 @@ result<resolution_mode> parse_resolution_mode(const std::string& text) {
   if (text == "server_wins" || text == "server-wins" || text == "server") return resolution_mode::server_wins;
   if (text == "client_wins" || text == "client-wins" || text == "client") return resolution_mode::client_wins;
   if (text == "merged" || text == "merge") return resolution_mode::merged;
+  if (text == "acknowledged" || text == "ack") return resolution_mode::acknowledged;
   return error(errc::invalid_argument,
-               "resolution '" + text + "' is not one of server_wins, client_wins, merged");
+               "resolution '" + text + "' is not one of server_wins, client_wins, merged, acknowledged");
 }
 
 const char* to_string(command_kind k) noexcept {

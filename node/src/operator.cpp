@@ -269,9 +269,16 @@ result<std::string> resolve_conflict(storage::node_store& store, uint64_t id, re
                                                 " was superseded by a later write; nothing to resolve");
   const auto* info = store.registry().find(c->key.collection);
   if (!info) return error(errc::data_loss, "conflict names unknown collection '" + c->key.collection + "'");
+  if (mode == resolution_mode::acknowledged) {
+    if (auto e = store.mark_conflict_resolved(id, actor, to_string(mode))) return e;
+    std::string detail = "conflict " + std::to_string(id) + " on " + c->key.to_string() + ": acknowledged";
+    if (!reason.empty()) detail += "; " + reason;
+    if (auto e = audit_action(store, actor, "resolve", 0, detail, "ok", now_ms)) return e;
+    return std::string();
+  }
   if (info->policy == core::policy::counter || info->policy == core::policy::immutable)
     return error(errc::failed_precondition, "collection '" + info->name + "' (" + core::to_string(info->policy) +
-                                                ") has no conflicts to resolve");
+                                                ") keeps its versions: close the conflict with --mode acknowledged");
   storage::put_op op;
   op.key = c->key;
   core::version_vector ctx;

@@ -323,6 +323,9 @@ int conflict_resolve_cmd(const admin_flags& f) {
     if (!dot) return call_failed("resolve", dot.err());
     if (f.conn.json_out)
       std::printf("%s\n", json{{"id", f.id}, {"resolution", node::to_string(*mode)}, {"dot", *dot}}.dump().c_str());
+    else if (dot->empty())
+      std::printf("conflict %llu closed (%s); nothing written\n", static_cast<unsigned long long>(f.id),
+                  node::to_string(*mode));
     else
       std::printf("conflict %llu resolved (%s): version %s supersedes its versions and syncs like any write\n",
                   static_cast<unsigned long long>(f.id), node::to_string(*mode), dot->c_str());
@@ -430,7 +433,9 @@ void add_ctl_admin_commands(CLI::App& ctl, command_fn& run) {
   cshow->callback([f, &run] { run = [f] { return conflict_show_cmd(*f); }; });
   auto* cres = with_conn(cf->add_subcommand("resolve", "settle a conflict; the result syncs like any write"));
   cres->add_option("id", f->id, "conflict id")->required();
-  cres->add_option("--mode", f->mode, "server_wins (HQ's/branch's version), client_wins (the terminal's), merged")
+  cres->add_option("--mode", f->mode,
+                   "server_wins (HQ's/branch's version), client_wins (the terminal's), merged (--body), "
+                   "acknowledged (close without writing: immutable records)")
       ->required();
   cres->add_option("--body", f->body, "merged: the body as JSON, or @FILE");
   cres->add_option("--reason", f->reason, "why (audited)");

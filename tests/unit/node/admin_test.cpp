@@ -335,6 +335,35 @@ TEST_F(Admin, ConflictsAreShownWithBothVersionsAndResolutionsPropagate) {
   ASSERT_FALSE(late);
   EXPECT_EQ(late.err().code, errc::failed_precondition) << late.err().to_string();
   EXPECT_EQ(price_at(hq_->store()), 500);
+
+  // Two different sales under one id (immutable): versions are kept, the operator
+  // closes the conflict without writing.
+  branch_->set_uplink_enabled(false);
+  ASSERT_TRUE(eventually([&] { return !branch_->status().online; }));
+  const std::string sale_id = hq_->store().new_id();
+  for (auto* n : {hq_.get(), branch_.get()}) {
+    v1::Sale sale;
+    sale.set_receipt_no(n == hq_.get() ? "HQ-1" : "B-1");
+    storage::put_op op;
+    op.key = core::record_key{tenant, branch, "sale", sale_id};
+    op.body = sale.SerializeAsString();
+    auto w = n->store().write({op});
+    ASSERT_TRUE(w) << w.err().to_string();
+  }
+  branch_->set_uplink_enabled(true);
+  uint64_t dup = 0;
+  ASSERT_TRUE(eventually([&] {
+    auto cs = c.conflicts(true, 100);
+    if (!cs || cs->empty()) return false;
+    dup = cs->front().id;
+    return cs->front().key.collection == "sale";
+  }));
+  EXPECT_EQ(c.resolve_conflict(dup, resolution_mode::client_wins).err().code, errc::failed_precondition);
+  auto ack = c.resolve_conflict(dup, resolution_mode::acknowledged, "", "two tills, one receipt id");
+  ASSERT_TRUE(ack) << ack.err().to_string();
+  EXPECT_TRUE(ack->empty());
+  EXPECT_TRUE(c.conflicts(true, 100)->empty());
+  EXPECT_EQ(c.conflict(dup)->resolution, "acknowledged");
 }
 
 TEST_F(Admin, ResyncOrdersReachTerminalsThroughTheBranchAndRunOnce) {

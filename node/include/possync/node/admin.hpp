@@ -84,9 +84,12 @@ enum class resolution_mode : uint8_t {
   server_wins,   ///< the version of the highest role (HQ, then branch); the newest among equals
   client_wins,   ///< the version of the lowest role (the terminal); the newest among equals
   merged,        ///< a body the operator wrote
+  acknowledged,  ///< nothing written: the operator has seen it (conflicts of immutable
+                 ///< records, e.g. two different sales under one id, are closed so)
 };
 const char* to_string(resolution_mode m) noexcept;
-/// "server_wins", "client_wins", "merged" (also "server", "client", "merge").
+/// "server_wins", "client_wins", "merged", "acknowledged" (also "server", "client",
+/// "merge", "ack").
 result<resolution_mode> parse_resolution_mode(const std::string& text);
 
 /// An order to one node, carried out by that node once it receives it.
