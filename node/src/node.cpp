@@ -390,27 +390,7 @@ struct node::impl {
   }
 
   result<std::vector<conflict_info>> conflicts(bool unresolved_only, size_t limit) const {
-    // Read more than asked: entries superseded meanwhile are filtered out below.
-    auto cs = store->conflicts(unresolved_only, unresolved_only ? std::max<size_t>(limit * 4, 1'000) : limit);
-    if (!cs) return std::move(cs).err();
-    std::vector<conflict_info> out;
-    for (const auto& c : *cs) {
-      if (out.size() >= limit) break;
-      if (unresolved_only) {
-        auto gone = detail::superseded(*store, c);
-        if (!gone) return std::move(gone).err();
-        if (*gone) {
-          // Close it for good, so the list does not fill up with them.
-          (void)store->mark_conflict_resolved(c.id, "superseded", "superseded");
-          continue;
-        }
-      }
-      auto d = detail::describe_conflict(*store, c);
-      if (!d) return std::move(d).err();
-      if (unresolved_only && d->resolved) continue;
-      out.push_back(std::move(d).value());
-    }
-    return out;
+    return detail::list_conflicts(*store, unresolved_only, limit);
   }
 
   result<conflict_info> conflict(uint64_t id) const {

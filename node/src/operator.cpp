@@ -206,7 +206,10 @@ status presence_all_offline(storage::node_store& store, const actors::local_iden
   return {};
 }
 
-result<conflict_info> describe_conflict(const storage::node_store& store, const storage::conflict_entry& c) {
+namespace {
+
+result<conflict_info> describe_with(const storage::node_store& store, const storage::conflict_entry& c,
+                                    const std::map<core::node_id, v1::Device>& devs) {
   conflict_info out;
   out.id = c.id;
   out.key = c.key;
@@ -219,13 +222,11 @@ result<conflict_info> describe_conflict(const storage::node_store& store, const 
   const auto* info = store.registry().find(c.key.collection);
   if (!info) return error(errc::data_loss, "conflict " + std::to_string(c.id) + " names unknown collection '" +
                                                c.key.collection + "'");
-  auto devs = devices_of(store, c.key.tenant);
-  if (!devs) return std::move(devs).err();
   for (const auto& v : c.versions) {
     conflict_version_info w;
     w.dot = v.id.to_string();
     w.node = v.id.node;
-    w.writer_role = role_of(*devs, v);
+    w.writer_role = role_of(devs, v);
     w.hlc_ms = static_cast<int64_t>(v.hlc.wall_ms);
     w.tombstone = v.tombstone;
     if (!v.tombstone) {
@@ -250,6 +251,43 @@ result<conflict_info> describe_conflict(const storage::node_store& store, const 
       out.resolved = true;
       out.resolution = "superseded";
     }
+  }
+  return out;
+}
+
+} // namespace
+
+result<conflict_info> describe_conflict(const storage::node_store& store, const storage::conflict_entry& c) {
+  auto devs = devices_of(store, c.key.tenant);
+  if (!devs) return std::move(devs).err();
+  return describe_with(store, c, *devs);
+}
+
+result<std::vector<conflict_info>> list_conflicts(storage::node_store& store, bool unresolved_only, size_t limit) {
+  // Read more than asked: entries superseded meanwhile are skipped.
+  auto cs = store.conflicts(unresolved_only, unresolved_only ? std::max<size_t>(limit * 4, 1'000) : limit);
+  if (!cs) return std::move(cs).err();
+  std::vector<conflict_info> out;
+  std::map<std::string, std::map<core::node_id, v1::Device>> devs;  // per tenant, read once
+  for (const auto& c : *cs) {
+    if (out.size() >= limit) break;
+    if (unresolved_only) {
+      auto gone = superseded(store, c);
+      if (!gone) return std::move(gone).err();
+      if (*gone) {
+        (void)store.mark_conflict_resolved(c.id, "superseded", "superseded");
+        continue;
+      }
+    }
+    auto it = devs.find(c.key.tenant);
+    if (it == devs.end()) {
+      auto d = devices_of(store, c.key.tenant);
+      if (!d) return std::move(d).err();
+      it = devs.emplace(c.key.tenant, std::move(d).value()).first;
+    }
+    auto d = describe_with(store, c, it->second);
+    if (!d) return std::move(d).err();
+    out.push_back(std::move(d).value());
   }
   return out;
 }

@@ -22,6 +22,11 @@ result<std::vector<node_info>> list_nodes(const storage::node_store& store, cons
                                           const std::vector<actors::peer_view>& direct, const std::string& branch,
                                           int64_t now_ms);
 
+/// Conflicts, oldest first, described (describe_conflict) with one registry read.
+/// unresolved_only: superseded ones are skipped and marked resolved ("superseded") so
+/// the list does not fill up with them.
+result<std::vector<conflict_info>> list_conflicts(storage::node_store& store, bool unresolved_only, size_t limit);
+
 /// True when a later write (here or elsewhere) superseded every version of `c`: none
 /// of them is still a sibling of the record and its context covers them all.
 result<bool> superseded(const storage::node_store& store, const storage::conflict_entry& c);
