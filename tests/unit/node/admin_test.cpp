@@ -180,6 +180,47 @@ TEST_F(Admin, HqSeesItsBranchAndTheTerminalsTheBranchReports) {
   }));
 }
 
+TEST_F(Admin, ABranchRestartingReportsItsLastRunsTerminalsOffline) {
+  char tmpl[] = "/tmp/possync-admin-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto h = base(storage::node_role::hq, hq_id);
+  h.devices.push_back(device{tenant, branch, branch_id, storage::node_role::branch, "Store b1", false});
+  h.devices.push_back(device{tenant, branch, t1_id, storage::node_role::terminal, "Till 1", false});
+  hq_ = start(h);
+  ASSERT_TRUE(hq_);
+  auto b = base(storage::node_role::branch, branch_id);
+  b.in_memory = false;
+  b.dir = dir + "/branch";
+  b.upstreams = {"127.0.0.1:" + std::to_string(hq_->port())};
+  branch_ = start(b);
+  ASSERT_TRUE(branch_);
+  auto t = base(storage::node_role::terminal, t1_id);
+  t.upstreams = {"127.0.0.1:" + std::to_string(branch_->port())};
+  t1_ = start(t);
+  ASSERT_TRUE(t1_);
+  auto t1_state = [&](bool online) {
+    auto ns = hq_->nodes();
+    return ns && find(*ns, t1_id) && find(*ns, t1_id)->online == online && find(*ns, t1_id)->via == branch_id;
+  };
+  ASSERT_TRUE(eventually([&] { return t1_state(true); }));
+  // The branch goes down with the till's report still "online"; the till goes too.
+  b.listen = "127.0.0.1:" + std::to_string(branch_->port());
+  branch_.reset();
+  t1_.reset();
+  // Back up on the same store: HQ must not show the till online through it.
+  branch_ = start(b);
+  ASSERT_TRUE(branch_);
+  ASSERT_TRUE(eventually([&] {
+    auto ns = hq_->nodes();
+    return ns && find(*ns, branch_id) && find(*ns, branch_id)->online;
+  }));
+  EXPECT_TRUE(eventually([&] { return t1_state(false); })) << "HQ shows a till online that is gone";
+  branch_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 TEST_F(Admin, StatusTimeAndAuditLogOverGrpc) {
   ASSERT_NO_FATAL_FAILURE(start_all());
   auto c = hq_admin();
