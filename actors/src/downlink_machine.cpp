@@ -20,6 +20,9 @@ namespace {
 // before it yields; on_tick() resumes.
 constexpr int max_idle_reads = 64;
 
+static_assert(std::tuple_size_v<decltype(session_options::live_pause_ms)> == core::lane_count,
+              "one live pause per lane");
+
 } // namespace
 
 struct downlink_machine::state {
@@ -34,6 +37,10 @@ struct downlink_machine::state {
     /// holds what it wrote) or this session has caught it up. A first catch-up (new or
     /// rebuilt store) sends them: the peer may no longer have them.
     bool no_echo = false;
+    /// Live pacing (session_options::live_pause_ms): a round serves the feed until it
+    /// is caught up; the next round starts no earlier than the pause after this one began.
+    bool round_open = false;
+    int64_t round_started_ms = 0;
   };
   /// A Push being applied; acked in arrival order.
   struct pending_push {
@@ -88,6 +95,7 @@ struct downlink_machine::state {
   void on_push(const v1::Push& p, int64_t now);
   void flush_acks(int64_t now);
   void serve(int64_t now);
+  bool servable(const feed_state& f, int64_t now) const;
   bool serve_one(feed_state& f, int64_t now);
   bool skip(const feed_state& f, const core::record& r) const;
   void update_caught_up();
@@ -246,7 +254,14 @@ bool downlink_machine::state::serve_one(feed_state& f, int64_t now) {
   }
   const bool caught_up = took == read->size() && read->size() < limit;
   f.pos = last;
-  if (caught_up) f.dirty = false;
+  if (f.reported && !f.round_open) {
+    f.round_open = true;
+    f.round_started_ms = now;
+  }
+  if (caught_up) {
+    f.dirty = false;
+    f.round_open = false;
+  }
   if (c->records_size() == 0 && (!caught_up || f.reported)) return false;
   auto* cur = c->mutable_cursor();
   cur->set_tenant(f.id.tenant);
@@ -269,13 +284,24 @@ void downlink_machine::state::serve(int64_t now) {
     // Round robin over the feeds, each round in lane priority order.
     size_t i = 0;
     for (; i < feeds.size(); ++i)
-      if (feeds[(next_feed + i) % feeds.size()].dirty) break;
+      if (servable(feeds[(next_feed + i) % feeds.size()], now)) break;
     if (i == feeds.size()) break;
     size_t idx = (next_feed + i) % feeds.size();
     next_feed = (idx + 1) % feeds.size();
     if (!serve_one(feeds[idx], now) && ++idle_reads >= max_idle_reads) break;
   }
   update_caught_up();
+}
+
+// A dirty feed is served at once while catching up and within an open round; a live
+// feed with a pause starts its next round when the pause since the last one has passed
+// (on_tick comes back for it).
+bool downlink_machine::state::servable(const feed_state& f, int64_t now) const {
+  if (!f.dirty) return false;
+  if (!f.reported || f.round_open) return true;
+  const int64_t pause = opts.live_pause_ms[f.id.lane % opts.live_pause_ms.size()];
+  // A clock that went back (now is wall-clock time) must not hold the feed for hours.
+  return pause <= 0 || now - f.round_started_ms >= pause || now < f.round_started_ms;
 }
 
 void downlink_machine::state::update_caught_up() {

@@ -147,11 +147,14 @@ struct node::impl {
   std::shared_ptr<actors::traffic_counters> traffic = std::make_shared<actors::traffic_counters>();
   std::mutex presence_mu;
   std::map<core::node_id, presence_mark> presence;  ///< branch: last report per terminal
-  /// Orders from HQ (node_command) are carried out on this thread, one at a time.
+  /// Orders from HQ (node_command) are carried out on this thread, one at a time. It
+  /// runs only while there is an order to carry out (or retry), so that thousands of
+  /// nodes in one process (possync sim) do not hold a thread each.
   std::thread cmd_thread;
   std::mutex cmd_mu;
   std::condition_variable cmd_cv;
   bool cmd_wake = false, cmd_stop = false;
+  bool cmd_running = false;                 ///< cmd_thread is in order_loop
   bool cmd_retry = false;                   ///< order thread only: try the current order again in 30 s
   uint64_t cmd_watch = 0;
   uint64_t cmd_executed = 0;                ///< last seq carried out (also in meta "command.done")
@@ -253,14 +256,24 @@ struct node::impl {
                                               return;
                                             }
                                         }});
-    cmd_thread = std::thread([this] { order_loop(); });
-    wake_orders();  // one may have arrived before a restart
+    // One may have arrived before a restart.
+    auto pending = detail::next_command(*store, me);
+    if (!pending || (*pending && (*pending)->seq > cmd_executed)) wake_orders();
   }
 
   void wake_orders() {
     std::lock_guard<std::mutex> lk(cmd_mu);
+    if (cmd_stop) return;
     cmd_wake = true;
-    cmd_cv.notify_one();
+    if (cmd_running) {
+      cmd_cv.notify_one();
+      return;
+    }
+    // The previous thread left order_loop (cmd_running false under cmd_mu): joining it
+    // waits at most for its return.
+    if (cmd_thread.joinable()) cmd_thread.join();
+    cmd_running = true;
+    cmd_thread = std::thread([this] { order_loop(); });
   }
 
   void stop_orders() {
@@ -275,11 +288,11 @@ struct node::impl {
   void order_loop() {
     std::unique_lock<std::mutex> lk(cmd_mu);
     for (;;) {
-      if (cmd_retry)
-        cmd_cv.wait_for(lk, 30s, [&] { return cmd_wake || cmd_stop; });
-      else
-        cmd_cv.wait(lk, [&] { return cmd_wake || cmd_stop; });
-      if (cmd_stop) return;
+      if (cmd_retry && !cmd_wake && !cmd_stop) cmd_cv.wait_for(lk, 30s, [&] { return cmd_wake || cmd_stop; });
+      if (cmd_stop || (!cmd_wake && !cmd_retry)) {
+        cmd_running = false;
+        return;
+      }
       cmd_wake = false;
       cmd_retry = false;
       lk.unlock();

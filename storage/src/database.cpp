@@ -365,7 +365,7 @@ void database_impl::run_committer() {
       std::unique_lock<std::mutex> lk(queue_mu_);
       queue_cv_.wait(lk, [&] { return !queue_.empty() || (inflight && writer_done_) || (stop_ && !inflight); });
       if (queue_.empty() && !inflight && stop_) return;
-      reqs.swap(queue_);
+      reqs = take_group();
     }
     std::unique_ptr<group_state> next;
     if (!reqs.empty()) {
@@ -410,6 +410,45 @@ void database_impl::run_committer() {
     writer_cv_.notify_one();
     inflight = std::move(next);
   }
+}
+
+std::vector<std::unique_ptr<write_request>> database_impl::take_group() {
+  std::vector<std::unique_ptr<write_request>> out;
+  if (queue_.empty()) return out;
+  size_t barrier = 0;
+  while (barrier < queue_.size() && queue_[barrier]->priority >= 0) ++barrier;
+  if (barrier == 0) {  // barriers first: they go together, in order
+    size_t n = 0;
+    while (n < queue_.size() && queue_[n]->priority < 0) ++n;
+    out.insert(out.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
+    queue_.erase(queue_.begin(), queue_.begin() + n);
+    return out;
+  }
+  int top = 0;
+  for (size_t i = 0; i < barrier; ++i) top = std::max(top, queue_[i]->priority);
+  std::vector<bool> take(barrier, false);
+  size_t taken = 0, budget = lower_lane_budget;
+  for (int lane = 0; lane <= top; ++lane)
+    for (size_t i = 0; i < barrier; ++i) {
+      if (queue_[i]->priority != lane) continue;
+      if (lane > 0 && budget == 0) break;
+      take[i] = true;
+      ++taken;
+      if (lane > 0) budget -= std::min(budget, queue_[i]->weight);
+    }
+  const bool all = taken == barrier;
+  out.reserve(taken + (all && barrier < queue_.size() ? 1 : 0));
+  // Lane by lane: the group prepares (and completes) its sales first.
+  for (int lane = 0; lane <= top; ++lane)
+    for (size_t i = 0; i < barrier; ++i)
+      if (take[i] && queue_[i] && queue_[i]->priority == lane) out.push_back(std::move(queue_[i]));
+  if (all && barrier < queue_.size()) out.push_back(std::move(queue_[barrier]));
+  std::vector<std::unique_ptr<write_request>> rest;
+  rest.reserve(queue_.size() - out.size());
+  for (auto& r : queue_)
+    if (r) rest.push_back(std::move(r));
+  queue_.swap(rest);
+  return out;
 }
 
 void database_impl::run_writer() {

@@ -119,6 +119,12 @@ public:
   bool needs_sync = true;
   /// When it was submitted (commit latency).
   std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();
+  /// The lane of its most urgent record, or -1: a barrier that keeps its place in the
+  /// queue. The committer may take lane-tagged requests out of order (sales first; see
+  /// database_impl::take_group); no request passes a barrier, or is passed by one.
+  int priority = -1;
+  /// Records it writes (the committer's budget for lower lanes).
+  size_t weight = 1;
 };
 
 class database_impl {
@@ -167,6 +173,12 @@ private:
   /// Committer: takes groups from the queue and prepares group N+1 while the writer
   /// thread writes and syncs group N (pipelined); completes groups in order.
   void run_committer();
+  /// Moves the next group's requests out of queue_ (queue_mu_ held): every lane-0 request
+  /// ahead of the first barrier, then the other lanes in lane order, oldest first, until
+  /// `lower_lane_budget` records; a barrier only once everything before it is taken.
+  /// So a sale waits behind at most one bounded group of catalogue or stock applies.
+  std::vector<std::unique_ptr<write_request>> take_group();
+  static constexpr size_t lower_lane_budget = 1024;
   /// Writer: runs the RocksDB write of the group handed over by the committer.
   void run_writer();
   /// Prepares every request of `g` on top of `below` (the group in flight, or null)

@@ -320,10 +320,34 @@ node_store_impl::~node_store_impl() {
 
 // -- committer plumbing ---------------------------------------------------------------
 
-void node_store_impl::submit(prep_fn prep, done_fn done, bool needs_sync) {
+void node_store_impl::submit(prep_fn prep, done_fn done, bool needs_sync, int priority, size_t weight) {
   auto r = std::make_unique<store_request>(this, std::move(prep), std::move(done));
   r->needs_sync = needs_sync;
+  r->priority = priority;
+  r->weight = weight;
   db_.submit(std::move(r));
+}
+
+namespace {
+int lane_of_collection(const core::collection_registry& reg, const std::string& name) {
+  const auto* c = reg.find(name);
+  return c ? c->lane : static_cast<int>(core::lane_count) - 1;
+}
+} // namespace
+
+int node_store_impl::lane_of(const std::vector<write_op>& ops) const {
+  int lane = static_cast<int>(core::lane_count) - 1;
+  for (const auto& op : ops)
+    lane = std::min(lane, lane_of_collection(*reg_, std::visit([](const auto& o) -> const std::string& {
+                                                      return o.key.collection;
+                                                    }, op)));
+  return lane;
+}
+
+int node_store_impl::lane_of(const std::vector<core::record>& recs) const {
+  int lane = static_cast<int>(core::lane_count) - 1;
+  for (const auto& r : recs) lane = std::min(lane, lane_of_collection(*reg_, r.key.collection));
+  return lane;
 }
 
 status node_store_impl::commit(prep_fn prep, std::vector<change>* changes) {
@@ -758,6 +782,8 @@ void node_store::write_async(std::vector<write_op> ops, std::function<void(resul
   auto st = std::make_shared<state>();
   st->ops = std::move(ops);
   auto* im = impl_.get();
+  const int lane = im->lane_of(st->ops);
+  const size_t weight = st->ops.size();
   im->submit([im, st](txn& t, std::vector<change>& ch) { return im->prepare_write(t, st->ops, st->hlc, ch); },
              [st, done = std::move(done)](const status& s, std::vector<change>&& ch) {
                if (!done) return;
@@ -766,7 +792,8 @@ void node_store::write_async(std::vector<write_op> ops, std::function<void(resul
                  return;
                }
                done(commit_result{std::move(ch), st->hlc});
-             });
+             },
+             true, lane, weight);
 }
 
 namespace {
@@ -858,6 +885,9 @@ void node_store::apply_remote_async(std::vector<core::record> states, apply_sour
   // complete in the order they were made (an empty one costs no RocksDB write).
   auto* im = impl_.get();
   const bool relay = from.from_downstream;
+  int lane = im->lane_of(st->ok);
+  if (cursor && cursor->lane < core::lane_count) lane = std::min(lane, static_cast<int>(cursor->lane));
+  const size_t weight = std::max<size_t>(1, st->ok.size());
   im->submit(
       [im, st, relay](txn& t, std::vector<change>& ch) -> status {
         if (st->bad) return st->bad;
@@ -887,7 +917,8 @@ void node_store::apply_remote_async(std::vector<core::record> states, apply_sour
         }
         st->out.changes = std::move(ch);
         done(std::move(st->out));
-      });
+      },
+      true, lane, weight);
 }
 
 result<std::optional<core::record>> node_store::get(const core::record_key& key) const {
@@ -1092,7 +1123,7 @@ void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void
         }
         if (done) done(s);
       },
-      /*needs_sync=*/false);
+      /*needs_sync=*/false, /*priority=*/lane < core::lane_count ? lane : -1, /*weight=*/1);
 }
 
 std::array<uint64_t, core::lane_count> node_store::pending() const {

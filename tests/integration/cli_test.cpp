@@ -113,6 +113,13 @@ TEST_F(cli, terminal_node_without_branch_or_with_bad_config_is_a_usage_error) {
     std::ofstream f(dir_ + "/role.yaml");
     f << "role: branch\n";
   }
+  {
+    std::ofstream f(dir_ + "/pause.yaml");
+    f << "tenant: demo\nsession:\n  stock_pause_ms: -5\n";
+  }
+  auto bad_pause = run("hq --config " + dir_ + "/pause.yaml --dir " + dir_ + "/hq");
+  EXPECT_EQ(bad_pause.code, 2) << bad_pause.out;
+  EXPECT_NE(bad_pause.out.find("session.stock_pause_ms"), std::string::npos) << bad_pause.out;
   auto wrong_role = run("hq --config " + dir_ + "/role.yaml --dir " + dir_ + "/hq");
   EXPECT_EQ(wrong_role.code, 2) << wrong_role.out;
   auto bad_device = run("hq --dir " + dir_ + "/hq --device demo:b1:zz:terminal");

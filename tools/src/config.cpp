@@ -270,7 +270,8 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (!n.IsMap()) return bad(f + "session", "expected a map");
     if (auto e =
             check_keys(n, f + "session.",
-                       {"push_window", "push_batch", "changes_batch", "heartbeat_ms", "idle_timeout_ms"}))
+                       {"push_window", "push_batch", "changes_batch", "heartbeat_ms", "idle_timeout_ms",
+                        "stock_pause_ms"}))
       return e;
     auto& so = c.session;
     if (n["push_window"])
@@ -284,6 +285,10 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (n["idle_timeout_ms"])
       if (auto e = read_scalar(n["idle_timeout_ms"], f + "session.idle_timeout_ms", so.idle_timeout_ms))
         return e;
+    if (n["stock_pause_ms"]) {
+      if (auto e = read_scalar(n["stock_pause_ms"], f + "session.stock_pause_ms", so.live_pause_ms[1])) return e;
+      if (so.live_pause_ms[1] < 0) return bad(f + "session.stock_pause_ms", "must be 0 or more");
+    }
   }
   if (auto n = root["backoff"]) {
     if (!n.IsMap()) return bad(f + "backoff", "expected a map");

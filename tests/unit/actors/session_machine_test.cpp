@@ -414,6 +414,69 @@ TEST_F(SessionTest, UnsentChangesAreBounded) {
   EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 1000u);
 }
 
+// Live stock is paced (session_options::live_pause_ms): the first change after a quiet
+// spell goes at once, what changes during the pause goes together after it, each key
+// once at its newest; the catalogue lane is not paced; a clock that jumps back does not
+// hold the feed.
+TEST_F(SessionTest, LiveStockIsPacedAndCoalesced) {
+  auto down = test_options();
+  down.live_pause_ms = {0, 1000, 0, 0};
+  auto s = connect(test_options(), down);
+  s->run();
+  ASSERT_TRUE(s->up.status().caught_up);
+  const auto feeds = s->down.status().granted.feeds;
+  auto adjust = [&](const std::string& product, int64_t delta) {
+    storage::counter_op op;
+    op.key = core::record_key{"t1", "b1", "stock", product};
+    op.delta = delta;
+    auto r = branch->write({op});
+    ASSERT_TRUE(r) << r.err().to_string();
+    s->down.on_feed_changed(feeds, s->now());
+    s->collect();
+  };
+  auto level = [&](const std::string& product) {
+    auto l = term->stock_level("t1", "b1", product);
+    EXPECT_TRUE(l) << l.err().to_string();
+    return l ? *l : -1;
+  };
+
+  // Leading edge: at once.
+  adjust("p0", 5000);
+  s->run_for(50);
+  EXPECT_EQ(level("p0"), 5000);
+  const uint64_t before = s->changes_records;
+
+  // During the pause: 20 changes of 2 keys wait, then arrive as 2 records.
+  for (int i = 0; i < 10; ++i) {
+    adjust("p0", -100);
+    adjust("p1", 7);
+  }
+  s->run_for(100);
+  EXPECT_EQ(level("p0"), 5000);
+  EXPECT_EQ(s->changes_records, before);
+  // The catalogue is not paced.
+  put_products(*branch, 0, 3);
+  s->down.on_feed_changed(feeds, s->now());
+  s->collect();
+  s->run_for(50);
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 3u);
+  EXPECT_EQ(level("p0"), 5000);
+
+  s->time->now += 1000;
+  s->run_for(50);
+  EXPECT_EQ(level("p0"), 4000);
+  EXPECT_EQ(level("p1"), 70);
+  EXPECT_EQ(s->changes_records, before + 3 + 2);  // 3 products, 2 stock records
+
+  // A clock set back by an hour: the next change still goes at once, not in an hour.
+  s->time->now -= 3'600'000;
+  s->run_for(10);
+  adjust("p1", 1);
+  s->run_for(50);
+  EXPECT_EQ(level("p1"), 71);
+  EXPECT_FALSE(s->closed());
+}
+
 TEST_F(SessionTest, ApplyWindowStopsReading) {
   put_products(*branch, 0, 500);
   auto up = test_options();

@@ -236,6 +236,72 @@ TEST(apply_remote_async, caller_thread_commit_mode_also_in_order) {
   many_in_flight(false);
 }
 
+// The committer takes sales (lane 0) ahead of queued catalogue applies (lane 2), which it
+// takes oldest first in groups of a bounded number of records: a sale made while a large
+// download is being applied waits for at most one such group, not for the whole queue.
+TEST(apply_remote_async, sale_commits_ahead_of_a_queued_catalogue_download) {
+  temp_dir dir;
+  auto db = open_db(dir.str());
+  auto peer = open_store(db, 1);
+  auto local = open_store(db, 2);
+  constexpr int applies = 40, per_apply = 200;  // 8,000 records: several groups' budget
+  std::vector<std::vector<core::record>> batches;
+  for (int a = 0; a < applies; ++a) {
+    std::vector<write_op> ops;
+    std::vector<core::record_key> keys;
+    for (int i = 0; i < per_apply; ++i) {
+      const std::string id = "a" + std::to_string(a) + "-" + std::to_string(i);
+      keys.push_back(product_key(id));
+      ops.push_back(put(keys.back(), product_body("Item " + id, id, i)));
+    }
+    ASSERT_TRUE(peer->write(std::move(ops)));
+    batches.emplace_back();
+    for (const auto& k : keys) batches.back().push_back(get_rec(*peer, k));
+  }
+  std::mutex mu;
+  std::vector<int> order;  // apply index, or -1 for the sale
+  auto all = std::make_shared<std::promise<void>>();
+  auto all_f = all->get_future();
+  auto note = [&, all](int what) {
+    std::lock_guard<std::mutex> lk(mu);
+    order.push_back(what);
+    if (static_cast<int>(order.size()) == applies + 1) all->set_value();
+  };
+  // The first apply's completion (on the committer's thread) holds the committer until
+  // everything else is queued, so that the queue is long when the sale arrives.
+  std::promise<void> queued;
+  auto queued_f = queued.get_future().share();
+  for (int a = 0; a < applies; ++a)
+    local->apply_remote_async(std::move(batches[a]), apply_source{peer->node(), false},
+                              cur(peer->node(), static_cast<uint64_t>(a + 1) * per_apply),
+                              [&, a, note, queued_f](result<apply_result> r) {
+                                if (a == 0) queued_f.wait_for(std::chrono::seconds(30));
+                                EXPECT_TRUE(r && r->applied == per_apply);
+                                note(a);
+                              });
+  std::atomic<bool> sold{false};
+  local->write_async({put(sale_key(*local), sale_body({{"p1", 1000}}, 1)),
+                      counter_op{core::record_key{"t1", "b1", "stock", "p1"}, -1000}},
+                     [&, note](result<commit_result> r) {
+                       EXPECT_TRUE(r) << (r ? "" : r.err().to_string());
+                       sold = true;
+                       note(-1);
+                     });
+  queued.set_value();
+  await(all_f);
+  ASSERT_TRUE(sold.load());
+  const auto at = std::find(order.begin(), order.end(), -1) - order.begin();
+  // Behind at most the group being written and the one being prepared when it arrived
+  // (the committer pipelines two groups of at most 1,024 lower-lane records each).
+  EXPECT_LE(at, 1 + 2 * 6) << "the sale completed after " << at << " of " << applies << " catalogue applies";
+  // The catalogue applies themselves kept their order (and their cursor).
+  std::vector<int> rest;
+  for (int v : order)
+    if (v >= 0) rest.push_back(v);
+  for (int a = 0; a < applies; ++a) EXPECT_EQ(rest[a], a);
+  EXPECT_EQ(*local->cursor(peer->node(), "t1", "", core::lane_catalog), uint64_t{applies} * per_apply);
+}
+
 TEST(apply_remote_async, concurrent_threads_keep_their_own_order_and_the_highest_cursor) {
   auto db = open_mem_db();
   auto peer = open_store(db, 1);

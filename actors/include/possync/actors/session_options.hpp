@@ -1,6 +1,7 @@
 #pragma once
 // Tuning of sync sessions (no protobuf here: node.hpp includes it).
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -24,6 +25,12 @@ struct session_options {
   size_t fragment_bytes = 64u << 10;     ///< frames larger than this are written in pieces of this size,
                                          ///< so that small frames of other lanes pass them [64 KiB]; 0 = never
   size_t max_frame_bytes = 8u << 20;     ///< largest frame reassembled from pieces [8 MiB, the transport's limit]
+  /// downlink, per lane: once caught up, a feed starts serving new changes at most once per
+  /// this many ms (the first change after a quiet spell goes at once; what changes during
+  /// the pause goes together, each key once, at its newest). Lane 1 carries stock: every
+  /// sale changes its products' counters, and each change would otherwise go to every
+  /// terminal of the branch on its own. 0 = serve every commit at once.
+  std::array<int64_t, 4> live_pause_ms{0, 1000, 0, 0};
 };
 
 } // namespace possync::actors
