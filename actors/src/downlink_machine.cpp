@@ -299,9 +299,14 @@ void downlink_machine::state::serve(int64_t now) {
 bool downlink_machine::state::servable(const feed_state& f, int64_t now) const {
   if (!f.dirty) return false;
   if (!f.reported || f.round_open) return true;
-  const int64_t pause = opts.live_pause_ms[f.id.lane % opts.live_pause_ms.size()];
+  int64_t pause = opts.live_pause_ms[f.id.lane % opts.live_pause_ms.size()];
+  if (pause <= 0) return true;
+  // Each peer's pause is stretched by up to half (fixed per peer): the sessions of one
+  // branch's terminals, woken by the same commit, then drift apart instead of all
+  // starting their rounds in the same instant.
+  pause += static_cast<int64_t>(st.granted.peer % static_cast<uint64_t>(pause / 2 + 1));
   // A clock that went back (now is wall-clock time) must not hold the feed for hours.
-  return pause <= 0 || now - f.round_started_ms >= pause || now < f.round_started_ms;
+  return now - f.round_started_ms >= pause || now < f.round_started_ms;
 }
 
 void downlink_machine::state::update_caught_up() {

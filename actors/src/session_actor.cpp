@@ -383,6 +383,7 @@ session_actor spawn_session(caf::actor_system& sys, session_setup setup, std::un
   auto pack = std::make_shared<spawn_pack>();
   pack->setup = std::move(setup);
   pack->lnk = std::move(l);
+  if (pack->setup.own_thread) return sys.spawn<caf::detached>(session_fn, std::move(pack));
   return sys.spawn(session_fn, std::move(pack));
 }
 

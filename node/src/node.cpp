@@ -687,6 +687,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     s.seed = i->me.node;
     s.session = i->session_template();
     s.session.k = actors::session_setup::kind::uplink;
+    s.session.own_thread = i->cfg.uplink_thread;
     s.session.snapshot = i->snap;
     if (!i->cfg.token_file.empty()) {
       s.session.token_source = [file = i->cfg.token_file, fallback = i->cfg.token] {

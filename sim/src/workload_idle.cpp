@@ -198,6 +198,7 @@ node::node_config config_of(storage::node_role role, core::node_id id) {
   c.node_id = id;
   c.backoff.initial_ms = 20;
   c.backoff.max_ms = 500;
+  c.uplink_thread = role != storage::node_role::terminal;  // 1,000 terminals: no thread each
   return c;
 }
 

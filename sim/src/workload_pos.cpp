@@ -496,6 +496,7 @@ status start_world(world& w, pos_report& rep) {
         auto c = w.f.config(storage::node_role::terminal, terminal_node_id(o.seed, t), branch_name(w.branch_of(t)));
         c.db = w.term_db;
         c.space = static_cast<uint32_t>(t + 1);
+        c.uplink_thread = o.terminals <= 64;  // a thread each is fine for a few, not for thousands
         w.f.attach(c, *w.branches[w.branch_of(t)], "terminal-" + std::to_string(t + 1));
         auto n = w.f.start(std::move(c));
         if (!n) {

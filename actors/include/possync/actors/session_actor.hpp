@@ -84,6 +84,11 @@ struct session_setup {
   std::shared_ptr<traffic_counters> traffic;
   clock_fn clock;                        ///< default: system clock
   int64_t tick_ms = 200;                 ///< timer period [200 ms]
+  /// Run on a thread of its own instead of the scheduler's workers, so that a sale's
+  /// Push does not wait for the workers to finish other actors' work (a terminal's
+  /// uplink while it applies a catalogue download). One thread per session: not for
+  /// thousands of nodes in one process.
+  bool own_thread = false;
 };
 
 /// Spawns a session actor that owns `l` and starts it at once.

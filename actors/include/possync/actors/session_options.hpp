@@ -29,7 +29,8 @@ struct session_options {
   /// this many ms (the first change after a quiet spell goes at once; what changes during
   /// the pause goes together, each key once, at its newest). Lane 1 carries stock: every
   /// sale changes its products' counters, and each change would otherwise go to every
-  /// terminal of the branch on its own. 0 = serve every commit at once.
+  /// terminal of the branch on its own. Stretched by up to half per peer (fixed), so that
+  /// the sessions of one branch do not all start their rounds together. 0 = at once.
   std::array<int64_t, 4> live_pause_ms{0, 1000, 0, 0};
 };
 

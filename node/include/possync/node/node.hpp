@@ -107,6 +107,9 @@ struct node_config {
   actors::session_options session;
   actors::backoff_options backoff;
   int64_t tick_ms = 200;                   ///< session timer period
+  /// The uplink session runs on a thread of its own (sales go up without waiting for
+  /// the shared scheduler); the simulator turns it off for thousands of nodes.
+  bool uplink_thread = true;
   std::vector<device> devices;             ///< HQ: registered at start (idempotent)
   bool gzip = true;                        ///< gRPC message compression
   /// Branch: how often at most a terminal's figures (pending, lag) are reported to HQ
