@@ -374,6 +374,8 @@ void downlink_machine::on_applied(uint64_t token, result<storage::apply_result> 
                          [token](const state::pending_push& pp) { return pp.token == token && !pp.done; });
   if (it == s.pushes.end()) return;
   s.applies_in_flight -= std::min<uint32_t>(s.applies_in_flight, 1);
+  // While its applies are queued this side reads nothing: the downstream was not silent.
+  s.last_recv_ms = std::max(s.last_recv_ms, now_ms);
   // Nothing is acked: the downstream replays this Push in a later session.
   if (!r) return s.fail(error(r.err().code, "storing pushed records: " + r.err().message), now_ms);
   for (const auto& rej : r->rejected) {
@@ -424,6 +426,9 @@ void downlink_machine::on_tick(int64_t now_ms) {
     s.last_auth_ms = now_ms;
     if (auto why = still_admitted(s.st.granted, s.store, now_ms)) return s.fail(std::move(why), now_ms);
   }
+  // Not reading (own applies at the window): silence says nothing about the downstream.
+  if (s.applies_in_flight >= std::max<uint32_t>(1, s.opts.apply_window))
+    s.last_recv_ms = std::max(s.last_recv_ms, now_ms - s.opts.idle_timeout_ms / 2);
   if (now_ms - s.last_recv_ms >= s.opts.idle_timeout_ms) {
     s.close(
         error(errc::unavailable, "downstream silent for " + std::to_string(now_ms - s.last_recv_ms) + " ms"));

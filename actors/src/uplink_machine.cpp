@@ -372,6 +372,8 @@ void uplink_machine::on_applied(uint64_t token, result<storage::apply_result> r,
                          [token](const state::pending_changes& pc) { return pc.token == token && !pc.done; });
   if (it == s.changes.end()) return;
   s.applies_in_flight -= std::min<uint32_t>(s.applies_in_flight, 1);
+  // While its applies are queued this side reads nothing: the upstream was not silent.
+  s.last_recv_ms = std::max(s.last_recv_ms, now_ms);
   if (!r) return s.fail(error(r.err().code, "applying Changes: " + r.err().message));
   it->done = true;
   s.complete_changes();
@@ -394,6 +396,9 @@ void uplink_machine::on_written(int64_t) {}
 void uplink_machine::on_tick(int64_t now_ms) {
   auto& s = *s_;
   if (s.ph == state::phase::closed || s.ph == state::phase::idle) return;
+  // Not reading (own applies at the window): silence says nothing about the upstream.
+  const bool reading = s.ph != state::phase::live || s.applies_in_flight < std::max<uint32_t>(1, s.opts.apply_window);
+  if (!reading) s.last_recv_ms = std::max(s.last_recv_ms, now_ms - s.opts.idle_timeout_ms / 2);
   if (now_ms - s.last_recv_ms >= s.opts.idle_timeout_ms) {
     s.close(
         error(errc::unavailable, "upstream silent for " + std::to_string(now_ms - s.last_recv_ms) + " ms"));

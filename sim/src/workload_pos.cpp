@@ -479,53 +479,64 @@ status start_world(world& w, pos_report& rep) {
   auto tdb = open_db(o, w.root + "/terminals");
   if (!tdb) return std::move(tdb).err();
   w.term_db = *tdb;
-  // Terminals start from 4 threads, so that their store opens share fsyncs.
+  // Terminals start from 4 threads, so that their store opens share fsyncs, in waves of
+  // `wave`: each wave downloads its catalogue and stock before the next one starts. All
+  // at once, thousands of first syncs on 2 cores starve the sessions' timers, sessions
+  // time out and restart their downloads, and setup never ends (W7 at 10,000 did that).
+  const size_t wave = 500;
   auto starting = clock_type::now();
   w.terms.assign(o.terminals, nullptr);
   std::mutex err_mu;
   std::optional<error> first_err;
-  std::vector<std::thread> starters;
-  const size_t nthreads = std::min<size_t>(4, o.terminals);
-  for (size_t k = 0; k < nthreads; ++k)
-    starters.emplace_back([&, k] {
-      for (size_t t = k; t < o.terminals; t += nthreads) {
-        {
-          std::lock_guard<std::mutex> g(err_mu);
-          if (first_err) return;
-        }
-        auto c = w.f.config(storage::node_role::terminal, terminal_node_id(o.seed, t), branch_name(w.branch_of(t)));
-        c.db = w.term_db;
-        c.space = static_cast<uint32_t>(t + 1);
-        c.uplink_thread = o.terminals <= 64;  // a thread each is fine for a few, not for thousands
-        w.f.attach(c, *w.branches[w.branch_of(t)], "terminal-" + std::to_string(t + 1));
-        auto n = w.f.start(std::move(c));
-        if (!n) {
-          std::lock_guard<std::mutex> g(err_mu);
-          if (!first_err) first_err = std::move(n).err();
-          return;
-        }
-        w.terms[t] = *n;
-        if (o.max_rss_mb > 0 && t % 64 == 0 && rss_mb() > o.max_rss_mb) {
-          std::lock_guard<std::mutex> g(err_mu);
-          if (!first_err)
-            first_err = error(errc::resource_exhausted, "setup: RSS over " + fmt_mb(o.max_rss_mb) + " after starting " +
-                                                            std::to_string(t + 1) + " terminals (--max-rss-mb)");
-          return;
-        }
-      }
-    });
-  for (auto& th : starters)
-    th.join();
-  if (first_err) return *first_err;
-  rep.details["terminals_start_seconds"] = secs_between(starting, clock_type::now());
-  auto term_ready = [&](size_t t) {
-    auto& n = *w.terms[t];
+  auto term_ready = [&](node::node& n) {
     if (!caught_up(n)) return false;
     return !w.hq || price_at(n.store(), tenant, last_product) >= 0;
   };
-  if (!wait_all(w.terms, clock_type::now() + std::chrono::milliseconds(o.timeout_ms), term_ready, left))
-    return error(errc::deadline_exceeded, "setup: " + std::to_string(left) + " of " + std::to_string(o.terminals) +
-                                              " terminals did not finish their first sync");
+  for (size_t from = 0; from < o.terminals; from += wave) {
+    const size_t to = std::min(o.terminals, from + wave);
+    std::vector<std::thread> starters;
+    const size_t nthreads = std::min<size_t>(4, to - from);
+    for (size_t k = 0; k < nthreads; ++k)
+      starters.emplace_back([&, k] {
+        for (size_t t = from + k; t < to; t += nthreads) {
+          {
+            std::lock_guard<std::mutex> g(err_mu);
+            if (first_err) return;
+          }
+          auto c = w.f.config(storage::node_role::terminal, terminal_node_id(o.seed, t), branch_name(w.branch_of(t)));
+          c.db = w.term_db;
+          c.space = static_cast<uint32_t>(t + 1);
+          c.uplink_thread = o.terminals <= 64;  // a thread each is fine for a few, not for thousands
+          w.f.attach(c, *w.branches[w.branch_of(t)], "terminal-" + std::to_string(t + 1));
+          auto n = w.f.start(std::move(c));
+          if (!n) {
+            std::lock_guard<std::mutex> g(err_mu);
+            if (!first_err) first_err = std::move(n).err();
+            return;
+          }
+          w.terms[t] = *n;
+          if (o.max_rss_mb > 0 && t % 64 == 0 && rss_mb() > o.max_rss_mb) {
+            std::lock_guard<std::mutex> g(err_mu);
+            if (!first_err)
+              first_err = error(errc::resource_exhausted, "setup: RSS over " + fmt_mb(o.max_rss_mb) +
+                                                              " after starting " + std::to_string(t + 1) +
+                                                              " terminals (--max-rss-mb)");
+            return;
+          }
+        }
+      });
+    for (auto& th : starters)
+      th.join();
+    if (first_err) return *first_err;
+    std::vector<node::node*> started(w.terms.begin() + static_cast<std::ptrdiff_t>(from),
+                                     w.terms.begin() + static_cast<std::ptrdiff_t>(to));
+    const auto deadline = clock_type::now() + std::chrono::milliseconds(o.timeout_ms);  // per wave
+    if (!wait_all(started, deadline, [&](size_t i) { return term_ready(*started[i]); }, left))
+      return error(errc::deadline_exceeded, "setup: " + std::to_string(left) + " of terminals " +
+                                                std::to_string(from + 1) + "-" + std::to_string(to) + " (of " +
+                                                std::to_string(o.terminals) + ") did not finish their first sync");
+  }
+  rep.details["terminals_start_seconds"] = secs_between(starting, clock_type::now());
   return {};
 }
 

@@ -188,6 +188,7 @@ struct session {
   bool stall_down_writes = false;
   std::set<feed_id> announce;  // feeds the branch's commits of pushed records landed on (the hub's job)
   bool lose_acks = false; // Acks the branch writes never reach the terminal
+  bool stall_up_applies = false; // the terminal's applies do not complete (a busy committer)
   bool tick = true;
 
   int64_t now() const { return time->now; }
@@ -274,7 +275,7 @@ struct session {
       progress = true;
     }
     collect();
-    if (!up_done.empty()) {
+    if (!up_done.empty() && !stall_up_applies) {
       auto d = std::move(up_done.front());
       up_done.pop_front();
       up.on_applied(d.first, std::move(d.second), now());

@@ -477,6 +477,26 @@ TEST_F(SessionTest, LiveStockIsPacedAndCoalesced) {
   EXPECT_FALSE(s->closed());
 }
 
+// A side whose own applies fill its window stops reading: the other side's frames wait
+// unread, and that is not the other side being silent (W7's setup, where thousands of
+// first syncs queue in one committer, ended sessions this way and restarted downloads).
+TEST_F(SessionTest, OwnSlowAppliesAreNotPeerSilence) {
+  put_products(*branch, 0, 500);
+  auto up = test_options();
+  up.apply_window = 1;
+  up.idle_timeout_ms = 100;
+  auto s = connect(up, test_options());
+  s->run_for(6);
+  s->stall_up_applies = true;
+  s->run_for(1000);  // 10 idle timeouts of unread frames
+  ASSERT_FALSE(s->up.status().caught_up);
+  EXPECT_FALSE(s->closed()) << (s->up_closed ? s->up_closed->to_string() : "");
+  s->stall_up_applies = false;
+  s->run();
+  EXPECT_FALSE(s->closed());
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 500u);
+}
+
 TEST_F(SessionTest, ApplyWindowStopsReading) {
   put_products(*branch, 0, 500);
   auto up = test_options();
