@@ -431,10 +431,10 @@ std::vector<std::unique_ptr<write_request>> database_impl::take_group() {
   for (int lane = 0; lane <= top; ++lane)
     for (size_t i = 0; i < barrier; ++i) {
       if (queue_[i]->priority != lane) continue;
-      if (lane > 0 && budget == 0) break;
+      if (lane > 1 && budget == 0) break;
       take[i] = true;
       ++taken;
-      if (lane > 0) budget -= std::min(budget, queue_[i]->weight);
+      if (lane > 1) budget -= std::min(budget, queue_[i]->weight);
     }
   const bool all = taken == barrier;
   out.reserve(taken + (all && barrier < queue_.size() ? 1 : 0));

@@ -173,10 +173,12 @@ private:
   /// Committer: takes groups from the queue and prepares group N+1 while the writer
   /// thread writes and syncs group N (pipelined); completes groups in order.
   void run_committer();
-  /// Moves the next group's requests out of queue_ (queue_mu_ held): every lane-0 request
-  /// ahead of the first barrier, then the other lanes in lane order, oldest first, until
-  /// `lower_lane_budget` records; a barrier only once everything before it is taken.
-  /// So a sale waits behind at most one bounded group of catalogue or stock applies.
+  /// Moves the next group's requests out of queue_ (queue_mu_ held): every lane-0 and
+  /// lane-1 request ahead of the first barrier (sales first, then stock), then lanes 2-3
+  /// in lane order, oldest first, until `lower_lane_budget` records; a barrier only once
+  /// everything before it is taken. So a sale waits behind at most one bounded group of a
+  /// catalogue download or report. Stock is not held back: a terminal's stock applies
+  /// pace how fast it reads its stream, and the branch's Acks of its sales come on it.
   std::vector<std::unique_ptr<write_request>> take_group();
   static constexpr size_t lower_lane_budget = 1024;
   /// Writer: runs the RocksDB write of the group handed over by the committer.
