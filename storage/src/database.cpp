@@ -428,14 +428,17 @@ std::vector<std::unique_ptr<write_request>> database_impl::take_group() {
   for (size_t i = 0; i < barrier; ++i) top = std::max(top, queue_[i]->priority);
   std::vector<bool> take(barrier, false);
   size_t taken = 0, budget = lower_lane_budget;
-  for (int lane = 0; lane <= top; ++lane)
+  for (int lane = 0; lane <= top; ++lane) {
+    bool any = false;  // the oldest request of every lane goes in: none starves
     for (size_t i = 0; i < barrier; ++i) {
       if (queue_[i]->priority != lane) continue;
-      if (lane > 1 && budget == 0) break;
+      if (lane > 1 && budget == 0 && any) break;
       take[i] = true;
+      any = true;
       ++taken;
       if (lane > 1) budget -= std::min(budget, queue_[i]->weight);
     }
+  }
   const bool all = taken == barrier;
   out.reserve(taken + (all && barrier < queue_.size() ? 1 : 0));
   // Lane by lane: the group prepares (and completes) its sales first.

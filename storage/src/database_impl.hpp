@@ -175,7 +175,8 @@ private:
   void run_committer();
   /// Moves the next group's requests out of queue_ (queue_mu_ held): every lane-0 and
   /// lane-1 request ahead of the first barrier (sales first, then stock), then lanes 2-3
-  /// in lane order, oldest first, until `lower_lane_budget` records; a barrier only once
+  /// in lane order, oldest first, until `lower_lane_budget` records (but always the oldest
+  /// of each lane, so a report is not starved by a long download); a barrier only once
   /// everything before it is taken. So a sale waits behind at most one bounded group of a
   /// catalogue download or report. Stock is not held back: a terminal's stock applies
   /// pace how fast it reads its stream, and the branch's Acks of its sales come on it.

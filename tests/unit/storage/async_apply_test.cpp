@@ -265,7 +265,7 @@ TEST(apply_remote_async, sale_commits_ahead_of_a_queued_catalogue_download) {
   auto note = [&, all](int what) {
     std::lock_guard<std::mutex> lk(mu);
     order.push_back(what);
-    if (static_cast<int>(order.size()) == applies + 1) all->set_value();
+    if (static_cast<int>(order.size()) == applies + 2) all->set_value();
   };
   // The first apply's completion (on the committer's thread) holds the committer until
   // everything else is queued, so that the queue is long when the sale arrives.
@@ -279,6 +279,15 @@ TEST(apply_remote_async, sale_commits_ahead_of_a_queued_catalogue_download) {
                                 EXPECT_TRUE(r && r->applied == per_apply);
                                 note(a);
                               });
+  // A report (lane 3) queued behind the whole download still goes in the next group: the
+  // oldest request of every lane is taken whatever the budget.
+  v1::Report rep;
+  rep.set_kind("end_of_day");
+  local->write_async({put(core::record_key{"t1", "b1", "report", local->new_id()}, rep.SerializeAsString())},
+                     [&, note](result<commit_result> r) {
+                       EXPECT_TRUE(r) << (r ? "" : r.err().to_string());
+                       note(-2);
+                     });
   std::atomic<bool> sold{false};
   local->write_async({put(sale_key(*local), sale_body({{"p1", 1000}}, 1)),
                       counter_op{core::record_key{"t1", "b1", "stock", "p1"}, -1000}},
@@ -294,6 +303,8 @@ TEST(apply_remote_async, sale_commits_ahead_of_a_queued_catalogue_download) {
   // Behind at most the group being written and the one being prepared when it arrived
   // (the committer pipelines two groups of at most 1,024 lower-lane records each).
   EXPECT_LE(at, 1 + 2 * 6) << "the sale completed after " << at << " of " << applies << " catalogue applies";
+  const auto report_at = std::find(order.begin(), order.end(), -2) - order.begin();
+  EXPECT_LE(report_at, 2 + 2 * 6) << "the report completed after " << report_at << " requests";
   // The catalogue applies themselves kept their order (and their cursor).
   std::vector<int> rest;
   for (int v : order)
