@@ -99,6 +99,8 @@ struct downlink_machine::state {
   bool serve_one(feed_state& f, int64_t now);
   bool skip(const feed_state& f, const core::record& r) const;
   void update_caught_up();
+  /// Own applies at the window: this side reads no frames until one completes.
+  bool window_full() const { return applies_in_flight >= std::max<uint32_t>(1, opts.apply_window); }
 };
 
 void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
@@ -374,8 +376,6 @@ void downlink_machine::on_applied(uint64_t token, result<storage::apply_result> 
                          [token](const state::pending_push& pp) { return pp.token == token && !pp.done; });
   if (it == s.pushes.end()) return;
   s.applies_in_flight -= std::min<uint32_t>(s.applies_in_flight, 1);
-  // While its applies are queued this side reads nothing: the downstream was not silent.
-  s.last_recv_ms = std::max(s.last_recv_ms, now_ms);
   // Nothing is acked: the downstream replays this Push in a later session.
   if (!r) return s.fail(error(r.err().code, "storing pushed records: " + r.err().message), now_ms);
   for (const auto& rej : r->rejected) {
@@ -427,8 +427,7 @@ void downlink_machine::on_tick(int64_t now_ms) {
     if (auto why = still_admitted(s.st.granted, s.store, now_ms)) return s.fail(std::move(why), now_ms);
   }
   // Not reading (own applies at the window): silence says nothing about the downstream.
-  if (s.applies_in_flight >= std::max<uint32_t>(1, s.opts.apply_window))
-    s.last_recv_ms = std::max(s.last_recv_ms, now_ms - s.opts.idle_timeout_ms / 2);
+  if (s.window_full()) s.last_recv_ms = std::max(s.last_recv_ms, now_ms - s.opts.idle_timeout_ms / 2);
   if (now_ms - s.last_recv_ms >= s.opts.idle_timeout_ms) {
     s.close(
         error(errc::unavailable, "downstream silent for " + std::to_string(now_ms - s.last_recv_ms) + " ms"));
@@ -448,7 +447,7 @@ void downlink_machine::on_tick(int64_t now_ms) {
 bool downlink_machine::wants_frame() const {
   const auto& s = *s_;
   return s.ph == state::phase::waiting_hello ||
-         (s.ph == state::phase::live && s.applies_in_flight < std::max<uint32_t>(1, s.opts.apply_window));
+         (s.ph == state::phase::live && !s.window_full());
 }
 
 machine_output downlink_machine::take_output() {

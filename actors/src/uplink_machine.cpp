@@ -90,6 +90,8 @@ struct uplink_machine::state {
   void push_more(int64_t now);
   void check_synced(int64_t now);
   void heartbeat(int64_t now);
+  /// Own applies at the window: this side reads no frames until one completes.
+  bool window_full() const { return applies_in_flight >= std::max<uint32_t>(1, opts.apply_window); }
 };
 
 void uplink_machine::state::start(int64_t now) {
@@ -372,8 +374,6 @@ void uplink_machine::on_applied(uint64_t token, result<storage::apply_result> r,
                          [token](const state::pending_changes& pc) { return pc.token == token && !pc.done; });
   if (it == s.changes.end()) return;
   s.applies_in_flight -= std::min<uint32_t>(s.applies_in_flight, 1);
-  // While its applies are queued this side reads nothing: the upstream was not silent.
-  s.last_recv_ms = std::max(s.last_recv_ms, now_ms);
   if (!r) return s.fail(error(r.err().code, "applying Changes: " + r.err().message));
   it->done = true;
   s.complete_changes();
@@ -397,8 +397,8 @@ void uplink_machine::on_tick(int64_t now_ms) {
   auto& s = *s_;
   if (s.ph == state::phase::closed || s.ph == state::phase::idle) return;
   // Not reading (own applies at the window): silence says nothing about the upstream.
-  const bool reading = s.ph != state::phase::live || s.applies_in_flight < std::max<uint32_t>(1, s.opts.apply_window);
-  if (!reading) s.last_recv_ms = std::max(s.last_recv_ms, now_ms - s.opts.idle_timeout_ms / 2);
+  if (s.ph == state::phase::live && s.window_full())
+    s.last_recv_ms = std::max(s.last_recv_ms, now_ms - s.opts.idle_timeout_ms / 2);
   if (now_ms - s.last_recv_ms >= s.opts.idle_timeout_ms) {
     s.close(
         error(errc::unavailable, "upstream silent for " + std::to_string(now_ms - s.last_recv_ms) + " ms"));
@@ -414,7 +414,7 @@ void uplink_machine::on_tick(int64_t now_ms) {
 bool uplink_machine::wants_frame() const {
   const auto& s = *s_;
   return s.ph == state::phase::hello_sent ||
-         (s.ph == state::phase::live && s.applies_in_flight < std::max<uint32_t>(1, s.opts.apply_window));
+         (s.ph == state::phase::live && !s.window_full());
 }
 
 machine_output uplink_machine::take_output() {

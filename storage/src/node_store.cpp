@@ -329,26 +329,16 @@ void node_store_impl::submit(prep_fn prep, done_fn done, bool needs_sync, int pr
 }
 
 namespace {
-int lane_of_collection(const core::collection_registry& reg, const std::string& name) {
-  const auto* c = reg.find(name);
-  return c ? c->lane : static_cast<int>(core::lane_count) - 1;
+/// The committer's priority of a request: the lane of its most urgent record (lane 3,
+/// the lowest, for a collection the registry does not know; validation rejects it later).
+template <class Items, class KeyOf>
+int most_urgent_lane(const core::collection_registry& reg, const Items& items, KeyOf key_of) {
+  int lane = static_cast<int>(core::lane_count) - 1;
+  for (const auto& it : items)
+    if (const auto* c = reg.find(key_of(it).collection)) lane = std::min(lane, static_cast<int>(c->lane));
+  return lane;
 }
 } // namespace
-
-int node_store_impl::lane_of(const std::vector<write_op>& ops) const {
-  int lane = static_cast<int>(core::lane_count) - 1;
-  for (const auto& op : ops)
-    lane = std::min(lane, lane_of_collection(*reg_, std::visit([](const auto& o) -> const std::string& {
-                                                      return o.key.collection;
-                                                    }, op)));
-  return lane;
-}
-
-int node_store_impl::lane_of(const std::vector<core::record>& recs) const {
-  int lane = static_cast<int>(core::lane_count) - 1;
-  for (const auto& r : recs) lane = std::min(lane, lane_of_collection(*reg_, r.key.collection));
-  return lane;
-}
 
 status node_store_impl::commit(prep_fn prep, std::vector<change>* changes) {
   auto pr = std::make_shared<std::promise<status>>();
@@ -782,7 +772,9 @@ void node_store::write_async(std::vector<write_op> ops, std::function<void(resul
   auto st = std::make_shared<state>();
   st->ops = std::move(ops);
   auto* im = impl_.get();
-  const int lane = im->lane_of(st->ops);
+  const int lane = most_urgent_lane(*im->reg_, st->ops, [](const write_op& op) -> const core::record_key& {
+    return std::visit([](const auto& o) -> const core::record_key& { return o.key; }, op);
+  });
   const size_t weight = st->ops.size();
   im->submit([im, st](txn& t, std::vector<change>& ch) { return im->prepare_write(t, st->ops, st->hlc, ch); },
              [st, done = std::move(done)](const status& s, std::vector<change>&& ch) {
@@ -885,7 +877,7 @@ void node_store::apply_remote_async(std::vector<core::record> states, apply_sour
   // complete in the order they were made (an empty one costs no RocksDB write).
   auto* im = impl_.get();
   const bool relay = from.from_downstream;
-  int lane = im->lane_of(st->ok);
+  int lane = most_urgent_lane(*im->reg_, st->ok, [](const core::record& r) -> const core::record_key& { return r.key; });
   if (cursor && cursor->lane < core::lane_count) lane = std::min(lane, static_cast<int>(cursor->lane));
   const size_t weight = std::max<size_t>(1, st->ok.size());
   im->submit(

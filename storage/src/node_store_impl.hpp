@@ -41,9 +41,6 @@ public:
   /// Queue `prep` on the committer; `done` runs there after the commit.
   /// priority/weight: write_request's (-1: a barrier, kept in submission order).
   void submit(prep_fn prep, done_fn done, bool needs_sync = true, int priority = -1, size_t weight = 1);
-  /// The lane of the most urgent of these records (lane_count - 1 if none is known).
-  int lane_of(const std::vector<write_op>& ops) const;
-  int lane_of(const std::vector<core::record>& recs) const;
   /// Same, blocking until durable (or failed).
   status commit(prep_fn prep, std::vector<change>* changes);
   /// Called by requests after a durable commit with changes.
