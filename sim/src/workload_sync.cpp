@@ -23,6 +23,7 @@
 
 #include "possync/node/inproc.hpp"
 #include "possync/node/node.hpp"
+#include "possync/sim/child_process.hpp"
 #include "possync/sim/pos_fixture.hpp"
 #include "possync/sim/workload_local.hpp"
 #include "possync/storage/store.hpp"
@@ -53,6 +54,7 @@ const char* const w2 = "incremental";
 const char* const w3 = "offline-backlog";
 const char* const w4 = "push";
 const char* const w5 = "many-terminals";
+const char* const w9 = "restart";
 
 // Nearest-rank percentile of `v` (sorted here).
 double percentile(std::vector<double>& v, double p) {
@@ -764,10 +766,225 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   return rep;
 }
 
+
+// -- W9 restart -----------------------------------------------------------------------
+
+// The arguments of the HQ process of W9: the store at `dir`, the one terminal
+// registered, listening on 127.0.0.1:`port` (0 = any), a console on stdin.
+std::vector<std::string> hq_process_args(const std::string& exe, const std::string& dir, uint16_t port) {
+  return {exe, "hq", "--dir", dir, "--tenant", tenant, "--node-id", core::node_id_to_string(hq_id),
+          "--device", tenant + ":" + branch + ":" + core::node_id_to_string(first_terminal_id) + ":terminal",
+          "--listen", "127.0.0.1:" + std::to_string(port), "--console", "--insecure-dev", "--log-level", "error"};
+}
+
+// Starts the HQ process; its port once it printed "listening on HOST:PORT", 0 if it
+// did not before `deadline`.
+uint16_t spawn_hq(child_process& p, const std::vector<std::string>& args, time_point deadline) {
+  if (!p.spawn(args, true)) return 0;
+  auto line = p.next_line("listening on ", deadline);
+  if (!line) return 0;
+  return static_cast<uint16_t>(std::strtoul(line->substr(line->rfind(':') + 1).c_str(), nullptr, 10));
+}
+
+// W9 setup: products and a sale history written into a durable HQ store at `dir` by a
+// node in this process, which is then stopped (the store is closed cleanly; the
+// process started afterwards opens it). Sales go in as plain records in commits of
+// 1,000, the way HQ holds uploaded history.
+status load_hq_history(const std::shared_ptr<node::runtime>& rt, const std::string& dir,
+                       const std::vector<product_spec>& catalog, size_t sales, uint64_t seed) {
+  fleet loader(rt, sync_transport::grpc, tenant);
+  auto c = loader.config(storage::node_role::hq, hq_id, branch);
+  c.dir = dir;
+  c.listen.clear();
+  c.devices = terminal_devices(1);
+  auto hq = loader.start(std::move(c));
+  if (!hq) return std::move(hq).err();
+  auto& store = (*hq)->store();
+  if (auto bytes = load_products(store, catalog); !bytes) return std::move(bytes).err();
+  rng r(seed ^ 0x415709ULL);
+  sale_context ctx;
+  ctx.terminal_id = "T1";
+  for (size_t begin = 0; begin < sales; begin += 1000) {
+    std::vector<storage::write_op> ops;
+    for (size_t i = begin; i < std::min(sales, begin + 1000); ++i) {
+      storage::put_op put;
+      put.key = core::record_key{tenant, branch, "sale", store.new_id()};
+      ctx.receipt_no = i + 1;
+      ctx.time_ms = wall_ms() - static_cast<int64_t>(sales - i) * 1000;  // one a second, up to now
+      put.body = make_sale(r, catalog, put.key.id, ctx, 3, 3).body;
+      ops.emplace_back(std::move(put));
+    }
+    if (auto w = store.write(std::move(ops)); !w) return std::move(w).err();
+  }
+  return {};
+}
+
+// Records a sale on the terminal every `period` until stopped; keeps the ids of the
+// sales the store acknowledged (durable locally: what the POS app was told).
+class steady_seller {
+public:
+  steady_seller(node::node& n, const std::vector<product_spec>& catalog, uint64_t seed,
+                std::chrono::microseconds period)
+      : thread_([this, &n, &catalog, seed, period] { run(n, catalog, seed, period); }) {}
+  steady_seller(const steady_seller&) = delete;
+  steady_seller& operator=(const steady_seller&) = delete;
+  ~steady_seller() { stop(); }
+
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  size_t acked() const { return acked_; }
+  size_t failed() const { return failed_; }
+
+private:
+  void run(node::node& n, const std::vector<product_spec>& catalog, uint64_t seed, std::chrono::microseconds period) {
+    rng r(seed ^ 0x5E11E2ULL);
+    sale_context ctx;
+    ctx.terminal_id = "T1";
+    auto next = clock_type::now();
+    while (!stop_) {
+      core::record_key key{tenant, branch, "sale", n.store().new_id()};
+      ctx.receipt_no = ++made_;
+      ctx.time_ms = wall_ms();
+      auto sale = make_sale(r, catalog, key.id, ctx, 3, 3);
+      auto w = n.store().record_sale(key, std::move(sale.body));
+      if (w) ++acked_;
+      else ++failed_;
+      next += period;
+      std::this_thread::sleep_until(next);
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> acked_{0};
+  std::atomic<size_t> failed_{0};
+  uint64_t made_ = 0;
+  std::thread thread_;
+};
+
+// The count HQ's console answers for `collection`, -1 if it does not.
+int64_t console_count(child_process& p, const std::string& collection, std::chrono::milliseconds timeout) {
+  auto line = p.command("count " + collection, timeout);
+  if (!line || line->rfind("ok", 0) != 0) return -1;
+  auto j = nlohmann::json::parse(line->substr(2), nullptr, false);
+  if (!j.is_object() || !j.contains("count")) return -1;
+  return j["count"].get<int64_t>();
+}
+
+// Disk use of a directory tree in MB.
+double dir_mb(const std::string& dir) {
+  std::error_code ec;
+  uintmax_t bytes = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec)) bytes += it->file_size(ec);
+  return static_cast<double>(bytes) / 1e6;
+}
+
+result<sync_report> run_restart(sync_report rep, const std::string& root, std::shared_ptr<node::runtime> rt) {
+  const auto& o = rep.opts;
+  auto setup_begin = clock_type::now();
+  auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
+  std::string exe = o.exe;
+  if (exe.empty()) {
+    std::error_code ec;
+    exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    if (ec) return error(errc::unavailable, "cannot find this program's path: " + ec.message());
+  }
+  const std::string hq_dir = root + "/hq";
+  auto catalog = generate_catalog(o.products, o.seed);
+  auto load_begin = clock_type::now();
+  if (auto st = load_hq_history(rt, hq_dir, catalog, o.sales, o.seed)) return st;
+  rep.details["load_seconds"] = secs_between(load_begin, clock_type::now());
+  rep.details["records"] = static_cast<double>(o.products + o.sales);
+
+  child_process hq;
+  uint16_t port = spawn_hq(hq, hq_process_args(exe, hq_dir, 0), deadline());
+  if (port == 0) return error(errc::unavailable, "setup: the HQ process did not listen; its output:\n" + hq.output());
+
+  fleet f(rt, sync_transport::grpc, tenant);
+  auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id, branch);
+  t_cfg.dir = root + "/terminal";
+  t_cfg.upstreams = {"127.0.0.1:" + std::to_string(port)};
+  t_cfg.backoff.initial_ms = 10;
+  t_cfg.backoff.max_ms = 50;
+  auto term = f.start(t_cfg);
+  if (!term) return std::move(term).err();
+  if (auto st = first_sync(**term, catalog.back().id, deadline())) return st;
+  rep.setup_seconds = secs_between(setup_begin, clock_type::now());
+
+  steady_seller seller(**term, catalog, o.seed, std::chrono::microseconds(5000));
+  std::vector<double> serving_ms, listening_ms;
+  rep.converged = true;
+  for (size_t i = 0; i < o.restarts; ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // traffic before the kill
+    hq.stop(SIGKILL);
+    // The terminal sees its session end before HQ comes back, so that "online" below
+    // is the new session's welcome, not the old session's.
+    if (!poll_until(deadline(), [&] { return !(*term)->status().online; }, std::chrono::milliseconds(1))) {
+      fail(rep, "the terminal stayed online after HQ was killed");
+      break;
+    }
+    auto t0 = clock_type::now();
+    uint16_t again = spawn_hq(hq, hq_process_args(exe, hq_dir, port), deadline());
+    auto t_listen = clock_type::now();
+    if (again != port) {
+      fail(rep, "restart " + std::to_string(i + 1) + ": HQ did not listen on port " + std::to_string(port) +
+                    " again; its output:\n" + hq.output());
+      break;
+    }
+    if (!poll_until(deadline(), [&] { return (*term)->status().online; }, std::chrono::microseconds(200))) {
+      fail(rep, "restart " + std::to_string(i + 1) + ": the terminal's session was not welcomed again");
+      break;
+    }
+    auto t_serving = clock_type::now();
+    listening_ms.push_back(ms_between(t0, t_listen));
+    serving_ms.push_back(ms_between(t0, t_serving));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // traffic after the last restart
+  seller.stop();
+
+  // Untimed: every acknowledged sale reaches HQ once.
+  rep.expected = seller.acked();
+  bool drained_ok = poll_until(deadline(), [&] { return drained(**term); }, std::chrono::milliseconds(5));
+  if (!drained_ok) fail(rep, "the terminal's outbox did not drain (" + std::to_string(pending_total(**term)) + " left)");
+  int64_t at_hq = console_count(hq, "sale", std::chrono::milliseconds(o.timeout_ms));
+  if (at_hq < 0) {
+    fail(rep, "HQ did not answer `count sale`");
+  } else {
+    int64_t new_sales = at_hq - static_cast<int64_t>(o.sales);
+    rep.seen = static_cast<uint64_t>(std::max<int64_t>(0, new_sales));
+    rep.lost = new_sales < static_cast<int64_t>(rep.expected) ? rep.expected - rep.seen : 0;
+    rep.duplicated = new_sales > static_cast<int64_t>(rep.expected) ? rep.seen - rep.expected : 0;
+    if (rep.lost || rep.duplicated)
+      fail(rep, "HQ holds " + std::to_string(new_sales) + " new sales, the terminal acknowledged " +
+                    std::to_string(rep.expected));
+  }
+  if (seller.failed()) fail(rep, std::to_string(seller.failed()) + " sales failed on the terminal");
+  f.stop_all();
+  hq.stop(SIGTERM);
+
+  rep.details["restarts_measured"] = static_cast<double>(serving_ms.size());
+  rep.details["hq_store_mb"] = dir_mb(hq_dir);
+  if (!listening_ms.empty()) {
+    rep.details["listening_ms_max"] = *std::max_element(listening_ms.begin(), listening_ms.end());
+    rep.details["listening_ms_min"] = *std::min_element(listening_ms.begin(), listening_ms.end());
+  }
+  if (!serving_ms.empty()) {
+    rep.seconds = *std::max_element(serving_ms.begin(), serving_ms.end()) / 1e3;
+    rep.details["serving_ms_min"] = *std::min_element(serving_ms.begin(), serving_ms.end());
+  }
+  set_latencies(rep, std::move(serving_ms));
+  if (rep.details["restarts_measured"] < static_cast<double>(o.restarts)) fail(rep, "not every restart was measured");
+  return rep;
+}
+
 sync_options with_defaults(sync_options o) {
-  const bool catalogue_run = o.workload == w1 || o.workload == w2;
+  const bool catalogue_run = o.workload == w1 || o.workload == w2 || o.workload == w9;
   if (o.products == 0) o.products = catalogue_run ? 20'000 : 200;
-  if (o.sales == 0) o.sales = o.workload == w5 ? 50 : 1'000;
+  if (o.sales == 0) o.sales = o.workload == w5 ? 50 : o.workload == w9 ? 980'000 : 1'000;
+  if (o.restarts == 0) o.restarts = 3;
   if (o.terminals == 0) o.terminals = o.workload == w4 ? 10 : o.workload == w5 ? 200 : 1;
   if (o.changes == 0) o.changes = o.workload == w2 ? 50 : 200;
   if (o.branches == 0) o.branches = 1;
@@ -780,13 +997,14 @@ const char* target_of(const std::string& w) {
   if (w == w3) return "W3 target: <= 20 ms for 1,000 sales, <= 1 s for 100,000 (baseline 136 ms)";
   if (w == w4) return "W4 target: p50 <= 1 ms, p99 <= 3 ms through a branch (baseline p50 2.1, p99 10.7 one hop)";
   if (w == w5) return "W5 target: >= 60,000 sales/s, 0 lost, 0 duplicated (baseline 11,300)";
+  if (w == w9) return "W9 target: HQ holding 1,000,000 records serving sessions again <= 2 s after SIGKILL";
   return "";
 }
 
 } // namespace
 
 const std::vector<std::string>& sync_workload_names() {
-  static const std::vector<std::string> names = {w1, w2, w3, w4, w5};
+  static const std::vector<std::string> names = {w1, w2, w3, w4, w5, w9};
   return names;
 }
 
@@ -807,6 +1025,8 @@ result<sync_report> run_sync(const sync_options& opts) {
   if (o.terminals == 0) return error(errc::invalid_argument, "--terminals must be at least 1");
   if (o.workload == w5 && o.branches > o.terminals)
     return error(errc::invalid_argument, "--branches must not exceed --terminals");
+  if (o.workload == w9 && o.transport != sync_transport::grpc)
+    return error(errc::invalid_argument, "restart runs HQ as a process: --transport grpc only");
   if (o.workload != w5 && o.branches != 1)
     return error(errc::invalid_argument, "--branches applies to many-terminals only");
   if (o.timeout_ms <= 0) return error(errc::invalid_argument, "--timeout-ms must be positive");
@@ -823,6 +1043,7 @@ result<sync_report> run_sync(const sync_options& opts) {
   else if (o.workload == w2) out = run_incremental(std::move(rep), dir->path(), rt);
   else if (o.workload == w3) out = run_offline_backlog(std::move(rep), dir->path(), rt);
   else if (o.workload == w4) out = run_push(std::move(rep), dir->path(), rt);
+  else if (o.workload == w9) out = run_restart(std::move(rep), dir->path(), rt);
   else out = run_many_terminals(std::move(rep), dir->path(), rt);
   if (out) {
     out->peak_rss_mb = peak_rss_mb();
@@ -841,11 +1062,12 @@ std::string to_json(const sync_report& r) {
                      {"terminals", o.terminals},
                      {"branches", o.branches},
                      {"changes", o.changes},
+                     {"restarts", o.restarts},
                      {"via_branch", o.workload == w4 || o.via_branch},
                      {"seed", o.seed}};
   j["seconds"] = r.seconds;
   if (o.workload == w3 || o.workload == w5) j["sales_per_s"] = r.sales_per_s;
-  else if (o.workload != w4) j["records_per_s"] = r.records_per_s;
+  else if (o.workload != w4 && o.workload != w9) j["records_per_s"] = r.records_per_s;
   j["p50_ms"] = r.p50_ms;
   j["p99_ms"] = r.p99_ms;
   j["lost"] = r.lost;

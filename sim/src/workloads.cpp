@@ -12,6 +12,7 @@ const std::vector<workload_info>& known_workloads() {
       {"lanes", "W6: a terminal's sale latency to HQ while a 20,000-product download and a 5 MB report upload are in flight"},
       {"scale", "W7: thousands of terminals in many branches selling at a rate, plus product changes at HQ"},
       {"local", "W8: durable sale commits, lookups and name search on one terminal store"},
+      {"restart", "W9: an HQ process holding 1,000,000 records SIGKILLed mid-traffic: time until it serves sessions again"},
       {"idle", "W10: memory per idle connected terminal session"},
       {"pos", "POS traffic of every kind (sales, returns, edits, overrides, stocktakes, reports, terminals offline)"},
   };

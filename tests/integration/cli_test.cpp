@@ -98,6 +98,24 @@ TEST_F(cli, sim_local_json_has_the_fields_the_harness_reads) {
     EXPECT_NE(r.out.find(f), std::string::npos) << f << " in " << r.out;
 }
 
+// W9 in small: a real HQ process SIGKILLed twice mid-traffic comes back on its port,
+// the terminal's session is welcomed again, and every acknowledged sale is at HQ once.
+TEST_F(cli, sim_restart_kills_hq_and_loses_no_sale) {
+  auto r = run("sim --workload restart --products 300 --sales 3000 --restarts 2 --json --dir " + dir_);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out.substr(r.out.rfind("{\"converged\"")), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["workload"], "restart");
+  EXPECT_TRUE(j["converged"].get<bool>()) << r.out;
+  EXPECT_EQ(j["lost"], 0);
+  EXPECT_EQ(j["duplicated"], 0);
+  EXPECT_EQ(j["details"]["restarts_measured"], 2);
+  EXPECT_EQ(j["details"]["records"], 3300);
+  EXPECT_GT(j["details"]["expected"].get<int>(), 0);  // sales were acknowledged across the kills
+  EXPECT_EQ(j["details"]["seen"], j["details"]["expected"]);
+  EXPECT_GT(j["p50_ms"].get<double>(), 0);
+}
+
 TEST_F(cli, terminal_node_without_branch_or_with_bad_config_is_a_usage_error) {
   auto no_branch = run("terminal --dir " + dir_ + "/t --upstream 127.0.0.1:1");
   EXPECT_EQ(no_branch.code, 2) << no_branch.out;

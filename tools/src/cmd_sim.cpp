@@ -75,16 +75,17 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--workload", cfg->workload, "workload name (local = W8; --list shows all)");
   cmd->add_flag("--list", cfg->list, "list the workloads this build knows and exit");
   cfg->products = cmd->add_option("--products", cfg->local.products,
-                                  "catalogue size (W1/W2 default 20000, W3-W5 200)")
+                                  "catalogue size (W1/W2/W9 default 20000, W3-W5 200)")
                       ->capture_default_str();
   cfg->sales = cmd->add_option("--sales", cfg->local.sales,
-                               "W8: single-writer sale commits; W3: offline backlog [1000]; W5: per terminal [50]")
+                               "W8: single-writer sale commits; W3: offline backlog [1000]; W5: per terminal [50]; W9: HQ's sale history [980000]")
                    ->capture_default_str();
   cfg->transport_opt = cmd->add_option("--transport", cfg->transport,
                                        "W1-W6, pos, idle: grpc (127.0.0.1) or inproc (scale: default inproc)")
                            ->capture_default_str();
   cmd->add_option("--terminals", cfg->sync.terminals, "W4: live terminals [10]; W5: selling terminals [200]; pos [40]; scale [10000]; idle [1000]");
   cmd->add_option("--changes", cfg->sync.changes, "W2: products changed offline [50]; W4: updates pushed [200]");
+  cmd->add_option("--restarts", cfg->sync.restarts, "W9: SIGKILL and restart cycles of the HQ process [3]");
   cmd->add_option("--branches", cfg->sync.branches, "W5: branches the terminals sell in [1]; pos [4]; scale [100]");
   cmd->add_flag("--via-branch", cfg->sync.via_branch, "W5: terminals under their branch's node instead of directly under HQ");
   cmd->add_option("--timeout-ms", cfg->sync.timeout_ms, "W1-W7: bound of every wait")->capture_default_str();

@@ -1,5 +1,5 @@
 #pragma once
-// Workloads W1-W5 (TARGETS.md): real sync sessions between nodes running in this
+// Workloads W1-W5 and W9 (TARGETS.md): real sync sessions between nodes running in this
 // process on one shared node runtime, over real gRPC on 127.0.0.1 (`grpc`, what is
 // compared with the baseline) or in-process links (`inproc`). Setup (catalogue loads,
 // first syncs, offline sales) is never timed; only the synced part is.
@@ -21,6 +21,13 @@
 //   one branch with via_branch); time from the first sale until HQ durably holds all.
 //   sales_per_s, lost (made, never seen at HQ), duplicated (seen twice, or seen but
 //   never made).
+// - restart (W9): HQ holding `products` (20,000) products and `sales` (980,000) sales
+//   of history, 1,000,000 records, runs as a real `possync hq` process; a terminal in
+//   this process, directly under it over gRPC, sells ~200 sales/s; HQ is SIGKILLed
+//   mid-traffic and started again on the same port, `restarts` (3) times. Per restart:
+//   time from starting the process until it listens, and until the terminal's session
+//   is welcomed again (serving: p50_ms/p99_ms, seconds = the slowest). Then the
+//   traffic stops: every sale the terminal acknowledged is at HQ exactly once.
 //
 // p50_ms/p99_ms of W1-W3 and W5: per record, the time from the start of the measured
 // phase (W5: from its record_sale call) until its durable commit at the destination.
@@ -40,12 +47,14 @@ namespace possync::sim {
 /// How the nodes of a sync workload talk.
 enum class sync_transport { grpc, inproc };
 
-/// Parameters of W1-W5. A 0 size means the workload's default (TARGETS.md).
+/// Parameters of W1-W5 and W9. A 0 size means the workload's default (TARGETS.md).
 struct sync_options {
-  std::string workload;                      ///< full-sync, incremental, offline-backlog, push, many-terminals
+  std::string workload;                      ///< full-sync, incremental, offline-backlog, push, many-terminals, restart
   sync_transport transport = sync_transport::grpc;
-  size_t products = 0;   ///< catalogue at HQ [W1/W2 20,000; others 200]
-  size_t sales = 0;      ///< W3: backlog [1,000]; W5: sales per terminal [50]
+  size_t products = 0;   ///< catalogue at HQ [W1/W2/W9 20,000; others 200]
+  size_t sales = 0;      ///< W3: backlog [1,000]; W5: sales per terminal [50]; W9: HQ's sale history [980,000]
+  size_t restarts = 0;   ///< W9: SIGKILL and restart cycles [3]
+  std::string exe;       ///< W9: the possync binary to run HQ with ("" = this program)
   size_t terminals = 0;  ///< W4 [10]; W5 [200]
   size_t changes = 0;    ///< W2 [50]; W4 [200]
   size_t branches = 0;   ///< W5: terminal i sells in branch i % branches [1]
@@ -80,7 +89,7 @@ const std::vector<std::string>& sync_workload_names();
 /// True if `name` is one of them.
 bool is_sync_workload(const std::string& name);
 
-/// Runs one of W1-W5. Errors that stop the setup (a node or store does not start,
+/// Runs one of W1-W5 or W9. Errors that stop the setup (a node or store does not start,
 /// an unknown workload) are returned; a measured phase that does not complete is a
 /// report with converged = false.
 result<sync_report> run_sync(const sync_options& opts);
