@@ -113,6 +113,7 @@ void add_sim_command(CLI::App& app, command_fn& run) {
       ->capture_default_str();
   cmd->add_option("--devices-out", cfg->pos.devices_out,
                   "with --hq: write the devices that HQ must register (YAML) and exit");
+  cmd->add_option("--report-bytes", cfg->pos.report_bytes, "lanes: size of the report uploaded during the download [5 MiB]");
   cmd->add_option("--rate", cfg->pos.sales_per_terminal_s, "pos/scale: sales per second per terminal")
       ->capture_default_str();
   cmd->add_option("--hq-changes", cfg->pos.hq_changes_per_s, "pos/scale: product changes per second at HQ")
