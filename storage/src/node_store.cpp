@@ -340,13 +340,16 @@ int most_urgent_lane(const core::collection_registry& reg, const Items& items, K
 }
 } // namespace
 
-status node_store_impl::commit(prep_fn prep, std::vector<change>* changes) {
+status node_store_impl::commit(prep_fn prep, std::vector<change>* changes, int priority, size_t weight) {
   auto pr = std::make_shared<std::promise<status>>();
   auto f = pr->get_future();
-  submit(std::move(prep), [pr, changes](const status& s, std::vector<change>&& ch) {
-    if (changes) *changes = std::move(ch);
-    pr->set_value(s);
-  });
+  submit(
+      std::move(prep),
+      [pr, changes](const status& s, std::vector<change>&& ch) {
+        if (changes) *changes = std::move(ch);
+        pr->set_value(s);
+      },
+      true, priority, weight);
   return f.get();
 }
 
@@ -753,9 +756,15 @@ result<commit_result> node_store::write(std::vector<write_op> ops) {
   if (auto s = impl_->check_ops(ops)) return s;
   commit_result out;
   auto* im = impl_.get();
+  // In its lane, like write_async: a sale recorded while a download is applied goes ahead
+  // of the queued applies (as a barrier it would wait behind all of them).
+  const int lane = most_urgent_lane(*im->reg_, ops, [](const write_op& op) -> const core::record_key& {
+    return std::visit([](const auto& o) -> const core::record_key& { return o.key; }, op);
+  });
+  const size_t weight = ops.size();
   auto s = im->commit(
       [im, &ops, &out](txn& t, std::vector<change>& ch) { return im->prepare_write(t, ops, out.hlc, ch); },
-      &out.changes);
+      &out.changes, lane, weight);
   if (s) return s;
   return out;
 }

@@ -42,7 +42,8 @@ public:
   /// priority/weight: write_request's (-1: a barrier, kept in submission order).
   void submit(prep_fn prep, done_fn done, bool needs_sync = true, int priority = -1, size_t weight = 1);
   /// Same, blocking until durable (or failed).
-  status commit(prep_fn prep, std::vector<change>* changes);
+  /// submit() and wait. priority: the lane of the write (-1 = a barrier, in place).
+  status commit(prep_fn prep, std::vector<change>* changes, int priority = -1, size_t weight = 1);
   /// Called by requests after a durable commit with changes.
   void notify(const std::vector<change>& changes);
 
