@@ -26,6 +26,7 @@
 #include "possync/sim/child_process.hpp"
 #include "possync/sim/pos_fixture.hpp"
 #include "possync/sim/workload_local.hpp"
+#include "possync/storage/lifecycle.hpp"
 #include "possync/storage/store.hpp"
 #include "possync/v1/pos.pb.h"
 
@@ -819,8 +820,8 @@ status load_hq_history(const std::shared_ptr<node::runtime>& rt, const std::stri
   return {};
 }
 
-// Records a sale on the terminal every `period` until stopped; keeps the ids of the
-// sales the store acknowledged (durable locally: what the POS app was told).
+// Records a sale on the terminal every `period` until stopped; counts the sales the
+// store acknowledged (durable locally: what the POS app was told) and those it refused.
 class steady_seller {
 public:
   steady_seller(node::node& n, const std::vector<product_spec>& catalog, uint64_t seed,
@@ -870,16 +871,6 @@ int64_t console_count(child_process& p, const std::string& collection, std::chro
   auto j = nlohmann::json::parse(line->substr(2), nullptr, false);
   if (!j.is_object() || !j.contains("count")) return -1;
   return j["count"].get<int64_t>();
-}
-
-// Disk use of a directory tree in MB.
-double dir_mb(const std::string& dir) {
-  std::error_code ec;
-  uintmax_t bytes = 0;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
-    if (it->is_regular_file(ec)) bytes += it->file_size(ec);
-  return static_cast<double>(bytes) / 1e6;
 }
 
 result<sync_report> run_restart(sync_report rep, const std::string& root, std::shared_ptr<node::runtime> rt) {
@@ -965,8 +956,9 @@ result<sync_report> run_restart(sync_report rep, const std::string& root, std::s
   f.stop_all();
   hq.stop(SIGTERM);
 
-  rep.details["restarts_measured"] = static_cast<double>(serving_ms.size());
-  rep.details["hq_store_mb"] = dir_mb(hq_dir);
+  const size_t measured = serving_ms.size();
+  rep.details["restarts_measured"] = static_cast<double>(measured);
+  if (auto use = storage::dir_usage(hq_dir)) rep.details["hq_store_mb"] = static_cast<double>(use->first) / 1e6;
   if (!listening_ms.empty()) {
     rep.details["listening_ms_max"] = *std::max_element(listening_ms.begin(), listening_ms.end());
     rep.details["listening_ms_min"] = *std::min_element(listening_ms.begin(), listening_ms.end());
@@ -976,7 +968,7 @@ result<sync_report> run_restart(sync_report rep, const std::string& root, std::s
     rep.details["serving_ms_min"] = *std::min_element(serving_ms.begin(), serving_ms.end());
   }
   set_latencies(rep, std::move(serving_ms));
-  if (rep.details["restarts_measured"] < static_cast<double>(o.restarts)) fail(rep, "not every restart was measured");
+  if (measured < o.restarts) fail(rep, "not every restart was measured");
   return rep;
 }
 

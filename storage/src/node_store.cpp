@@ -338,6 +338,12 @@ int most_urgent_lane(const core::collection_registry& reg, const Items& items, K
     if (const auto* c = reg.find(key_of(it).collection)) lane = std::min(lane, static_cast<int>(c->lane));
   return lane;
 }
+// The lane a write of `ops` commits in: that of its most urgent record.
+int ops_lane(const core::collection_registry& reg, const std::vector<write_op>& ops) {
+  return most_urgent_lane(reg, ops, [](const write_op& op) -> const core::record_key& {
+    return std::visit([](const auto& o) -> const core::record_key& { return o.key; }, op);
+  });
+}
 } // namespace
 
 status node_store_impl::commit(prep_fn prep, std::vector<change>* changes, int priority, size_t weight) {
@@ -758,9 +764,7 @@ result<commit_result> node_store::write(std::vector<write_op> ops) {
   auto* im = impl_.get();
   // In its lane, like write_async: a sale recorded while a download is applied goes ahead
   // of the queued applies (as a barrier it would wait behind all of them).
-  const int lane = most_urgent_lane(*im->reg_, ops, [](const write_op& op) -> const core::record_key& {
-    return std::visit([](const auto& o) -> const core::record_key& { return o.key; }, op);
-  });
+  const int lane = ops_lane(*im->reg_, ops);
   const size_t weight = ops.size();
   auto s = im->commit(
       [im, &ops, &out](txn& t, std::vector<change>& ch) { return im->prepare_write(t, ops, out.hlc, ch); },
@@ -781,9 +785,7 @@ void node_store::write_async(std::vector<write_op> ops, std::function<void(resul
   auto st = std::make_shared<state>();
   st->ops = std::move(ops);
   auto* im = impl_.get();
-  const int lane = most_urgent_lane(*im->reg_, st->ops, [](const write_op& op) -> const core::record_key& {
-    return std::visit([](const auto& o) -> const core::record_key& { return o.key; }, op);
-  });
+  const int lane = ops_lane(*im->reg_, st->ops);
   const size_t weight = st->ops.size();
   im->submit([im, st](txn& t, std::vector<change>& ch) { return im->prepare_write(t, st->ops, st->hlc, ch); },
              [st, done = std::move(done)](const status& s, std::vector<change>&& ch) {

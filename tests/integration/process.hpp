@@ -3,12 +3,11 @@
 // whose stdin and stdout are pipes, to drive `possync <role> --console` line by line
 // and to SIGKILL it. Every wait is bounded by a deadline.
 
-#include <unistd.h>
+#include <stdlib.h>  // mkdtemp
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <optional>
 #include <string>
 #include <vector>
 
