@@ -5,6 +5,7 @@
 #include <map>
 #include <utility>
 
+#include "possync/actors/lane_scheduler.hpp"
 #include "possync/actors/session_machine.hpp"
 #include "possync/core/proto_convert.hpp"
 #include "session_util.hpp"
@@ -52,12 +53,13 @@ struct downlink_machine::state {
   };
 
   state(local_identity m, session_options o, storage::node_store& s, admit_fn a)
-      : me(std::move(m)), opts(o), store(s), admit(std::move(a)) {}
+      : me(std::move(m)), opts(o), store(s), admit(std::move(a)), hold(o.urgent_hold_ms) {}
 
   local_identity me;
   session_options opts;
   storage::node_store& store;
   admit_fn admit;
+  urgent_hold hold;
   phase ph = phase::idle;
   machine_output out;
   downlink_status st;
@@ -96,6 +98,11 @@ struct downlink_machine::state {
   void flush_acks(int64_t now);
   void serve(int64_t now);
   bool servable(const feed_state& f, int64_t now) const;
+  /// A lane-0 Push of the peer is being applied.
+  bool sale_applying() const {
+    return std::any_of(pushes.begin(), pushes.end(),
+                       [](const pending_push& pp) { return pp.lane == 0 && !pp.done; });
+  }
   bool serve_one(feed_state& f, int64_t now);
   bool skip(const feed_state& f, const core::record& r) const;
   void update_caught_up();
@@ -282,11 +289,15 @@ bool downlink_machine::state::serve_one(feed_state& f, int64_t now) {
 
 void downlink_machine::state::serve(int64_t now) {
   int idle_reads = 0;
+  // While the peer's sale is applied here, lower-lane feeds wait (bounded: urgent_hold).
+  const bool sales_only = hold.holding(sale_applying(), now);
   while (ph == phase::live && unsent_changes < std::max<uint32_t>(1, opts.unsent_frames) && !feeds.empty()) {
     // Round robin over the feeds, each round in lane priority order.
     size_t i = 0;
-    for (; i < feeds.size(); ++i)
-      if (servable(feeds[(next_feed + i) % feeds.size()], now)) break;
+    for (; i < feeds.size(); ++i) {
+      const auto& f = feeds[(next_feed + i) % feeds.size()];
+      if ((!sales_only || f.id.lane == 0) && servable(f, now)) break;
+    }
     if (i == feeds.size()) break;
     size_t idx = (next_feed + i) % feeds.size();
     next_feed = (idx + 1) % feeds.size();
@@ -387,6 +398,7 @@ void downlink_machine::on_applied(uint64_t token, result<storage::apply_result> 
   }
   it->done = true;
   s.flush_acks(now_ms);
+  s.serve(now_ms); // lower lanes held for this sale go on
 }
 
 void downlink_machine::on_feed_changed(const std::vector<feed_id>& changed, int64_t now_ms) {

@@ -1,5 +1,7 @@
 #include "possync/actors/lane_scheduler.hpp"
 
+#include <algorithm>
+
 namespace possync::actors {
 
 namespace {
@@ -41,6 +43,26 @@ std::optional<uint8_t> lane_scheduler::pick(const std::array<bool, core::lane_co
   }
   ++picks_[static_cast<size_t>(chosen)];
   return static_cast<uint8_t>(chosen);
+}
+
+bool urgent_hold::holding(bool urgent, int64_t now_ms) {
+  if (hold_ms_ <= 0) return false;
+  if (since_ >= 0) {
+    // A clock that went back ends the hold rather than stretching it.
+    if (urgent && now_ms >= since_ && now_ms - since_ < hold_ms_) return true;
+    end(now_ms);
+    return false;
+  }
+  if (!urgent || now_ms < free_until_) return false;
+  since_ = now_ms;
+  ++holds_;
+  return true;
+}
+
+void urgent_hold::end(int64_t now_ms) {
+  const int64_t lasted = now_ms >= since_ ? now_ms - since_ : 0;
+  free_until_ = now_ms + std::min(lasted, hold_ms_);
+  since_ = -1;
 }
 
 } // namespace possync::actors

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "possync/actors/lane_scheduler.hpp"
@@ -42,12 +43,14 @@ struct uplink_machine::state {
   };
 
   state(local_identity m, session_options o, storage::node_store& s)
-      : me(std::move(m)), opts(o), store(s), sched(o.lower_lane_every) {}
+      : me(std::move(m)), opts(o), store(s), sched(o.lower_lane_every), hold(o.urgent_hold_ms) {}
 
   local_identity me;
   session_options opts;
   storage::node_store& store;
   lane_scheduler sched;
+  urgent_hold hold;
+  std::deque<apply_request> held; ///< downloaded lower-lane Changes waiting out a hold (arrival order)
   phase ph = phase::idle;
   machine_output out;
   uplink_status st;
@@ -90,6 +93,11 @@ struct uplink_machine::state {
   void push_more(int64_t now);
   void check_synced(int64_t now);
   void heartbeat(int64_t now);
+  /// A sale is staged or pushed and not yet acked.
+  bool sale_in_flight() const { return !lanes[0].in_flight.empty() || !lanes[0].staged.empty(); }
+  bool holding(int64_t now) { return hold.holding(sale_in_flight(), now); }
+  void release_held(int64_t now);
+  void on_frame(v1::Frame& frame, int64_t now);
   /// Own applies at the window: this side reads no frames until one completes.
   bool window_full() const { return applies_in_flight >= std::max<uint32_t>(1, opts.apply_window); }
 };
@@ -215,11 +223,27 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
   req.from = storage::apply_source{st.upstream, false};
   req.cursor = storage::cursor_update{st.upstream, cur.tenant(), cur.scope(), pc.feed.lane, cur.seq()};
   pc.token = req.token;
-  ++applies_in_flight;
-  out.applies.push_back(std::move(req));
+  const uint8_t lane = pc.feed.lane;
   changes.push_back(std::move(pc));
+  // Lower lanes wait out a sale in flight; what is held stays in arrival order. Held
+  // frames do not count against the apply window: the sale's Ack must still be read.
+  if (lane > 0 && (!held.empty() || holding(now))) {
+    held.push_back(std::move(req));
+  } else {
+    ++applies_in_flight;
+    out.applies.push_back(std::move(req));
+  }
   complete_changes();
   check_synced(now);
+}
+
+void uplink_machine::state::release_held(int64_t now) {
+  if (held.empty() || ph != phase::live || holding(now)) return;
+  for (auto& req : held) {
+    ++applies_in_flight;
+    out.applies.push_back(std::move(req));
+  }
+  held.clear();
 }
 
 void uplink_machine::state::complete_changes() {
@@ -279,7 +303,10 @@ void uplink_machine::state::push_more(int64_t now) {
     for (uint8_t l = 0; l < core::lane_count; ++l)
       has_work[l] = fill(l);
     if (ph != phase::live) return;
-    auto lane = sched.pick(has_work);
+    // A hold pushes sales only; the scheduler's share for lower lanes resumes after it.
+    std::optional<uint8_t> lane;
+    if (!holding(now)) lane = sched.pick(has_work);
+    else if (has_work[0]) lane = 0;
     if (!lane) return;
     auto& ls = lanes[*lane];
     v1::Frame f;
@@ -344,25 +371,30 @@ void uplink_machine::on_frame(v1::Frame&& frame, int64_t now_ms) {
   auto& s = *s_;
   if (s.ph == state::phase::closed || s.ph == state::phase::idle) return;
   s.last_recv_ms = now_ms;
+  s.on_frame(frame, now_ms);
+  s.release_held(now_ms); // an Ack may have ended the sale's flight
+}
+
+void uplink_machine::state::on_frame(v1::Frame& frame, int64_t now) {
   switch (frame.kind_case()) {
   case v1::Frame::kWelcome:
-    return s.on_welcome(frame.welcome(), now_ms);
+    return on_welcome(frame.welcome(), now);
   case v1::Frame::kAck:
-    return s.on_ack(frame.ack(), now_ms);
+    return on_ack(frame.ack(), now);
   case v1::Frame::kChanges:
-    return s.on_changes(*frame.mutable_changes(), now_ms);
+    return on_changes(*frame.mutable_changes(), now);
   case v1::Frame::kHeartbeat:
     if (frame.heartbeat().clock().wall_ms() != 0)
-      s.store.clock_update(core::from_proto(frame.heartbeat().clock()));
+      store.clock_update(core::from_proto(frame.heartbeat().clock()));
     return;
   case v1::Frame::kCommand:
-    if (s.ph != state::phase::live) return s.fail(error(errc::invalid_argument, "Command before Welcome"));
-    return s.on_command(frame.command());
+    if (ph != state::phase::live) return fail(error(errc::invalid_argument, "Command before Welcome"));
+    return on_command(frame.command());
   case v1::Frame::kError:
-    return s.close(
+    return close(
         error(detail::code_from_wire(frame.error().code()), "upstream: " + frame.error().message()));
   default:
-    return s.fail(
+    return fail(
         error(errc::invalid_argument, std::string("unexpected ") + frame_name(frame) + " from upstream"));
   }
 }
@@ -408,6 +440,8 @@ void uplink_machine::on_tick(int64_t now_ms) {
   // Every heartbeat_ms, busy or not: the upstream shows its operators our pending
   // counts and lag from them.
   if (now_ms - s.last_heartbeat_ms >= s.opts.heartbeat_ms) s.heartbeat(now_ms);
+  s.release_held(now_ms);
+  s.push_more(now_ms); // lower lanes whose hold ran out
   s.check_synced(now_ms);
 }
 

@@ -46,5 +46,34 @@ TEST(LaneScheduler, EveryOneIsRoundRobin) {
   EXPECT_EQ(got, (std::vector<uint8_t>{0, 2, 3, 0, 2, 3}));
 }
 
+TEST(UrgentHold, HoldsWhileUrgentForAtMostItsBound) {
+  urgent_hold h(20);
+  EXPECT_FALSE(h.holding(false, 1000));
+  EXPECT_TRUE(h.holding(true, 1000));
+  EXPECT_TRUE(h.holding(true, 1019));
+  EXPECT_FALSE(h.holding(true, 1020)); // 20 ms: lower lanes go on
+  EXPECT_EQ(h.holds(), 1u);
+}
+
+TEST(UrgentHold, LowerLanesKeepAsMuchTimeAsTheHoldTook) {
+  urgent_hold h(20);
+  EXPECT_TRUE(h.holding(true, 0));
+  EXPECT_FALSE(h.holding(true, 20));   // bound reached
+  EXPECT_FALSE(h.holding(true, 39));   // 20 ms free before the next hold
+  EXPECT_TRUE(h.holding(true, 40));
+  EXPECT_FALSE(h.holding(false, 45));  // the sale landed after 5 ms
+  EXPECT_FALSE(h.holding(true, 49));   // 5 ms free
+  EXPECT_TRUE(h.holding(true, 50));
+  EXPECT_EQ(h.holds(), 3u);
+}
+
+TEST(UrgentHold, ZeroNeverHoldsAndAClockSetBackEndsAHold) {
+  urgent_hold never(0);
+  EXPECT_FALSE(never.holding(true, 5));
+  urgent_hold h(20);
+  EXPECT_TRUE(h.holding(true, 1'000'000));
+  EXPECT_FALSE(h.holding(true, 1'000'000 - 3'600'000)); // an hour back
+}
+
 } // namespace
 } // namespace possync::actors

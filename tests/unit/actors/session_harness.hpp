@@ -189,6 +189,7 @@ struct session {
   std::set<feed_id> announce;  // feeds the branch's commits of pushed records landed on (the hub's job)
   bool lose_acks = false; // Acks the branch writes never reach the terminal
   bool stall_up_applies = false; // the terminal's applies do not complete (a busy committer)
+  bool stall_down_applies = false; // nor the branch's
   bool tick = true;
 
   int64_t now() const { return time->now; }
@@ -281,7 +282,7 @@ struct session {
       up.on_applied(d.first, std::move(d.second), now());
       progress = true;
     }
-    if (!down_done.empty()) {
+    if (!down_done.empty() && !stall_down_applies) {
       auto d = std::move(down_done.front());
       down_done.pop_front();
       down.on_applied(d.first, std::move(d.second), now());

@@ -246,6 +246,8 @@ TEST_F(SessionTest, LostAcksAreReplayedAsNoOps) {
     // Let the branch apply every push but deliver no ack to the terminal.
     s->lose_acks = true;
     s->run();
+    s->run_for(100); // lower lanes go on once the unacked sales' hold has run out
+    s->run();
     EXPECT_TRUE(s->acks_seen.empty());
   }
   EXPECT_EQ(count_feed(*branch, "b1", core::lane_sales, "sale"), 200u);
@@ -261,7 +263,7 @@ TEST_F(SessionTest, LostAcksAreReplayedAsNoOps) {
 }
 
 TEST_F(SessionTest, LanePriorityWithoutStarvation) {
-  sell(*term, 300); // 300 sales (lane 0) and 300 stock updates (lane 1)
+  sell(*term, 600); // 600 sales (lane 0) and their stock updates (lane 1); sales hold lower lanes 20 ms at a time
   for (int i = 0; i < 5; ++i) {
     v1::Report rep;
     rep.set_kind("shift");
@@ -515,6 +517,97 @@ TEST_F(SessionTest, ApplyWindowStopsReading) {
   EXPECT_EQ(s->up_done.size(), 2u);
   s->run();
   EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 500u);
+}
+
+// W6: a terminal's sale while it downloads the catalogue. The catalogue Changes that
+// reach the terminal while its sale is in flight wait until the sale is acked, within
+// urgent_hold_ms; with no hold they are applied in the middle of the sale's round trip.
+class SaleHoldTest : public SessionTest, public ::testing::WithParamInterface<int64_t> {};
+
+TEST_P(SaleHoldTest, CatalogueChangesWaitOutASaleInFlight) {
+  const int64_t hold_ms = GetParam();
+  auto up = test_options();
+  up.urgent_hold_ms = hold_ms;
+  auto down = test_options();
+  down.urgent_hold_ms = 0; // the branch serves at once: only the terminal's hold is tested
+  auto s = connect(up, down);
+  s->run();
+  ASSERT_TRUE(s->up.status().caught_up);
+
+  sell(*term, 1);
+  s->up.on_outbox_changed(s->now()); // the sale's Push is handed out first
+  s->collect();
+  put_products(*branch, 0, 200);
+  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
+  s->collect();
+
+  size_t products_at_ack = 0;
+  uint64_t changes_at_ack = 0;
+  for (int i = 0; i < 10'000 && s->acks_seen.empty(); ++i) {
+    // As they were before the step that read the Ack (which ends the hold).
+    products_at_ack = count_feed(*term, "", core::lane_catalog, "product");
+    changes_at_ack = s->changes_records;
+    s->step();
+  }
+  ASSERT_EQ(s->acks_seen.size(), 1u);
+  ASSERT_EQ(s->acks_seen.front().ack().lane(), core::lane_sales);
+  EXPECT_GT(changes_at_ack, 0u); // catalogue frames did arrive during the sale's flight
+  if (hold_ms > 0) EXPECT_EQ(products_at_ack, 0u);
+  else EXPECT_GT(products_at_ack, 0u);
+  s->run();
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 200u);
+  EXPECT_EQ(pending_total(*term), 0u);
+  EXPECT_FALSE(s->closed());
+}
+
+INSTANTIATE_TEST_SUITE_P(HoldOrNot, SaleHoldTest, ::testing::Values(int64_t{1000}, int64_t{0}),
+                         [](const auto& info) { return info.param > 0 ? "Hold" : "NoHold"; });
+
+// The accepting side: while it applies a terminal's sale, it serves that terminal no
+// lower-lane feed (bounded by urgent_hold_ms), and resumes once the sale is applied.
+TEST_F(SessionTest, BranchServesNoCatalogueWhileApplyingASale) {
+  auto down = test_options();
+  down.urgent_hold_ms = 1000;
+  auto s = connect(test_options(), down);
+  s->run();
+  ASSERT_TRUE(s->up.status().caught_up);
+  const uint64_t before = s->changes_records;
+
+  sell(*term, 1);
+  s->up.on_outbox_changed(s->now());
+  s->collect();
+  s->stall_down_applies = true; // the sale's apply at the branch is in flight
+  for (int i = 0; i < 10 && s->down.status().stats.records_up == 0; ++i)
+    s->step();
+  ASSERT_GT(s->down.status().stats.records_up, 0u);
+  put_products(*branch, 0, 200);
+  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
+  s->run_for(200);
+  EXPECT_EQ(s->changes_records, before); // nothing of the catalogue went out yet
+  s->stall_down_applies = false;
+  s->run();
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 200u);
+  EXPECT_EQ(s->changes_records, before + 200);
+
+  // Bounded: a sale whose apply never ends holds the catalogue for urgent_hold_ms only.
+  s->time->now += 2000; // past the free time the first hold earned the lower lanes
+  sell(*term, 1);
+  s->up.on_outbox_changed(s->now());
+  s->collect();
+  s->stall_down_applies = true;
+  const uint64_t up_before = s->down.status().stats.records_up;
+  for (int i = 0; i < 10 && s->down.status().stats.records_up == up_before; ++i)
+    s->step();
+  ASSERT_GT(s->down.status().stats.records_up, up_before);
+  put_products(*branch, 200, 300);
+  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
+  s->run_for(500);
+  EXPECT_EQ(s->changes_records, before + 200);
+  s->run_for(1000); // past the hold
+  EXPECT_EQ(s->changes_records, before + 300);
+  s->stall_down_applies = false;
+  s->run();
+  EXPECT_FALSE(s->closed());
 }
 
 TEST_F(SessionTest, CursorsOfAnotherUpstreamAreIgnored) {

@@ -38,4 +38,30 @@ private:
   std::array<uint64_t, core::lane_count> picks_{};
 };
 
+/// Holds lower lanes back while the sales lane has work in flight, so that a sale's
+/// round trip does not share the CPU, the committer and the link with a catalogue
+/// download or a report upload. Bounded both ways: a hold lasts at most `hold_ms`, and
+/// after a hold ends no new one starts for as long as it lasted (at least half the time
+/// stays with the lower lanes however busy the sales lane is). hold_ms <= 0: never holds.
+///
+/// Pure and deterministic (time is passed in). Thread-safety: none (one per machine).
+class urgent_hold {
+public:
+  explicit urgent_hold(int64_t hold_ms = 0) : hold_ms_(hold_ms) {}
+
+  /// Should lower lanes wait now? `urgent`: the sales lane has work in flight.
+  bool holding(bool urgent, int64_t now_ms);
+
+  /// Holds begun so far (for tests and status).
+  uint64_t holds() const { return holds_; }
+
+private:
+  void end(int64_t now_ms);
+
+  int64_t hold_ms_;
+  int64_t since_ = -1;    ///< start of the current hold; -1: none
+  int64_t free_until_ = 0; ///< no new hold before this
+  uint64_t holds_ = 0;
+};
+
 } // namespace possync::actors

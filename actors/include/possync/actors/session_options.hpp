@@ -32,6 +32,11 @@ struct session_options {
   /// terminal of the branch on its own. Stretched by up to half per peer (fixed), so that
   /// the sessions of one branch do not all start their rounds together. 0 = at once.
   std::array<int64_t, 4> live_pause_ms{0, 1000, 0, 0};
+  /// While a sale (lane 0) is in flight on this session, lower lanes wait: the dialing
+  /// side holds its downloaded Changes (lanes 1-3) unapplied and pushes no lower lane;
+  /// the accepting side serves no lower-lane feed while it applies a lane-0 Push. At most
+  /// this long per hold, and no new hold for as long after one (urgent_hold). 0 = never.
+  int64_t urgent_hold_ms = 20;
 };
 
 } // namespace possync::actors
