@@ -138,6 +138,13 @@ TEST_F(cli, terminal_node_without_branch_or_with_bad_config_is_a_usage_error) {
   auto bad_pause = run("hq --config " + dir_ + "/pause.yaml --dir " + dir_ + "/hq");
   EXPECT_EQ(bad_pause.code, 2) << bad_pause.out;
   EXPECT_NE(bad_pause.out.find("session.stock_pause_ms"), std::string::npos) << bad_pause.out;
+  {
+    std::ofstream f(dir_ + "/hold.yaml");
+    f << "tenant: demo\nsession:\n  urgent_hold_ms: -1\n";
+  }
+  auto bad_hold = run("hq --config " + dir_ + "/hold.yaml --dir " + dir_ + "/hq");
+  EXPECT_EQ(bad_hold.code, 2) << bad_hold.out;
+  EXPECT_NE(bad_hold.out.find("session.urgent_hold_ms"), std::string::npos) << bad_hold.out;
   auto wrong_role = run("hq --config " + dir_ + "/role.yaml --dir " + dir_ + "/hq");
   EXPECT_EQ(wrong_role.code, 2) << wrong_role.out;
   auto bad_device = run("hq --dir " + dir_ + "/hq --device demo:b1:zz:terminal");
