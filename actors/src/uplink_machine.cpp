@@ -305,8 +305,10 @@ void uplink_machine::state::push_more(int64_t now) {
     if (ph != phase::live) return;
     // A hold pushes sales only; the scheduler's share for lower lanes resumes after it.
     std::optional<uint8_t> lane;
-    if (!holding(now)) lane = sched.pick(has_work);
-    else if (has_work[0]) lane = 0;
+    if (!holding(now))
+      lane = sched.pick(has_work);
+    else if (has_work[0])
+      lane = 0;
     if (!lane) return;
     auto& ls = lanes[*lane];
     v1::Frame f;
@@ -391,8 +393,7 @@ void uplink_machine::state::on_frame(v1::Frame& frame, int64_t now) {
     if (ph != state::phase::live) return fail(error(errc::invalid_argument, "Command before Welcome"));
     return on_command(frame.command());
   case v1::Frame::kError:
-    return close(
-        error(detail::code_from_wire(frame.error().code()), "upstream: " + frame.error().message()));
+    return close(error(detail::code_from_wire(frame.error().code()), "upstream: " + frame.error().message()));
   default:
     return fail(
         error(errc::invalid_argument, std::string("unexpected ") + frame_name(frame) + " from upstream"));

@@ -268,10 +268,9 @@ status load_yaml(const std::string& path, role_settings& s) {
       return e;
   if (auto n = root["session"]) {
     if (!n.IsMap()) return bad(f + "session", "expected a map");
-    if (auto e =
-            check_keys(n, f + "session.",
-                       {"push_window", "push_batch", "changes_batch", "heartbeat_ms", "idle_timeout_ms",
-                        "stock_pause_ms", "urgent_hold_ms"}))
+    if (auto e = check_keys(n, f + "session.",
+                            {"push_window", "push_batch", "changes_batch", "heartbeat_ms", "idle_timeout_ms",
+                             "stock_pause_ms", "urgent_hold_ms"}))
       return e;
     auto& so = c.session;
     if (n["push_window"])
@@ -290,7 +289,8 @@ status load_yaml(const std::string& path, role_settings& s) {
       if (so.live_pause_ms[1] < 0) return bad(f + "session.stock_pause_ms", "must be 0 or more");
     }
     if (n["urgent_hold_ms"]) {
-      if (auto e = read_scalar(n["urgent_hold_ms"], f + "session.urgent_hold_ms", so.urgent_hold_ms)) return e;
+      if (auto e = read_scalar(n["urgent_hold_ms"], f + "session.urgent_hold_ms", so.urgent_hold_ms))
+        return e;
       if (so.urgent_hold_ms < 0) return bad(f + "session.urgent_hold_ms", "must be 0 or more");
     }
   }

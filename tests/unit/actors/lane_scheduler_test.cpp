@@ -58,11 +58,11 @@ TEST(UrgentHold, HoldsWhileUrgentForAtMostItsBound) {
 TEST(UrgentHold, LowerLanesKeepAsMuchTimeAsTheHoldTook) {
   urgent_hold h(20);
   EXPECT_TRUE(h.holding(true, 0));
-  EXPECT_FALSE(h.holding(true, 20));   // bound reached
-  EXPECT_FALSE(h.holding(true, 39));   // 20 ms free before the next hold
+  EXPECT_FALSE(h.holding(true, 20)); // bound reached
+  EXPECT_FALSE(h.holding(true, 39)); // 20 ms free before the next hold
   EXPECT_TRUE(h.holding(true, 40));
-  EXPECT_FALSE(h.holding(false, 45));  // the sale landed after 5 ms
-  EXPECT_FALSE(h.holding(true, 49));   // 5 ms free
+  EXPECT_FALSE(h.holding(false, 45)); // the sale landed after 5 ms
+  EXPECT_FALSE(h.holding(true, 49));  // 5 ms free
   EXPECT_TRUE(h.holding(true, 50));
   EXPECT_EQ(h.holds(), 3u);
 }

@@ -263,7 +263,8 @@ TEST_F(SessionTest, LostAcksAreReplayedAsNoOps) {
 }
 
 TEST_F(SessionTest, LanePriorityWithoutStarvation) {
-  sell(*term, 600); // 600 sales (lane 0) and their stock updates (lane 1); sales hold lower lanes 20 ms at a time
+  // 600 sales (lane 0) and their stock updates (lane 1); sales hold lower lanes 20 ms at a time.
+  sell(*term, 600);
   for (int i = 0; i < 5; ++i) {
     v1::Report rep;
     rep.set_kind("shift");
@@ -552,8 +553,10 @@ TEST_P(SaleHoldTest, CatalogueChangesWaitOutASaleInFlight) {
   ASSERT_EQ(s->acks_seen.size(), 1u);
   ASSERT_EQ(s->acks_seen.front().ack().lane(), core::lane_sales);
   EXPECT_GT(changes_at_ack, 0u); // catalogue frames did arrive during the sale's flight
-  if (hold_ms > 0) EXPECT_EQ(products_at_ack, 0u);
-  else EXPECT_GT(products_at_ack, 0u);
+  if (hold_ms > 0)
+    EXPECT_EQ(products_at_ack, 0u);
+  else
+    EXPECT_GT(products_at_ack, 0u);
   s->run();
   EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 200u);
   EXPECT_EQ(pending_total(*term), 0u);

@@ -59,7 +59,7 @@ private:
   void end(int64_t now_ms);
 
   int64_t hold_ms_;
-  int64_t since_ = -1;    ///< start of the current hold; -1: none
+  int64_t since_ = -1;     ///< start of the current hold; -1: none
   int64_t free_until_ = 0; ///< no new hold before this
   uint64_t holds_ = 0;
 };
