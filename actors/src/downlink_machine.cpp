@@ -43,7 +43,9 @@ struct downlink_machine::state {
     bool round_open = false;
     int64_t round_started_ms = 0;
   };
-  /// A Push being applied; acked in arrival order.
+  /// A Push being applied; acked in arrival order within its lane (Acks are per lane
+  /// and cumulative; lanes are acked independently, so a sale applied behind a 5 MB
+  /// report in flight is acked as soon as it is durable).
   struct pending_push {
     uint64_t token = 0; ///< 0: nothing to apply (every record refused)
     bool done = false;
@@ -216,8 +218,14 @@ void downlink_machine::state::on_push(const v1::Push& p, int64_t now) {
 }
 
 void downlink_machine::state::flush_acks(int64_t now) {
-  while (!pushes.empty() && pushes.front().done) {
-    auto& pp = pushes.front();
+  std::array<bool, core::lane_count> blocked{};  // an earlier Push of the lane is still applying
+  for (auto it = pushes.begin(); it != pushes.end();) {
+    if (!it->done || blocked[it->lane]) {
+      blocked[it->lane] = true;
+      ++it;
+      continue;
+    }
+    auto& pp = *it;
     v1::Frame f;
     auto* a = f.mutable_ack();
     a->set_lane(pp.lane);
@@ -225,7 +233,7 @@ void downlink_machine::state::flush_acks(int64_t now) {
     st.stats.rejected += pp.rejected.size();
     for (auto& r : pp.rejected)
       *a->add_rejected() = std::move(r);
-    pushes.pop_front();
+    it = pushes.erase(it);
     send(std::move(f), now);
   }
 }

@@ -62,6 +62,7 @@ struct session_state {
   int64_t published_recv_ms = 0; ///< downlink: the last_recv_ms it carried
   session_stats accounted;       ///< what was added to setup.traffic so far
   int64_t accounted_ms = 0;
+  int64_t wake_at_ms = 0;        ///< a one-off tick asked for by the machine is due then (0 = none)
   static inline const char* name = "possync.session";
 
   int64_t now() const { return setup.clock(); }
@@ -244,6 +245,11 @@ void pump(self_ptr self) {
     run_io(self, [store, name] { (void)store->put_meta("sync.upstream", name); }, true);
   }
   if (out.close && !st.closing) st.closing = std::move(out.close);
+  if (out.wake_at_ms > 0 && (st.wake_at_ms == 0 || out.wake_at_ms < st.wake_at_ms)) {
+    st.wake_at_ms = out.wake_at_ms;
+    const int64_t delay = std::max<int64_t>(1, out.wake_at_ms - st.now());
+    self->delayed_send(self, std::chrono::milliseconds(delay), atom::tick_v, out.wake_at_ms);
+  }
   flush_writes(self);
   if (st.up) {
     auto status = st.up->status();
@@ -372,6 +378,16 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
           st.down->on_tick(st.now());
         pump(self);
         if (!st.ending) self->delayed_send(self, std::chrono::milliseconds(st.setup.tick_ms), atom::tick_v);
+      },
+      [=](atom::tick, int64_t at) {
+        auto& st = self->state;
+        if (st.ending) return;
+        if (st.wake_at_ms == at) st.wake_at_ms = 0;
+        if (st.up)
+          st.up->on_tick(st.now());
+        else
+          st.down->on_tick(st.now());
+        pump(self);
       },
       [=](atom::stop, error& why) { finish(self, std::move(why)); },
   };

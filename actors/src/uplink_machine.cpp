@@ -50,7 +50,7 @@ struct uplink_machine::state {
   storage::node_store& store;
   lane_scheduler sched;
   urgent_hold hold;
-  std::deque<apply_request> held; ///< downloaded lower-lane Changes waiting out a hold (arrival order)
+  std::deque<apply_request> held; ///< downloaded lower-lane Changes waiting out a hold or for room in the apply window (arrival order)
   phase ph = phase::idle;
   machine_output out;
   uplink_status st;
@@ -97,9 +97,16 @@ struct uplink_machine::state {
   bool sale_in_flight() const { return !lanes[0].in_flight.empty() || !lanes[0].staged.empty(); }
   bool holding(int64_t now) { return hold.holding(sale_in_flight(), now); }
   void release_held(int64_t now);
+  void wake_for_hold(int64_t now);
   void on_frame(v1::Frame& frame, int64_t now);
-  /// Own applies at the window: this side reads no frames until one completes.
+  /// Own applies at the window: further Changes wait in `held`.
   bool window_full() const { return applies_in_flight >= std::max<uint32_t>(1, opts.apply_window); }
+  /// Applying and waiting, a second window's worth: this side reads no frames until
+  /// one completes. (Reading goes on past a full apply window so that Acks, which share
+  /// the stream with Changes, still free push slots.)
+  bool backlogged() const {
+    return applies_in_flight + held.size() >= 2 * static_cast<size_t>(std::max<uint32_t>(1, opts.apply_window));
+  }
 };
 
 void uplink_machine::state::start(int64_t now) {
@@ -225,10 +232,12 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
   pc.token = req.token;
   const uint8_t lane = pc.feed.lane;
   changes.push_back(std::move(pc));
-  // Lower lanes wait out a sale in flight; what is held stays in arrival order. Held
-  // frames do not count against the apply window: the sale's Ack must still be read.
-  if (lane > 0 && (!held.empty() || holding(now))) {
+  // Lower lanes wait out a sale in flight, and every lane waits for room in the apply
+  // window; what is held stays in arrival order.
+  if (lane > 0 && (!held.empty() || window_full() || holding(now))) {
     held.push_back(std::move(req));
+    release_held(now);
+    wake_for_hold(now);
   } else {
     ++applies_in_flight;
     out.applies.push_back(std::move(req));
@@ -239,11 +248,19 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
 
 void uplink_machine::state::release_held(int64_t now) {
   if (held.empty() || ph != phase::live || holding(now)) return;
-  for (auto& req : held) {
+  // At the apply window's pace: released all at once, a hold's worth of frames would
+  // be one large commit group, and the next sale's own commit would wait behind it.
+  while (!held.empty() && !window_full()) {
     ++applies_in_flight;
-    out.applies.push_back(std::move(req));
+    out.applies.push_back(std::move(held.front()));
+    held.pop_front();
   }
-  held.clear();
+}
+
+void uplink_machine::state::wake_for_hold(int64_t now) {
+  // Reading stops at backlogged(): the end of the hold must come by itself, not with
+  // the next frame read.
+  if (!held.empty() && holding(now)) out.wake_at_ms = hold.ends_at();
 }
 
 void uplink_machine::state::complete_changes() {
@@ -298,6 +315,9 @@ bool uplink_machine::state::fill(uint8_t lane) {
 }
 
 void uplink_machine::state::push_more(int64_t now) {
+  // The last slot of the window (of two or more) is the sales lane's: a window full of
+  // stock or catalogue Pushes does not keep a sale waiting for their Acks.
+  const uint32_t lower_slots = window > 1 ? window - 1 : window;
   while (ph == phase::live && pushes_in_flight < window) {
     std::array<bool, core::lane_count> has_work{};
     for (uint8_t l = 0; l < core::lane_count; ++l)
@@ -305,7 +325,7 @@ void uplink_machine::state::push_more(int64_t now) {
     if (ph != phase::live) return;
     // A hold pushes sales only; the scheduler's share for lower lanes resumes after it.
     std::optional<uint8_t> lane;
-    if (!holding(now))
+    if (pushes_in_flight < lower_slots && !holding(now))
       lane = sched.pick(has_work);
     else if (has_work[0])
       lane = 0;
@@ -410,6 +430,7 @@ void uplink_machine::on_applied(uint64_t token, result<storage::apply_result> r,
   if (!r) return s.fail(error(r.err().code, "applying Changes: " + r.err().message));
   it->done = true;
   s.complete_changes();
+  s.release_held(now_ms);
   s.check_synced(now_ms);
 }
 
@@ -429,8 +450,8 @@ void uplink_machine::on_written(int64_t) {}
 void uplink_machine::on_tick(int64_t now_ms) {
   auto& s = *s_;
   if (s.ph == state::phase::closed || s.ph == state::phase::idle) return;
-  // Not reading (own applies at the window): silence says nothing about the upstream.
-  if (s.ph == state::phase::live && s.window_full())
+  // Not reading (own applies and held Changes at the limit): silence says nothing about the upstream.
+  if (s.ph == state::phase::live && s.backlogged())
     s.last_recv_ms = std::max(s.last_recv_ms, now_ms - s.opts.idle_timeout_ms / 2);
   if (now_ms - s.last_recv_ms >= s.opts.idle_timeout_ms) {
     s.close(
@@ -448,8 +469,7 @@ void uplink_machine::on_tick(int64_t now_ms) {
 
 bool uplink_machine::wants_frame() const {
   const auto& s = *s_;
-  return s.ph == state::phase::hello_sent ||
-         (s.ph == state::phase::live && !s.window_full());
+  return s.ph == state::phase::hello_sent || (s.ph == state::phase::live && !s.backlogged());
 }
 
 machine_output uplink_machine::take_output() {

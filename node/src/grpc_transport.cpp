@@ -537,6 +537,10 @@ grpc::ChannelArguments channel_args(const grpc_client_options& opts) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(clamp_int(opts.max_message_bytes));
   args.SetMaxSendMessageSize(clamp_int(opts.max_message_bytes));
+  if (opts.stream_window_bytes > 0) {
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, clamp_int(opts.stream_window_bytes));
+  }
   if (opts.keepalive.time_ms > 0) {
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, clamp_int(opts.keepalive.time_ms));
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, clamp_int(opts.keepalive.timeout_ms));
@@ -574,7 +578,7 @@ std::shared_ptr<grpc::Channel> channel_for(const std::string& endpoint, const gr
   static std::map<std::string, std::weak_ptr<grpc::Channel>> cache;
   auto key = endpoint + '|' + std::to_string(opts.max_message_bytes) + '|' +
              std::to_string(opts.keepalive.time_ms) + '|' + std::to_string(opts.keepalive.timeout_ms) + '|' +
-             opts.server_name + '|' +
+             std::to_string(opts.stream_window_bytes) + '|' + opts.server_name + '|' +
              std::to_string(std::hash<std::string>{}(opts.tls.ca_pem + opts.tls.cert_pem + opts.tls.key_pem));
   std::lock_guard<std::mutex> lock{mu};
   for (auto i = cache.begin(); i != cache.end();)
@@ -689,6 +693,10 @@ result<std::unique_ptr<grpc_server>> grpc_server::start(grpc_server_options opts
   if (i->admin) builder.RegisterService(i->admin.get());
   builder.SetMaxReceiveMessageSize(clamp_int(opts.max_message_bytes));
   builder.SetMaxSendMessageSize(clamp_int(opts.max_message_bytes));
+  if (opts.stream_window_bytes > 0) {
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, clamp_int(opts.stream_window_bytes));
+  }
   if (opts.keepalive.time_ms > 0) {
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, clamp_int(opts.keepalive.time_ms));
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, clamp_int(opts.keepalive.timeout_ms));

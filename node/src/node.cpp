@@ -659,6 +659,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     grpc_server_options o;
     o.listen = i->cfg.listen;
     o.gzip = i->cfg.gzip;
+    o.stream_window_bytes = i->cfg.stream_window_bytes;
     o.tls = i->cfg.tls;
     o.on_session = [raw](std::unique_ptr<actors::link> l) { raw->accept(std::move(l), true); };
     o.admin = std::make_shared<node_admin>(raw);
@@ -679,6 +680,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     } else {
       grpc_client_options co;
       co.gzip = i->cfg.gzip;
+      co.stream_window_bytes = i->cfg.stream_window_bytes;
       co.tls = i->cfg.tls;
       co.server_name = i->cfg.upstream_server_name;
       s.connect = [co](const std::string& endpoint) { return grpc_connect(endpoint, co); };

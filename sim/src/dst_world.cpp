@@ -521,6 +521,18 @@ struct world::impl {
         });
       }
       if (out.close && !me.closing) me.closing = std::move(out.close);
+      if (out.wake_at_ms > 0) {
+        // The machine's clock is its node's (skewed); the timer runs on simulated time.
+        const int64_t delay = std::max<int64_t>(1, out.wake_at_ms - node_now(n));
+        const uint64_t id = l.id;
+        at(now + delay, [this, id, sd] {
+          auto* w = find_link(id);
+          if (!w) return;
+          if (sd == 0) w->um->on_tick(node_now(w->down));
+          else w->dm->on_tick(node_now(w->up));
+          pump(*w, sd);
+        });
+      }
       write_next(l, sd);
       if (me.closing && !me.writing && me.unwritten.empty()) {
         error why = *me.closing;

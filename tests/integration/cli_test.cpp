@@ -145,6 +145,13 @@ TEST_F(cli, terminal_node_without_branch_or_with_bad_config_is_a_usage_error) {
   auto bad_hold = run("hq --config " + dir_ + "/hold.yaml --dir " + dir_ + "/hq");
   EXPECT_EQ(bad_hold.code, 2) << bad_hold.out;
   EXPECT_NE(bad_hold.out.find("session.urgent_hold_ms"), std::string::npos) << bad_hold.out;
+  {
+    std::ofstream f(dir_ + "/window.yaml");
+    f << "tenant: demo\nstream_window_bytes: 100\n";
+  }
+  auto bad_window = run("hq --config " + dir_ + "/window.yaml --dir " + dir_ + "/hq");
+  EXPECT_EQ(bad_window.code, 2) << bad_window.out;
+  EXPECT_NE(bad_window.out.find("stream_window_bytes"), std::string::npos) << bad_window.out;
   auto wrong_role = run("hq --config " + dir_ + "/role.yaml --dir " + dir_ + "/hq");
   EXPECT_EQ(wrong_role.code, 2) << wrong_role.out;
   auto bad_device = run("hq --dir " + dir_ + "/hq --device demo:b1:zz:terminal");

@@ -182,7 +182,7 @@ status load_yaml(const std::string& path, role_settings& s) {
   if (!root.IsMap()) return bad(path, "expected a map of settings");
   if (auto e = check_keys(root, f,
                           {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
-                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "log_format", "presence_interval_ms", "status_stale_after_ms", "max_sessions", "max_hellos_per_minute", "port_file", "console", "tick_ms", "gzip",
+                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "log_format", "presence_interval_ms", "status_stale_after_ms", "max_sessions", "max_hellos_per_minute", "port_file", "console", "tick_ms", "gzip", "stream_window_bytes",
                            "sale_retention_days", "recover_on_corruption",
                            "session", "backoff", "devices"}))
     return e;
@@ -261,6 +261,14 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (auto e = read_scalar(root["tick_ms"], f + "tick_ms", c.tick_ms)) return e;
   if (root["gzip"])
     if (auto e = read_scalar(root["gzip"], f + "gzip", c.gzip)) return e;
+  if (root["stream_window_bytes"]) {
+    int64_t w = 0;
+    if (auto e = read_scalar(root["stream_window_bytes"], f + "stream_window_bytes", w)) return e;
+    // gRPC takes an int; below a few KiB every frame would crawl through the window.
+    if (w != 0 && (w < 4096 || w > (int64_t{1} << 30)))
+      return bad(f + "stream_window_bytes", "must be 0 (gRPC's automatic sizing) or 4096 to 1073741824");
+    c.stream_window_bytes = static_cast<size_t>(w);
+  }
   if (root["sale_retention_days"])
     if (auto e = read_scalar(root["sale_retention_days"], f + "sale_retention_days", c.sale_retention_days)) return e;
   if (root["recover_on_corruption"])

@@ -81,6 +81,7 @@ session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<
       },
       [c](atom::outbox) { ++c->outbox; },
       [](atom::tick) {},
+      [](atom::tick, int64_t) {},
       [self](atom::stop, error&) { self->quit(); },
   };
 }

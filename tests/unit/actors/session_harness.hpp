@@ -191,6 +191,7 @@ struct session {
   bool stall_up_applies = false; // the terminal's applies do not complete (a busy committer)
   bool stall_down_applies = false; // nor the branch's
   bool tick = true;
+  std::vector<int64_t> wakes; // wake_at_ms the uplink asked for
 
   int64_t now() const { return time->now; }
 
@@ -221,6 +222,7 @@ struct session {
       EXPECT_FALSE(s) << s.to_string();
     }
     if (uo.close && !up_closed) up_closed = uo.close;
+    if (uo.wake_at_ms) wakes.push_back(uo.wake_at_ms);
 
     auto dout = down.take_output();
     for (auto& f : dout.frames)

@@ -613,6 +613,127 @@ TEST_F(SessionTest, BranchServesNoCatalogueWhileApplyingASale) {
   EXPECT_FALSE(s->closed());
 }
 
+// Acks are per lane: a sale applied while an earlier report Push still applies is acked
+// at once (in W6 the sale's Ack waited behind the 5 MB report's apply, and with it the
+// push window of every later sale).
+TEST_F(SessionTest, SaleIsAckedWhileAnEarlierReportStillApplies) {
+  auto s = connect();
+  s->run();
+  ASSERT_TRUE(s->up.status().caught_up);
+  v1::Report rep;
+  rep.set_kind("day");
+  storage::put_op op;
+  op.key = core::record_key{"t1", "b1", "report", term->new_id()};
+  op.body = rep.SerializeAsString();
+  ASSERT_TRUE(term->write({op}));
+  s->stall_down_applies = true;
+  s->up.on_outbox_changed(s->now());
+  s->collect();
+  for (int i = 0; i < 20 && s->down.status().stats.records_up == 0; ++i)
+    s->step();
+  ASSERT_EQ(s->down.status().stats.records_up, 1u);  // the report's Push is applying
+  sell(*term, 1);
+  s->up.on_outbox_changed(s->now());
+  s->collect();
+  for (int i = 0; i < 20 && s->down_done.size() < 2; ++i)
+    s->step();
+  ASSERT_EQ(s->down_done.size(), 2u);  // and the sale's (with its stock, lane 1, later)
+  // The sale's apply completes first (the committer takes sales first).
+  auto sale = std::move(s->down_done[1]);
+  s->down_done.erase(s->down_done.begin() + 1);
+  s->down.on_applied(sale.first, std::move(sale.second), s->now());
+  auto out = s->down.take_output();
+  ASSERT_EQ(out.frames.size(), 1u);
+  ASSERT_TRUE(out.frames[0].has_ack());
+  EXPECT_EQ(out.frames[0].ack().lane(), core::lane_sales);
+  for (auto& f : out.frames)
+    s->down_unwritten.push_back(std::move(f));
+  s->stall_down_applies = false;
+  s->run();
+  EXPECT_EQ(pending_total(*term), 0u);
+  EXPECT_EQ(count_feed(*branch, "b1", core::lane_reports, "report"), 1u);
+  EXPECT_FALSE(s->closed());
+}
+
+// The last slot of the push window is the sales lane's: unacked stock Pushes fill the
+// others, and a sale still goes up at once.
+TEST_F(SessionTest, LastPushSlotIsKeptForSales) {
+  auto up = test_options();
+  up.push_window = 2;
+  up.push_batch = 1;
+  auto s = connect(up);
+  s->run();
+  ASSERT_TRUE(s->up.status().caught_up);
+  s->stall_down_applies = true;  // no Acks
+  for (int i = 0; i < 3; ++i) {
+    storage::counter_op op;
+    op.key = core::record_key{"t1", "b1", "stock", "p" + std::to_string(i)};
+    op.delta = -1;
+    ASSERT_TRUE(term->write({op}));
+  }
+  s->up.on_outbox_changed(s->now());
+  s->run_for(20);
+  const std::vector<uint8_t> stock_only{core::lane_stock};
+  EXPECT_EQ(s->push_lanes, stock_only);  // one stock Push; the other slot stays free
+  sell(*term, 1);
+  s->up.on_outbox_changed(s->now());
+  s->run_for(20);
+  ASSERT_EQ(s->push_lanes.size(), 2u);
+  EXPECT_EQ(s->push_lanes[1], core::lane_sales);
+  s->stall_down_applies = false;
+  s->run();
+  EXPECT_EQ(pending_total(*term), 0u);
+  EXPECT_FALSE(s->closed());
+}
+
+// What a hold kept back goes to the store at the apply window's pace, not all at once
+// (one large commit group that the next sale's own commit would wait behind); and the
+// hold's end comes by itself (wake_at_ms), not with the next frame read.
+TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
+  auto up = test_options();
+  up.apply_window = 2;
+  up.urgent_hold_ms = 50;
+  up.changes_batch = 10;
+  auto down = test_options();
+  down.changes_batch = 10;
+  down.urgent_hold_ms = 0;
+  auto s = connect(up, down);
+  s->run();
+  ASSERT_TRUE(s->up.status().caught_up);
+  s->tick = false;
+
+  sell(*term, 1);
+  s->up.on_outbox_changed(s->now());
+  s->collect();
+  s->stall_down_applies = true;  // the sale's Ack does not come: the hold runs its course
+  put_products(*branch, 0, 200);
+  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
+  s->collect();
+  const int64_t hold_start = s->now();
+  s->run_for(30);
+  EXPECT_TRUE(s->up_done.empty());  // everything downloaded is held
+  EXPECT_FALSE(s->up.wants_frame()); // and no more than two windows' worth is read
+  ASSERT_FALSE(s->wakes.empty());
+  EXPECT_GE(s->wakes.back(), hold_start);
+  EXPECT_LE(s->wakes.back(), hold_start + 50);
+  s->time->now = s->wakes.back();
+  s->up.on_tick(s->now());
+  s->collect();
+  EXPECT_EQ(s->up_done.size(), 2u);  // one window's worth
+  size_t most = 0;
+  for (int i = 0; i < 5000 && count_feed(*term, "", core::lane_catalog, "product") < 200; ++i) {
+    s->step();
+    most = std::max(most, s->up_done.size());
+  }
+  EXPECT_LE(most, 2u);
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 200u);
+  s->stall_down_applies = false;
+  s->tick = true;
+  s->run();
+  EXPECT_EQ(pending_total(*term), 0u);
+  EXPECT_FALSE(s->closed());
+}
+
 TEST_F(SessionTest, CursorsOfAnotherUpstreamAreIgnored) {
   put_products(*branch, 0, 100);
   // The terminal last synced with some other node and holds a cursor from it.

@@ -52,6 +52,9 @@ public:
   /// Should lower lanes wait now? `urgent`: the sales lane has work in flight.
   bool holding(bool urgent, int64_t now_ms);
 
+  /// When the current hold runs out at the latest (-1: no hold).
+  int64_t ends_at() const { return since_ >= 0 ? since_ + hold_ms_ : -1; }
+
   /// Holds begun so far (for tests and status).
   uint64_t holds() const { return holds_; }
 

@@ -117,6 +117,8 @@ using session_actor = caf::typed_actor<
     caf::reacts_to<atom::outbox>,
     /// Timer (every tick_ms): heartbeats, timeouts.
     caf::reacts_to<atom::tick>,
+    /// A one-off timer the machine asked for (machine_output::wake_at_ms).
+    caf::reacts_to<atom::tick, int64_t>,
     /// End the session now: close the link with the error and exit.
     caf::reacts_to<atom::stop, error>>;
 

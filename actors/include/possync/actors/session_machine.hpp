@@ -161,9 +161,11 @@ struct machine_output {
   /// End the session, after the frames above are written: ok() = clean end, else why
   /// it failed. Nothing follows it; the machine ignores later inputs.
   std::optional<error> close;
+  /// Call on_tick again at this clock time (before the next periodic tick); 0 = no need.
+  int64_t wake_at_ms = 0;
   bool empty() const {
     return frames.empty() && applies.empty() && outbox_acks.empty() && !subscribe && !clear_cursors &&
-           !upstream_welcomed && !close;
+           !upstream_welcomed && !close && wake_at_ms == 0;
   }
 };
 

@@ -79,6 +79,13 @@ struct grpc_server_options {
   std::function<void(std::unique_ptr<actors::link>)> on_session;
   bool gzip = true;                    ///< compress what the server sends [on]
   size_t max_message_bytes = 8u << 20; ///< largest frame received or sent [8 MiB]
+  /// HTTP/2 flow-control window of each stream, in bytes [64 KiB]: how much the peer
+  /// may send ahead of what this side has read. Small, a sale's Push or Ack queues
+  /// behind at most this much catalogue or report in transit (W6: at gRPC's automatic
+  /// sizing, up to megabytes and hundreds of ms on loopback). It caps one stream's
+  /// throughput at window / round trip: raise it on long-haul links. 0 = gRPC's
+  /// automatic sizing (BDP probing).
+  size_t stream_window_bytes = 64u << 10;
   tls_options tls;                     ///< mutual TLS; empty = plaintext, loopback only
   keepalive_options keepalive;
   /// Serves possync.v1.Admin too (admin.hpp; callers: TLS client certificate
@@ -115,6 +122,13 @@ private:
 struct grpc_client_options {
   bool gzip = true;                    ///< compress what the client sends [on]
   size_t max_message_bytes = 8u << 20; ///< largest frame received or sent [8 MiB]
+  /// HTTP/2 flow-control window of each stream, in bytes [64 KiB]: how much the peer
+  /// may send ahead of what this side has read. Small, a sale's Push or Ack queues
+  /// behind at most this much catalogue or report in transit (W6: at gRPC's automatic
+  /// sizing, up to megabytes and hundreds of ms on loopback). It caps one stream's
+  /// throughput at window / round trip: raise it on long-haul links. 0 = gRPC's
+  /// automatic sizing (BDP probing).
+  size_t stream_window_bytes = 64u << 10;
   /// Give up if the stream is not established within this long [5 s]; on_closed then
   /// carries unavailable. 0 = wait for gRPC's own connect timeout (about 20 s).
   int64_t connect_timeout_ms = 5'000;

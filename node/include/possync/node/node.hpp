@@ -112,6 +112,8 @@ struct node_config {
   bool uplink_thread = true;
   std::vector<device> devices;             ///< HQ: registered at start (idempotent)
   bool gzip = true;                        ///< gRPC message compression
+  /// gRPC flow-control window per stream, both directions (grpc_client_options) [64 KiB]
+  size_t stream_window_bytes = 64u << 10;
   /// Branch: how often at most a terminal's figures (pending, lag) are reported to HQ
   /// (collection "node_presence"); online/offline changes go at once [10 s]. 0 = never.
   int64_t presence_interval_ms = 10'000;
