@@ -218,7 +218,7 @@ void downlink_machine::state::on_push(const v1::Push& p, int64_t now) {
 }
 
 void downlink_machine::state::flush_acks(int64_t now) {
-  std::array<bool, core::lane_count> blocked{};  // an earlier Push of the lane is still applying
+  std::array<bool, core::lane_count> blocked{}; // an earlier Push of the lane is still applying
   for (auto it = pushes.begin(); it != pushes.end();) {
     if (!it->done || blocked[it->lane]) {
       blocked[it->lane] = true;

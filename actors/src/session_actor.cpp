@@ -62,7 +62,7 @@ struct session_state {
   int64_t published_recv_ms = 0; ///< downlink: the last_recv_ms it carried
   session_stats accounted;       ///< what was added to setup.traffic so far
   int64_t accounted_ms = 0;
-  int64_t wake_at_ms = 0;        ///< a one-off tick asked for by the machine is due then (0 = none)
+  int64_t wake_at_ms = 0; ///< a one-off tick asked for by the machine is due then (0 = none)
   static inline const char* name = "possync.session";
 
   int64_t now() const { return setup.clock(); }

@@ -50,7 +50,8 @@ struct uplink_machine::state {
   storage::node_store& store;
   lane_scheduler sched;
   urgent_hold hold;
-  std::deque<apply_request> held; ///< downloaded lower-lane Changes waiting out a hold or for room in the apply window (arrival order)
+  std::deque<apply_request> held; ///< downloaded lower-lane Changes waiting out a hold or for room in the
+                                  ///< apply window (arrival order)
   phase ph = phase::idle;
   machine_output out;
   uplink_status st;
@@ -105,7 +106,8 @@ struct uplink_machine::state {
   /// one completes. (Reading goes on past a full apply window so that Acks, which share
   /// the stream with Changes, still free push slots.)
   bool backlogged() const {
-    return applies_in_flight + held.size() >= 2 * static_cast<size_t>(std::max<uint32_t>(1, opts.apply_window));
+    return applies_in_flight + held.size() >=
+           2 * static_cast<size_t>(std::max<uint32_t>(1, opts.apply_window));
   }
 };
 

@@ -528,8 +528,10 @@ struct world::impl {
         at(now + delay, [this, id, sd] {
           auto* w = find_link(id);
           if (!w) return;
-          if (sd == 0) w->um->on_tick(node_now(w->down));
-          else w->dm->on_tick(node_now(w->up));
+          if (sd == 0)
+            w->um->on_tick(node_now(w->down));
+          else
+            w->dm->on_tick(node_now(w->up));
           pump(*w, sd);
         });
       }

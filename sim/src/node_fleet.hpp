@@ -147,8 +147,8 @@ private:
 /// before upstream). start() may be called from several threads at once.
 class fleet {
 public:
-  fleet(std::shared_ptr<node::runtime> rt, sync_transport t, std::string tenant)
-      : rt_(std::move(rt)), transport_(t), tenant_(std::move(tenant)) {}
+  fleet(std::shared_ptr<node::runtime> rt, sync_transport t, std::string tenant, size_t stream_window_bytes)
+      : rt_(std::move(rt)), transport_(t), tenant_(std::move(tenant)), stream_window_(stream_window_bytes) {}
   fleet(const fleet&) = delete;
   fleet& operator=(const fleet&) = delete;
   ~fleet() { stop_all(); }
@@ -180,6 +180,7 @@ public:
     c.node_id = id;
     c.backoff.initial_ms = 20;
     c.backoff.max_ms = 500;
+    c.stream_window_bytes = stream_window_;
     if (role != storage::node_role::terminal && transport_ == sync_transport::grpc) c.listen = "127.0.0.1:0";
     return c;
   }
@@ -216,6 +217,7 @@ private:
   std::shared_ptr<node::runtime> rt_;
   sync_transport transport_;
   std::string tenant_;
+  size_t stream_window_;
   std::mutex mu_;
   std::vector<std::unique_ptr<node::node>> nodes_;
 };

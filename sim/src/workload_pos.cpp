@@ -362,7 +362,8 @@ struct world {
   std::vector<product_spec> catalog;
 
   world(const pos_options& opts, std::string r, std::shared_ptr<node::runtime> runtime)
-      : o(opts), root(std::move(r)), rt(runtime), f(runtime, opts.transport, opts.tenant) {}
+      : o(opts), root(std::move(r)), rt(runtime),
+        f(runtime, opts.transport, opts.tenant, opts.stream_window_bytes) {}
   size_t branch_of(size_t t) const { return t % o.branches; }
 };
 
@@ -1162,7 +1163,7 @@ result<pos_report> run_lanes(pos_report rep, const std::string& root, std::share
   const size_t max_rounds = 12;
   const size_t report_bytes = o.report_bytes;
   const std::string br = branch_name(0);
-  fleet f(rt, o.transport, tenant);
+  fleet f(rt, o.transport, tenant, o.stream_window_bytes);
 
   auto hdb = open_db(o, root + "/hq");
   if (!hdb) return std::move(hdb).err();

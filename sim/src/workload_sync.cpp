@@ -362,7 +362,7 @@ result<sync_report> run_full_sync(sync_report rep, const std::string& root, std:
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport, tenant);
+  fleet f(rt, o.transport, tenant, o.stream_window_bytes);
   auto catalog = generate_catalog(o.products, o.seed);
   auto hq = start_hq_with_products(f, root, catalog, rep);
   if (!hq) return std::move(hq).err();
@@ -418,7 +418,7 @@ result<sync_report> run_incremental(sync_report rep, const std::string& root, st
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport, tenant);
+  fleet f(rt, o.transport, tenant, o.stream_window_bytes);
   auto catalog = generate_catalog(o.products, o.seed);
   auto hq = start_hq_with_products(f, root, catalog, rep);
   if (!hq) return std::move(hq).err();
@@ -493,7 +493,7 @@ result<sync_report> run_offline_backlog(sync_report rep, const std::string& root
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport, tenant);
+  fleet f(rt, o.transport, tenant, o.stream_window_bytes);
   auto hq = start_hq(f, root, terminal_devices(1));
   if (!hq) return std::move(hq).err();
   auto catalog = generate_catalog(o.products, o.seed);
@@ -563,7 +563,7 @@ result<sync_report> run_push(sync_report rep, const std::string& root, std::shar
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport, tenant);
+  fleet f(rt, o.transport, tenant, o.stream_window_bytes);
   auto devices = terminal_devices(o.terminals);
   devices.push_back(device_of(branch_id, storage::node_role::branch, "branch server"));
   auto hq = start_hq(f, root, std::move(devices));
@@ -652,7 +652,7 @@ result<sync_report> run_many_terminals(sync_report rep, const std::string& root,
   const auto& o = rep.opts;
   auto setup_begin = clock_type::now();
   auto deadline = [&] { return clock_type::now() + std::chrono::milliseconds(o.timeout_ms); };
-  fleet f(rt, o.transport, tenant);
+  fleet f(rt, o.transport, tenant, o.stream_window_bytes);
   // Terminal i sells in branch i % branches; with via_branch each branch has a node.
   auto branch_of = [&](size_t terminal) { return branch_name(terminal % o.branches); };
   std::vector<node::device> devices;
@@ -793,7 +793,7 @@ uint16_t spawn_hq(child_process& p, const std::vector<std::string>& args, time_p
 // 1,000, the way HQ holds uploaded history.
 status load_hq_history(const std::shared_ptr<node::runtime>& rt, const std::string& dir,
                        const std::vector<product_spec>& catalog, size_t sales, uint64_t seed) {
-  fleet loader(rt, sync_transport::grpc, tenant);
+  fleet loader(rt, sync_transport::grpc, tenant, 0); // it listens on nothing
   auto c = loader.config(storage::node_role::hq, hq_id, branch);
   c.dir = dir;
   c.listen.clear();
@@ -894,7 +894,7 @@ result<sync_report> run_restart(sync_report rep, const std::string& root, std::s
   uint16_t port = spawn_hq(hq, hq_process_args(exe, hq_dir, 0), deadline());
   if (port == 0) return error(errc::unavailable, "setup: the HQ process did not listen; its output:\n" + hq.output());
 
-  fleet f(rt, sync_transport::grpc, tenant);
+  fleet f(rt, sync_transport::grpc, tenant, o.stream_window_bytes);
   auto t_cfg = f.config(storage::node_role::terminal, first_terminal_id, branch);
   t_cfg.dir = root + "/terminal";
   t_cfg.upstreams = {"127.0.0.1:" + std::to_string(port)};

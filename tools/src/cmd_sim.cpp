@@ -16,6 +16,7 @@ namespace {
 int run_sync_workload(const sim_config& cfg) {
   sim::sync_options o = cfg.sync;
   o.workload = cfg.workload;
+  o.stream_window_bytes = cfg.stream_window;
   if (cfg.transport == "grpc") o.transport = sim::sync_transport::grpc;
   else if (cfg.transport == "inproc") o.transport = sim::sync_transport::inproc;
   else {
@@ -83,6 +84,9 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cfg->transport_opt = cmd->add_option("--transport", cfg->transport,
                                        "W1-W6, pos, idle: grpc (127.0.0.1) or inproc (scale: default inproc)")
                            ->capture_default_str();
+  cmd->add_option("--stream-window", cfg->stream_window,
+                  "W1-W7 over gRPC: flow-control window per stream, bytes (0 = gRPC's automatic sizing)")
+      ->capture_default_str();
   cmd->add_option("--terminals", cfg->sync.terminals, "W4: live terminals [10]; W5: selling terminals [200]; pos [40]; scale [10000]; idle [1000]");
   cmd->add_option("--changes", cfg->sync.changes, "W2: products changed offline [50]; W4: updates pushed [200]");
   cmd->add_option("--restarts", cfg->sync.restarts, "W9: SIGKILL and restart cycles of the HQ process [3]");

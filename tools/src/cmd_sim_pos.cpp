@@ -9,6 +9,7 @@ namespace possync::tools {
 
 int run_pos_cli(const sim_config& cfg) {
   sim::pos_options o = cfg.pos;
+  o.stream_window_bytes = cfg.stream_window;
   o.workload = cfg.workload;
   // scale defaults to in-process links (10,000 terminals in one process); the others
   // to the --transport default (gRPC on 127.0.0.1). An explicit --transport wins.

@@ -181,10 +181,35 @@ status load_yaml(const std::string& path, role_settings& s) {
   const std::string f = path + ": ";
   if (!root.IsMap()) return bad(path, "expected a map of settings");
   if (auto e = check_keys(root, f,
-                          {"role", "tenant", "branch", "node_id", "dir", "listen", "upstreams",
-                           "insecure_dev", "tls", "token_file", "token_key", "encryption_keyring", "http_listen", "log_level", "log_format", "presence_interval_ms", "status_stale_after_ms", "max_sessions", "max_hellos_per_minute", "port_file", "console", "tick_ms", "gzip", "stream_window_bytes",
-                           "sale_retention_days", "recover_on_corruption",
-                           "session", "backoff", "devices"}))
+                          {"role",
+                           "tenant",
+                           "branch",
+                           "node_id",
+                           "dir",
+                           "listen",
+                           "upstreams",
+                           "insecure_dev",
+                           "tls",
+                           "token_file",
+                           "token_key",
+                           "encryption_keyring",
+                           "http_listen",
+                           "log_level",
+                           "log_format",
+                           "presence_interval_ms",
+                           "status_stale_after_ms",
+                           "max_sessions",
+                           "max_hellos_per_minute",
+                           "port_file",
+                           "console",
+                           "tick_ms",
+                           "gzip",
+                           "stream_window_bytes",
+                           "sale_retention_days",
+                           "recover_on_corruption",
+                           "session",
+                           "backoff",
+                           "devices"}))
     return e;
   auto& c = s.node;
   if (root["role"]) {

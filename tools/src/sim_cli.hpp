@@ -22,6 +22,7 @@ struct sim_config {
   sim::sync_options sync;  ///< W1-W5; products, sales, seed, dir, keep are taken from `local`
   sim::pos_options pos;    ///< pos/lanes/scale/idle; terminals, branches, seed, dir ... taken from the shared flags
   std::string transport = "grpc";
+  size_t stream_window = 64u << 10; ///< --stream-window BYTES (sync and pos workloads)
   std::string report_html; ///< --report FILE.html
   // Deterministic simulation.
   uint64_t seeds = 0;      ///< --seeds N: run N seeds from --seed

@@ -631,13 +631,13 @@ TEST_F(SessionTest, SaleIsAckedWhileAnEarlierReportStillApplies) {
   s->collect();
   for (int i = 0; i < 20 && s->down.status().stats.records_up == 0; ++i)
     s->step();
-  ASSERT_EQ(s->down.status().stats.records_up, 1u);  // the report's Push is applying
+  ASSERT_EQ(s->down.status().stats.records_up, 1u); // the report's Push is applying
   sell(*term, 1);
   s->up.on_outbox_changed(s->now());
   s->collect();
   for (int i = 0; i < 20 && s->down_done.size() < 2; ++i)
     s->step();
-  ASSERT_EQ(s->down_done.size(), 2u);  // and the sale's (with its stock, lane 1, later)
+  ASSERT_EQ(s->down_done.size(), 2u); // and the sale's (with its stock, lane 1, later)
   // The sale's apply completes first (the committer takes sales first).
   auto sale = std::move(s->down_done[1]);
   s->down_done.erase(s->down_done.begin() + 1);
@@ -664,7 +664,7 @@ TEST_F(SessionTest, LastPushSlotIsKeptForSales) {
   auto s = connect(up);
   s->run();
   ASSERT_TRUE(s->up.status().caught_up);
-  s->stall_down_applies = true;  // no Acks
+  s->stall_down_applies = true; // no Acks
   for (int i = 0; i < 3; ++i) {
     storage::counter_op op;
     op.key = core::record_key{"t1", "b1", "stock", "p" + std::to_string(i)};
@@ -674,7 +674,7 @@ TEST_F(SessionTest, LastPushSlotIsKeptForSales) {
   s->up.on_outbox_changed(s->now());
   s->run_for(20);
   const std::vector<uint8_t> stock_only{core::lane_stock};
-  EXPECT_EQ(s->push_lanes, stock_only);  // one stock Push; the other slot stays free
+  EXPECT_EQ(s->push_lanes, stock_only); // one stock Push; the other slot stays free
   sell(*term, 1);
   s->up.on_outbox_changed(s->now());
   s->run_for(20);
@@ -705,13 +705,13 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   sell(*term, 1);
   s->up.on_outbox_changed(s->now());
   s->collect();
-  s->stall_down_applies = true;  // the sale's Ack does not come: the hold runs its course
+  s->stall_down_applies = true; // the sale's Ack does not come: the hold runs its course
   put_products(*branch, 0, 200);
   s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
   s->collect();
   const int64_t hold_start = s->now();
   s->run_for(30);
-  EXPECT_TRUE(s->up_done.empty());  // everything downloaded is held
+  EXPECT_TRUE(s->up_done.empty());   // everything downloaded is held
   EXPECT_FALSE(s->up.wants_frame()); // and no more than two windows' worth is read
   ASSERT_FALSE(s->wakes.empty());
   EXPECT_GE(s->wakes.back(), hold_start);
@@ -719,7 +719,7 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   s->time->now = s->wakes.back();
   s->up.on_tick(s->now());
   s->collect();
-  EXPECT_EQ(s->up_done.size(), 2u);  // one window's worth
+  EXPECT_EQ(s->up_done.size(), 2u); // one window's worth
   size_t most = 0;
   for (int i = 0; i < 5000 && count_feed(*term, "", core::lane_catalog, "product") < 200; ++i) {
     s->step();

@@ -77,7 +77,7 @@ struct grpc_server_options {
   /// block. The receiver owns the link and must start() it. Empty: every stream is refused
   /// with unavailable.
   std::function<void(std::unique_ptr<actors::link>)> on_session;
-  bool gzip = true;                    ///< compress what the server sends [on]
+  bool gzip = true;                    ///< compress what the server sends [on; never to a loopback peer]
   size_t max_message_bytes = 8u << 20; ///< largest frame received or sent [8 MiB]
   /// HTTP/2 flow-control window of each stream, in bytes [64 KiB]: how much the peer
   /// may send ahead of what this side has read. Small, a sale's Push or Ack queues
@@ -120,7 +120,7 @@ private:
 
 /// How grpc_connect dials. Defaults in brackets.
 struct grpc_client_options {
-  bool gzip = true;                    ///< compress what the client sends [on]
+  bool gzip = true;                    ///< compress what the client sends [on; never to a loopback endpoint]
   size_t max_message_bytes = 8u << 20; ///< largest frame received or sent [8 MiB]
   /// HTTP/2 flow-control window of each stream, in bytes [64 KiB]: how much the peer
   /// may send ahead of what this side has read. Small, a sale's Push or Ack queues

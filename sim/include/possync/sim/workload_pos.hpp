@@ -37,6 +37,8 @@ namespace possync::sim {
 struct pos_options {
   std::string workload;                  ///< pos, lanes, scale, idle
   sync_transport transport = sync_transport::inproc;
+  size_t stream_window_bytes =
+      64u << 10; ///< gRPC flow-control window per stream (node_config) [64 KiB]; 0 = gRPC's automatic sizing
   std::string hq;                        ///< external HQ "host:port" ("" = run HQ here)
   std::string tenant = "sim";            ///< tenant of every node (an external HQ must serve it)
   std::string devices_out;               ///< write the devices an external HQ must register (YAML) and exit

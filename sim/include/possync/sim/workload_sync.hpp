@@ -51,6 +51,8 @@ enum class sync_transport { grpc, inproc };
 struct sync_options {
   std::string workload;                      ///< full-sync, incremental, offline-backlog, push, many-terminals, restart
   sync_transport transport = sync_transport::grpc;
+  size_t stream_window_bytes =
+      64u << 10; ///< gRPC flow-control window per stream (node_config) [64 KiB]; 0 = gRPC's automatic sizing
   size_t products = 0;   ///< catalogue at HQ [W1/W2/W9 20,000; others 200]
   size_t sales = 0;      ///< W3: backlog [1,000]; W5: sales per terminal [50]; W9: HQ's sale history [980,000]
   size_t restarts = 0;   ///< W9: SIGKILL and restart cycles [3]
