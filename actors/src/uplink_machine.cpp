@@ -98,7 +98,6 @@ struct uplink_machine::state {
   bool sale_in_flight() const { return !lanes[0].in_flight.empty() || !lanes[0].staged.empty(); }
   bool holding(int64_t now) { return hold.holding(sale_in_flight(), now); }
   void release_held(int64_t now);
-  void wake_for_hold(int64_t now);
   void on_frame(v1::Frame& frame, int64_t now);
   /// Own applies at the window: further Changes wait in `held`.
   bool window_full() const { return applies_in_flight >= std::max<uint32_t>(1, opts.apply_window); }
@@ -239,7 +238,6 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
   if (lane > 0 && (!held.empty() || window_full() || holding(now))) {
     held.push_back(std::move(req));
     release_held(now);
-    wake_for_hold(now);
   } else {
     ++applies_in_flight;
     out.applies.push_back(std::move(req));
@@ -249,7 +247,14 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
 }
 
 void uplink_machine::state::release_held(int64_t now) {
-  if (held.empty() || ph != phase::live || holding(now)) return;
+  if (held.empty() || ph != phase::live) return;
+  if (holding(now)) {
+    // Reading stops at backlogged(), and a sale may follow a sale: the hold's end must
+    // come by itself, not with the next frame or Ack read. Asked again whenever the
+    // hold is found still running (a timer may fire a little early).
+    out.wake_at_ms = hold.ends_at();
+    return;
+  }
   // At the apply window's pace: released all at once, a hold's worth of frames would
   // be one large commit group, and the next sale's own commit would wait behind it.
   while (!held.empty() && !window_full()) {
@@ -257,12 +262,6 @@ void uplink_machine::state::release_held(int64_t now) {
     out.applies.push_back(std::move(held.front()));
     held.pop_front();
   }
-}
-
-void uplink_machine::state::wake_for_hold(int64_t now) {
-  // Reading stops at backlogged(): the end of the hold must come by itself, not with
-  // the next frame read.
-  if (!held.empty() && holding(now)) out.wake_at_ms = hold.ends_at();
 }
 
 void uplink_machine::state::complete_changes() {
