@@ -96,7 +96,17 @@ struct uplink_machine::state {
   void heartbeat(int64_t now);
   /// A sale is staged or pushed and not yet acked.
   bool sale_in_flight() const { return !lanes[0].in_flight.empty() || !lanes[0].staged.empty(); }
-  bool holding(int64_t now) { return hold.holding(sale_in_flight(), now); }
+  bool holding(int64_t now) {
+    if (sale_in_flight()) last_sale_ms = now;
+    return hold.holding(sale_in_flight(), now);
+  }
+  int64_t last_sale_ms = -1000000;
+  /// Lower-lane applies in flight at most: one while sales are recent, so that the next
+  /// sale's own commit waits behind one Changes frame, not a window's group.
+  uint32_t lower_window(int64_t now) const {
+    const bool recent = opts.urgent_hold_ms > 0 && now - last_sale_ms < 10 * opts.urgent_hold_ms;
+    return recent ? 1 : std::max<uint32_t>(1, opts.apply_window);
+  }
   void release_held(int64_t now);
   void on_frame(v1::Frame& frame, int64_t now);
   /// Own applies at the window: further Changes wait in `held`.
@@ -235,7 +245,7 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
   changes.push_back(std::move(pc));
   // Lower lanes wait out a sale in flight, and every lane waits for room in the apply
   // window; what is held stays in arrival order.
-  if (lane > 0 && (!held.empty() || window_full() || holding(now))) {
+  if (lane > 0 && (!held.empty() || applies_in_flight >= lower_window(now) || holding(now))) {
     held.push_back(std::move(req));
     release_held(now);
   } else {
@@ -257,7 +267,7 @@ void uplink_machine::state::release_held(int64_t now) {
   }
   // At the apply window's pace: released all at once, a hold's worth of frames would
   // be one large commit group, and the next sale's own commit would wait behind it.
-  while (!held.empty() && !window_full()) {
+  while (!held.empty() && applies_in_flight < lower_window(now)) {
     ++applies_in_flight;
     out.applies.push_back(std::move(held.front()));
     held.pop_front();
