@@ -619,6 +619,41 @@ TEST_F(grpc_transport_test, large_frame_from_the_server_over_the_client_limit) {
   EXPECT_EQ(client_closed->code, errc::resource_exhausted) << client_closed->to_string();
 }
 
+// Small flow-control windows (stream_window_bytes, both ends) still carry frames far
+// larger than the window, both ways at once, and small frames after them.
+TEST_F(grpc_transport_test, small_stream_windows_carry_large_frames) {
+  grpc_server_options so;
+  so.stream_window_bytes = 4096;
+  start_server(so);
+  grpc_client_options co;
+  co.stream_window_bytes = 4096;
+  co.share_channel = false;
+  auto c = open(0, 8u << 20, co);
+  exchange({&c}, 20);
+  const auto big = big_frame(1u << 20);
+  c.end[0]->write(big);
+  c.end[1]->write(big);
+  size_t got = 0, written = 0;
+  for (int guard = 0; guard < 8 && (got < 2 || written < 2); ++guard) {
+    auto e = rec_.next();
+    ASSERT_TRUE(e) << "stalled";
+    if (e->kind == event::frame) {
+      ASSERT_TRUE(e->f.has_error());
+      EXPECT_EQ(e->f.error().message(), big.error().message());
+      ++got;
+      c.end[e->side]->read_next();
+    } else if (e->kind == event::written) {
+      EXPECT_TRUE(e->ok);
+      ++written;
+    } else {
+      FAIL() << "side " << e->side << " closed: " << e->why.to_string();
+    }
+  }
+  EXPECT_EQ(got, 2u);
+  EXPECT_EQ(written, 2u);
+  exchange({&c}, 20);
+}
+
 TEST_F(grpc_transport_test, plaintext_on_a_remote_address_is_refused) {
   grpc_server_options o;
   o.listen = "0.0.0.0:0";
