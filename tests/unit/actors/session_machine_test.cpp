@@ -688,7 +688,7 @@ TEST_F(SessionTest, LastPushSlotIsKeptForSales) {
 
 // What a hold kept back goes to the store a little at a time, not all at once (one large
 // commit group that the next sale's own commit would wait behind): one Changes at a time
-// while sales are recent (10 x urgent_hold_ms), then at the apply window's pace. And the
+// while sales are recent (2 x urgent_hold_ms), then at the apply window's pace. And the
 // hold's end comes by itself (wake_at_ms), not with the next frame read.
 TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   auto up = test_options();
@@ -742,7 +742,7 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   s->run();
   EXPECT_EQ(pending_total(*term), 0u);
 
-  // No sale for 10 holds: the apply window's pace again.
+  // No sale for 10 holds (more than 2): the apply window's pace again.
   s->time->now += 10 * 50;
   put_products(*branch, 200, 400);
   s->down.on_feed_changed(s->down.status().granted.feeds, s->now());

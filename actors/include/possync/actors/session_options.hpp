@@ -36,7 +36,7 @@ struct session_options {
   /// side holds its downloaded Changes (lanes 1-3) unapplied and pushes no lower lane;
   /// the accepting side serves no lower-lane feed while it applies a lane-0 Push. At most
   /// this long per hold, and no new hold for as long after one (urgent_hold). And for
-  /// 10 x this long after a sale, the dialing side applies one lower-lane Changes at a
+  /// 2 x this long after a sale, the dialing side applies one lower-lane Changes at a
   /// time, not apply_window: the next sale's own commit then waits behind one frame's
   /// commit, not a window's group (a catalogue download runs at about half speed
   /// while the register sells back to back). 0 = never.
