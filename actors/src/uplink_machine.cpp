@@ -102,9 +102,11 @@ struct uplink_machine::state {
   }
   int64_t last_sale_ms = -1000000;
   /// Lower-lane applies in flight at most: one while sales are recent, so that the next
-  /// sale's own commit waits behind one Changes frame, not a window's group.
+  /// sale's own commit waits behind one Changes frame, not a window's group. (A clock
+  /// that went back makes no sale recent: it would otherwise slow syncing for as long.)
   uint32_t lower_window(int64_t now) const {
-    const bool recent = opts.urgent_hold_ms > 0 && now - last_sale_ms < 2 * opts.urgent_hold_ms;
+    const bool recent =
+        opts.urgent_hold_ms > 0 && now >= last_sale_ms && now - last_sale_ms < 2 * opts.urgent_hold_ms;
     return recent ? 1 : std::max<uint32_t>(1, opts.apply_window);
   }
   void release_held(int64_t now);

@@ -760,6 +760,41 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   EXPECT_FALSE(s->closed());
 }
 
+// After a sale the terminal applies one Changes at a time for a short while; a clock
+// that jumps back an hour does not stretch that into an hour.
+TEST_F(SessionTest, ClockGoingBackDoesNotKeepSalesRecent) {
+  auto up = test_options();
+  up.apply_window = 2;
+  up.urgent_hold_ms = 50;
+  up.changes_batch = 10;
+  auto down = test_options();
+  down.changes_batch = 10;
+  down.urgent_hold_ms = 0;
+  auto s = connect(up, down);
+  s->run();
+  sell(*term, 1);
+  s->up.on_outbox_changed(s->now());
+  s->collect();
+  s->run();
+  ASSERT_EQ(pending_total(*term), 0u);
+  ASSERT_TRUE(s->up.status().caught_up);
+  s->time->now -= 3'600'000; // just after the sale, the clock jumps back an hour
+  put_products(*branch, 0, 200);
+  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
+  s->collect();
+  size_t most = 0;
+  for (int i = 0; i < 5000 && count_feed(*term, "", core::lane_catalog, "product") < 200; ++i) {
+    s->stall_up_applies = i % 4 != 3;
+    s->step();
+    most = std::max(most, s->up_done.size());
+  }
+  s->stall_up_applies = false;
+  s->run();
+  EXPECT_EQ(most, 2u);
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 200u);
+  EXPECT_FALSE(s->closed());
+}
+
 TEST_F(SessionTest, CursorsOfAnotherUpstreamAreIgnored) {
   put_products(*branch, 0, 100);
   // The terminal last synced with some other node and holds a cursor from it.
