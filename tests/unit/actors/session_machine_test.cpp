@@ -28,6 +28,33 @@ protected:
     return s;
   }
 
+  /// The terminal applies at most 2 Changes of 10 records at once and holds lower lanes
+  /// 50 ms for a sale; the branch does not hold.
+  std::unique_ptr<session> connect_paced() {
+    auto up = test_options();
+    up.apply_window = 2;
+    up.urgent_hold_ms = 50;
+    up.changes_batch = 10;
+    auto down = test_options();
+    down.changes_batch = 10;
+    down.urgent_hold_ms = 0;
+    return connect(up, down);
+  }
+
+  /// Steps until the terminal holds `products` products, completing its applies in
+  /// bursts (the window fills); the most applies it had in flight at once.
+  size_t most_applies_until(session& s, size_t products) {
+    size_t most = 0;
+    for (int i = 0; i < 5000 && count_feed(*term, "", core::lane_catalog, "product") < products; ++i) {
+      s.stall_up_applies = i % 4 != 3;
+      s.step();
+      most = std::max(most, s.up_done.size());
+    }
+    s.stall_up_applies = false;
+    s.run();
+    return most;
+  }
+
   std::shared_ptr<fake_time> time = std::make_shared<fake_time>();
   std::shared_ptr<storage::database> db;
   std::unique_ptr<storage::node_store> branch, term;
@@ -691,14 +718,7 @@ TEST_F(SessionTest, LastPushSlotIsKeptForSales) {
 // while sales are recent (2 x urgent_hold_ms), then at the apply window's pace. And the
 // hold's end comes by itself (wake_at_ms), not with the next frame read.
 TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
-  auto up = test_options();
-  up.apply_window = 2;
-  up.urgent_hold_ms = 50;
-  up.changes_batch = 10;
-  auto down = test_options();
-  down.changes_batch = 10;
-  down.urgent_hold_ms = 0;
-  auto s = connect(up, down);
+  auto s = connect_paced();
   s->run();
   ASSERT_TRUE(s->up.status().caught_up);
   s->tick = false;
@@ -747,15 +767,7 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   put_products(*branch, 200, 400);
   s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
   s->collect();
-  most = 0;
-  for (int i = 0; i < 5000 && count_feed(*term, "", core::lane_catalog, "product") < 400; ++i) {
-    s->stall_up_applies = i % 4 != 3; // completions come in bursts: the window fills
-    s->step();
-    most = std::max(most, s->up_done.size());
-  }
-  s->stall_up_applies = false;
-  s->run();
-  EXPECT_EQ(most, 2u);
+  EXPECT_EQ(most_applies_until(*s, 400), 2u);
   EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 400u);
   EXPECT_FALSE(s->closed());
 }
@@ -763,14 +775,7 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
 // After a sale the terminal applies one Changes at a time for a short while; a clock
 // that jumps back an hour does not stretch that into an hour.
 TEST_F(SessionTest, ClockGoingBackDoesNotKeepSalesRecent) {
-  auto up = test_options();
-  up.apply_window = 2;
-  up.urgent_hold_ms = 50;
-  up.changes_batch = 10;
-  auto down = test_options();
-  down.changes_batch = 10;
-  down.urgent_hold_ms = 0;
-  auto s = connect(up, down);
+  auto s = connect_paced();
   s->run();
   sell(*term, 1);
   s->up.on_outbox_changed(s->now());
@@ -782,15 +787,7 @@ TEST_F(SessionTest, ClockGoingBackDoesNotKeepSalesRecent) {
   put_products(*branch, 0, 200);
   s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
   s->collect();
-  size_t most = 0;
-  for (int i = 0; i < 5000 && count_feed(*term, "", core::lane_catalog, "product") < 200; ++i) {
-    s->stall_up_applies = i % 4 != 3;
-    s->step();
-    most = std::max(most, s->up_done.size());
-  }
-  s->stall_up_applies = false;
-  s->run();
-  EXPECT_EQ(most, 2u);
+  EXPECT_EQ(most_applies_until(*s, 200), 2u);
   EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 200u);
   EXPECT_FALSE(s->closed());
 }
