@@ -279,6 +279,16 @@ void pump(self_ptr self) {
   }
 }
 
+/// The machine's timer (the periodic tick or a wake it asked for), then its output.
+void tick(self_ptr self) {
+  auto& st = self->state;
+  if (st.up)
+    st.up->on_tick(st.now());
+  else
+    st.down->on_tick(st.now());
+  pump(self);
+}
+
 session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pack> pack) {
   auto& st = self->state;
   st.setup = std::move(pack->setup);
@@ -372,22 +382,14 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
       [=](atom::tick) {
         auto& st = self->state;
         if (st.ending) return;
-        if (st.up)
-          st.up->on_tick(st.now());
-        else
-          st.down->on_tick(st.now());
-        pump(self);
+        tick(self);
         if (!st.ending) self->delayed_send(self, std::chrono::milliseconds(st.setup.tick_ms), atom::tick_v);
       },
       [=](atom::tick, int64_t at) {
         auto& st = self->state;
         if (st.ending) return;
         if (st.wake_at_ms == at) st.wake_at_ms = 0;
-        if (st.up)
-          st.up->on_tick(st.now());
-        else
-          st.down->on_tick(st.now());
-        pump(self);
+        tick(self);
       },
       [=](atom::stop, error& why) { finish(self, std::move(why)); },
   };

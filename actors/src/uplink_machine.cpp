@@ -97,8 +97,9 @@ struct uplink_machine::state {
   /// A sale is staged or pushed and not yet acked.
   bool sale_in_flight() const { return !lanes[0].in_flight.empty() || !lanes[0].staged.empty(); }
   bool holding(int64_t now) {
-    if (sale_in_flight()) last_sale_ms = now;
-    return hold.holding(sale_in_flight(), now);
+    const bool sale = sale_in_flight();
+    if (sale) last_sale_ms = now;
+    return hold.holding(sale, now);
   }
   int64_t last_sale_ms = -1000000;
   /// Lower-lane applies in flight at most: one while sales are recent, so that the next
@@ -111,8 +112,6 @@ struct uplink_machine::state {
   }
   void release_held(int64_t now);
   void on_frame(v1::Frame& frame, int64_t now);
-  /// Own applies at the window: further Changes wait in `held`.
-  bool window_full() const { return applies_in_flight >= std::max<uint32_t>(1, opts.apply_window); }
   /// Applying and waiting, a second window's worth: this side reads no frames until
   /// one completes. (Reading goes on past a full apply window so that Acks, which share
   /// the stream with Changes, still free push slots.)

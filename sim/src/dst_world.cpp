@@ -525,15 +525,7 @@ struct world::impl {
         // The machine's clock is its node's (skewed); the timer runs on simulated time.
         const int64_t delay = std::max<int64_t>(1, out.wake_at_ms - node_now(n));
         const uint64_t id = l.id;
-        at(now + delay, [this, id, sd] {
-          auto* w = find_link(id);
-          if (!w) return;
-          if (sd == 0)
-            w->um->on_tick(node_now(w->down));
-          else
-            w->dm->on_tick(node_now(w->up));
-          pump(*w, sd);
-        });
+        at(now + delay, [this, id, sd] { tick_side(id, sd); });
       }
       write_next(l, sd);
       if (me.closing && !me.writing && me.unwritten.empty()) {
@@ -702,15 +694,21 @@ struct world::impl {
     for (const auto& [id, l] : links)
       ids.push_back(id);
     for (uint64_t id : ids) {
-      if (auto* l = find_link(id)) {
-        l->um->on_tick(node_now(l->down));
-        pump(*l, 0);
-      }
-      if (auto* l = find_link(id)) {
-        l->dm->on_tick(node_now(l->up));
-        pump(*l, 1);
-      }
+      tick_side(id, 0);
+      tick_side(id, 1);
     }
+  }
+
+  /// The timer of one side of link `id` (0 = its uplink, on its node's clock), if the
+  /// link still exists, then what that machine wants.
+  void tick_side(uint64_t id, int sd) {
+    auto* l = find_link(id);
+    if (!l) return;
+    if (sd == 0)
+      l->um->on_tick(node_now(l->down));
+    else
+      l->dm->on_tick(node_now(l->up));
+    pump(*l, sd);
   }
 
   // -- node lifecycle -------------------------------------------------------------------

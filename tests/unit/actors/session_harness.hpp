@@ -330,6 +330,12 @@ struct session {
     return progress;
   }
 
+  /// The branch's feeds changed (the hub's announcement), and what it does about it.
+  void announce_feeds() {
+    down.on_feed_changed(down.status().granted.feeds, now());
+    collect();
+  }
+
   /// Steps until nothing happens (or `max_steps`). Returns the steps taken.
   size_t run(size_t max_steps = 200'000) {
     size_t n = 0;

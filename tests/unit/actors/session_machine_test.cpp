@@ -381,8 +381,7 @@ TEST_F(SessionTest, CatalogueFullIncrementalAndLive) {
 
     // Live: commits announced while connected flow at once.
     put_products(*branch, 1000, 1005);
-    s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
-    s->collect();
+    s->announce_feeds();
     s->run();
     EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 1005u);
   }
@@ -566,8 +565,7 @@ TEST_P(SaleHoldTest, CatalogueChangesWaitOutASaleInFlight) {
   s->up.on_outbox_changed(s->now()); // the sale's Push is handed out first
   s->collect();
   put_products(*branch, 0, 200);
-  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
-  s->collect();
+  s->announce_feeds();
 
   size_t products_at_ack = 0;
   uint64_t changes_at_ack = 0;
@@ -728,8 +726,7 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   s->collect();
   s->stall_down_applies = true; // the sale's Ack does not come: the hold runs its course
   put_products(*branch, 0, 200);
-  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
-  s->collect();
+  s->announce_feeds();
   const int64_t hold_start = s->now();
   s->run_for(30);
   EXPECT_TRUE(s->up_done.empty());   // everything downloaded is held
@@ -765,8 +762,7 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   // No sale for 10 holds (more than 2): the apply window's pace again.
   s->time->now += 10 * 50;
   put_products(*branch, 200, 400);
-  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
-  s->collect();
+  s->announce_feeds();
   EXPECT_EQ(most_applies_until(*s, 400), 2u);
   EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 400u);
   EXPECT_FALSE(s->closed());
@@ -785,8 +781,7 @@ TEST_F(SessionTest, ClockGoingBackDoesNotKeepSalesRecent) {
   ASSERT_TRUE(s->up.status().caught_up);
   s->time->now -= 3'600'000; // just after the sale, the clock jumps back an hour
   put_products(*branch, 0, 200);
-  s->down.on_feed_changed(s->down.status().granted.feeds, s->now());
-  s->collect();
+  s->announce_feeds();
   EXPECT_EQ(most_applies_until(*s, 200), 2u);
   EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 200u);
   EXPECT_FALSE(s->closed());
