@@ -214,10 +214,10 @@ result<std::vector<std::string>> txn::keys_in(cf_id cf, const std::string& begin
   if (!it->status().ok()) return map_status(it->status(), "scan");
   for (const overlay* o : {below_, &group_, &staged_}) {
     if (!o) continue;
-    for (const auto& [k, v] : (*o)[cf]) {
-      if (k < begin || k >= end) continue;
-      if (v) keys.insert(k);
-      else keys.erase(k);
+    const auto& m = (*o)[cf];
+    for (auto i = m.lower_bound(begin); i != m.end() && i->first < end; ++i) {
+      if (i->second) keys.insert(i->first);
+      else keys.erase(i->first);
     }
   }
   return std::vector<std::string>(keys.begin(), keys.end());
@@ -503,19 +503,14 @@ void database_impl::prepare_group(group_state& g, const overlay* below) {
     g.sync = g.sync || r.needs_sync;
   }
 
-  // One batch of the group's final values, each column family in key order: the
-  // memtable's skip list inserts a key next to the previous one far more cheaply
-  // than at a random place, and keys overwritten within the group are written once.
-  std::vector<std::pair<const std::string*, const std::optional<std::string>*>> sorted;
+  // One batch of the group's final values, each column family in key order (the
+  // overlay is ordered): the memtable's skip list inserts a key next to the previous
+  // one far more cheaply than at a random place, and keys overwritten within the
+  // group are written once.
   for (int cf = 0; cf < cf_count; ++cf) {
-    if (ov[cf].empty()) continue;
-    sorted.clear();
-    sorted.reserve(ov[cf].size());
-    for (const auto& [k, v] : ov[cf]) sorted.emplace_back(&k, &v);
-    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
-    for (const auto& [k, v] : sorted) {
-      if (*v) g.batch.Put(cfs_[cf], *k, **v);
-      else g.batch.Delete(cfs_[cf], *k);
+    for (const auto& [k, v] : ov[cf]) {
+      if (v) g.batch.Put(cfs_[cf], k, *v);
+      else g.batch.Delete(cfs_[cf], k);
     }
   }
 }

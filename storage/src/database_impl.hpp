@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,8 +44,10 @@ enum cf_id : uint8_t {
 error map_status(const rocksdb::Status& s, const char* what);
 
 /// Keys modified by the requests already accepted into the current group
-/// (nullopt = deleted), per column family.
-using overlay = std::array<std::unordered_map<std::string, std::optional<std::string>>, cf_count>;
+/// (nullopt = deleted), per column family. Ordered: keys_in() scans a range of
+/// it (an outbox ack among thousands of stores' writes in one group) and the
+/// group's batch is written in key order.
+using overlay = std::array<std::map<std::string, std::optional<std::string>, std::less<>>, cf_count>;
 
 /// Writes staged by one request on top of the group's overlay and the DB. Reads see
 /// this request's own staged writes first, then the group's, then those of the
