@@ -213,7 +213,8 @@ private:
 // -- open / close --------------------------------------------------------------------
 
 node_store_impl::node_store_impl(std::shared_ptr<database> db, store_options opts)
-    : db_holder_(std::move(db)), db_(db_holder_->impl()), opts_(std::move(opts)), space_(opts_.space) {}
+    : db_holder_(std::move(db)), db_(db_holder_->impl()), opts_(std::move(opts)), space_(opts_.space),
+      feed_cache_(opts_.feed_cache_bytes) {}
 
 result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<database> db, store_options opts) {
   if (!db) return error(errc::invalid_argument, "node_store::open: no database");
@@ -1045,22 +1046,38 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
   }
   if (!bi.it->status().ok()) return map_status(bi.it->status(), "read_feed");
   if (seqs.empty()) return out;
-  std::vector<rocksdb::Slice> slices(rkeys.begin(), rkeys.end());
-  std::vector<rocksdb::PinnableSlice> values(rkeys.size());
-  std::vector<rocksdb::Status> statuses(rkeys.size());
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap.snap;
-  db->MultiGet(ro, impl_->db_.cf(cf_records), slices.size(), slices.data(), values.data(), statuses.data());
-  out.reserve(seqs.size());
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    if (statuses[i].IsNotFound())
-      return error(errc::data_loss, "feed entry " + std::to_string(seqs[i]) + " names missing record " +
-                                        rks[i].to_string());
-    if (!statuses[i].ok()) return map_status(statuses[i], "read_feed");
-    auto d = impl_->decode_record(values[i].ToStringView(), rks[i], slices[i].ToStringView());
-    if (!d) return std::move(d).err();
-    out.push_back(feed_entry{seqs[i], std::move(d->rec)});
+  // States other sessions read lately come from the cache; the rest with one MultiGet.
+  auto& cache = impl_->feed_cache_;
+  std::vector<std::shared_ptr<const core::record>> recs(seqs.size());
+  std::vector<size_t> miss;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    if (!(recs[i] = cache.find(rkeys[i], seqs[i]))) miss.push_back(i);
+  if (!miss.empty()) {
+    std::vector<rocksdb::Slice> slices;
+    slices.reserve(miss.size());
+    for (size_t i : miss)
+      slices.emplace_back(rkeys[i]);
+    std::vector<rocksdb::PinnableSlice> values(miss.size());
+    std::vector<rocksdb::Status> statuses(miss.size());
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snap.snap;
+    db->MultiGet(ro, impl_->db_.cf(cf_records), slices.size(), slices.data(), values.data(), statuses.data());
+    for (size_t j = 0; j < miss.size(); ++j) {
+      const size_t i = miss[j];
+      if (statuses[j].IsNotFound())
+        return error(errc::data_loss,
+                     "feed entry " + std::to_string(seqs[i]) + " names missing record " + rks[i].to_string());
+      if (!statuses[j].ok()) return map_status(statuses[j], "read_feed");
+      auto d = impl_->decode_record(values[j].ToStringView(), rks[i], slices[j].ToStringView());
+      if (!d) return std::move(d).err();
+      const bool cacheable = d->feed_seq == seqs[i];
+      recs[i] = std::make_shared<const core::record>(std::move(d->rec));
+      if (cacheable) cache.put(rkeys[i], seqs[i], recs[i]);
+    }
   }
+  out.reserve(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i)
+    out.push_back(feed_entry{seqs[i], *recs[i]});
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "database_impl.hpp"
+#include "feed_cache.hpp"
 #include "possync/storage/store.hpp"
 
 namespace possync::storage {
@@ -77,6 +78,7 @@ public:
   std::unique_ptr<core::hlc_clock> clock_;
   std::mutex ulid_mu_;
   std::unique_ptr<core::ulid_generator> ulid_;
+  feed_cache feed_cache_;
   std::mutex listener_mu_;
   std::shared_ptr<commit_listener> listener_;
 

@@ -156,6 +156,76 @@ TEST(node_store, feed_holds_one_entry_per_key) {
   EXPECT_TRUE(s->read_feed("t1", "b1", core::lane_catalog, 0, 100)->empty());
 }
 
+// Sessions serving one feed share the decoded states they read (feed_cache): a state
+// read before its record changed must never be served for the new feed entry, and
+// stores sharing one DB never see each other's states.
+TEST(node_store, feed_reads_see_each_records_current_state) {
+  auto db = open_mem_db();
+  auto a = open_store(db, 1);
+  auto b = open_store(db, 2);
+  ASSERT_TRUE(a->write({put_op{product_key("p1"), product_body("Milk", "1", 100)}}));
+  ASSERT_TRUE(b->write({put_op{product_key("p1"), product_body("Tea", "1", 300)}}));
+  auto body_of = [](const feed_entry& e) { return e.rec.versions.at(0).body; };
+  auto first = a->read_feed("t1", "", core::lane_catalog, 0, 10);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ(body_of((*first)[0]), product_body("Milk", "1", 100));
+  auto again = a->read_feed("t1", "", core::lane_catalog, 0, 10);
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].rec.versions, (*first)[0].rec.versions);
+  // Same key and the same seq in another store of the same DB.
+  auto other = b->read_feed("t1", "", core::lane_catalog, 0, 10);
+  ASSERT_TRUE(other);
+  ASSERT_EQ(other->size(), 1u);
+  EXPECT_EQ((*other)[0].seq, (*first)[0].seq);
+  EXPECT_EQ(body_of((*other)[0]), product_body("Tea", "1", 300));
+
+  ASSERT_TRUE(a->write({put_op{product_key("p1"), product_body("Milk", "1", 120)}}));
+  auto after = a->read_feed("t1", "", core::lane_catalog, 0, 10);
+  ASSERT_TRUE(after);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_GT((*after)[0].seq, (*first)[0].seq);
+  EXPECT_EQ(body_of((*after)[0]), product_body("Milk", "1", 120));
+}
+
+TEST(node_store, feed_reads_agree_whatever_the_cache_keeps) {
+  auto db = open_mem_db();
+  std::vector<std::unique_ptr<node_store>> stores;
+  for (size_t budget : {size_t(0), size_t(600), size_t(4) << 20}) {
+    store_options o;
+    o.space = static_cast<uint32_t>(stores.size() + 1);
+    o.feed_cache_bytes = budget;
+    auto s = node_store::open(db, o);
+    ASSERT_TRUE(s) << s.err().to_string();
+    stores.push_back(std::move(s).value());
+  }
+  for (auto& s : stores)
+    for (int round = 0; round < 3; ++round)
+      for (int i = 0; i < 40; ++i)
+        if ((i + round) % 3 != 0)
+          ASSERT_TRUE(
+              s->write({put_op{product_key("p" + std::to_string(i)),
+                               product_body("P" + std::to_string(i), "b" + std::to_string(i), round)}}));
+  // Each store read twice, from several cursors: every read equals the uncached store's.
+  for (uint64_t from : {uint64_t(0), uint64_t(30), uint64_t(60)})
+    for (int pass = 0; pass < 2; ++pass) {
+      auto want = stores[0]->read_feed("t1", "", core::lane_catalog, from, 25);
+      ASSERT_TRUE(want);
+      for (size_t k = 1; k < stores.size(); ++k) {
+        auto got = stores[k]->read_feed("t1", "", core::lane_catalog, from, 25);
+        ASSERT_TRUE(got);
+        ASSERT_EQ(got->size(), want->size());
+        for (size_t i = 0; i < got->size(); ++i) {
+          EXPECT_EQ((*got)[i].seq, (*want)[i].seq);
+          EXPECT_EQ((*got)[i].rec.key, (*want)[i].rec.key);
+          ASSERT_EQ((*got)[i].rec.versions.size(), 1u);
+          EXPECT_EQ((*got)[i].rec.versions[0].body, (*want)[i].rec.versions[0].body);
+        }
+      }
+    }
+}
+
 TEST(node_store, outbox_window_ack_and_pending) {
   temp_dir dir;
   {

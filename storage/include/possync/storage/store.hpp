@@ -115,6 +115,9 @@ struct store_options {
   /// Chosen when the store is created: an encrypted store refuses to open without it
   /// and a plaintext store with it (failed_precondition). null = plaintext.
   std::shared_ptr<const value_cipher> cipher;
+  /// Decoded record states kept for the sessions serving this store's feed (they
+  /// read the same changes: a branch's terminals, HQ's branches). 0 = none.
+  size_t feed_cache_bytes = 4u << 20;
 };
 
 /// Put a whole body (create or replace), or delete with tombstone = true.
