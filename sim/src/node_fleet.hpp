@@ -166,6 +166,9 @@ public:
       nodes.pop_back();
   }
 
+  /// session.stock_pause_ms of every node started from config() (-1: the node default).
+  void set_stock_pause_ms(int64_t ms) { stock_pause_ms_ = ms; }
+
   const std::string& tenant() const { return tenant_; }
   sync_transport transport() const { return transport_; }
 
@@ -181,6 +184,7 @@ public:
     c.backoff.initial_ms = 20;
     c.backoff.max_ms = 500;
     c.stream_window_bytes = stream_window_;
+    if (stock_pause_ms_ >= 0) c.session.live_pause_ms[core::lane_stock] = stock_pause_ms_;
     if (role != storage::node_role::terminal && transport_ == sync_transport::grpc) c.listen = "127.0.0.1:0";
     return c;
   }
@@ -218,6 +222,7 @@ private:
   sync_transport transport_;
   std::string tenant_;
   size_t stream_window_;
+  int64_t stock_pause_ms_ = -1;
   std::mutex mu_;
   std::vector<std::unique_ptr<node::node>> nodes_;
 };

@@ -363,7 +363,9 @@ struct world {
 
   world(const pos_options& opts, std::string r, std::shared_ptr<node::runtime> runtime)
       : o(opts), root(std::move(r)), rt(runtime),
-        f(runtime, opts.transport, opts.tenant, opts.stream_window_bytes) {}
+        f(runtime, opts.transport, opts.tenant, opts.stream_window_bytes) {
+    f.set_stock_pause_ms(opts.stock_pause_ms);
+  }
   size_t branch_of(size_t t) const { return t % o.branches; }
 };
 
@@ -1050,18 +1052,30 @@ result<pos_report> run_load(pos_report rep, const std::string& root, std::shared
       if (body_at(a.store(), k) != body_at(ref.store(), k)) return false;
     return true;
   };
+  // Stock as a register shows it: the level of every product in the branch.
+  auto same_stock = [&](node::node& a, node::node& ref, const std::string& br) {
+    for (const auto& p : w.catalog) {
+      auto x = a.store().stock_level(tenant, br, p.id);
+      auto y = ref.store().stock_level(tenant, br, p.id);
+      if (!x || !y || *x != *y) return false;
+    }
+    return true;
+  };
   auto node_converged = [&](size_t i) {
     if (i < w.branches.size()) {
       if (!w.hq) return true;
-      return same(*w.branches[i], *w.hq, catalog_keys) && same(*w.branches[i], *w.hq, branch_keys[i]);
+      return same(*w.branches[i], *w.hq, catalog_keys) && same(*w.branches[i], *w.hq, branch_keys[i]) &&
+             same_stock(*w.branches[i], *w.hq, branch_name(i));
     }
     size_t t = i - w.branches.size();
     auto& br = *w.branches[w.branch_of(t)];
-    return same(*w.terms[t], br, catalog_keys) && same(*w.terms[t], br, branch_keys[w.branch_of(t)]);
+    return same(*w.terms[t], br, catalog_keys) && same(*w.terms[t], br, branch_keys[w.branch_of(t)]) &&
+           same_stock(*w.terms[t], br, branch_name(w.branch_of(t)));
   };
   size_t stale = 0;
   if (!wait_all(all, deadline, node_converged, stale))
-    fail(rep, std::to_string(stale) + " nodes hold other products or prices than their upstream at the timeout");
+    fail(rep, std::to_string(stale) +
+                  " nodes hold other products, prices or stock than their upstream at the timeout");
   rep.details["stale_nodes"] = static_cast<double>(stale);
   rep.details["converge_seconds"] = secs_between(settle_begin, clock_type::now());
 
@@ -1164,6 +1178,7 @@ result<pos_report> run_lanes(pos_report rep, const std::string& root, std::share
   const size_t report_bytes = o.report_bytes;
   const std::string br = branch_name(0);
   fleet f(rt, o.transport, tenant, o.stream_window_bytes);
+  f.set_stock_pause_ms(o.stock_pause_ms);
 
   auto hdb = open_db(o, root + "/hq");
   if (!hdb) return std::move(hdb).err();
@@ -1394,6 +1409,7 @@ std::string command_of(const pos_options& o) {
   if (o.workload == w_pos || o.workload == w_scale)
     s << " --rate " << o.sales_per_terminal_s << " --hq-changes " << o.hq_changes_per_s << " --duration-s "
       << o.duration_ms / 1000;
+  if (o.stock_pause_ms >= 0) s << " --stock-pause-ms " << o.stock_pause_ms;
   if (o.in_memory) s << " --in-memory";
   s << " --seed " << o.seed;
   return s.str();
@@ -1421,6 +1437,7 @@ void fill_record(pos_report& r) {
   p["products"] = std::to_string(o.products);
   p["seed"] = std::to_string(o.seed);
   p["store"] = o.in_memory ? "RocksDB in-memory" : "RocksDB on disk";
+  p["stock pause ms"] = o.stock_pause_ms >= 0 ? std::to_string(o.stock_pause_ms) : "node default";
   if (o.workload == w_pos || o.workload == w_scale) {
     p["sales per terminal per s"] = fmt(o.sales_per_terminal_s);
     p["HQ changes per s"] = fmt(o.hq_changes_per_s);
@@ -1531,6 +1548,7 @@ std::string to_json(const pos_report& r) {
                       {"products", o.products},
                       {"seed", o.seed},
                       {"in_memory", o.in_memory}};
+  if (o.stock_pause_ms >= 0) p["stock_pause_ms"] = o.stock_pause_ms;
   if (o.workload == w_pos || o.workload == w_scale) {
     p["rate"] = o.sales_per_terminal_s;
     p["hq_changes"] = o.hq_changes_per_s;

@@ -120,6 +120,11 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--report-bytes", cfg->pos.report_bytes, "lanes: size of the report uploaded during the download [5 MiB]");
   cmd->add_option("--rate", cfg->pos.sales_per_terminal_s, "pos/scale: sales per second per terminal")
       ->capture_default_str();
+  cmd->add_option(
+         "--stock-pause-ms", cfg->pos.stock_pause_ms,
+         "pos/lanes/scale: session.stock_pause_ms of HQ and branches, how often live stock goes to each "
+         "downstream (-1 = node default, 1000)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{3'600'000}));
   cmd->add_option("--hq-changes", cfg->pos.hq_changes_per_s, "pos/scale: product changes per second at HQ")
       ->capture_default_str();
   cfg->duration = cmd->add_option("--duration-s", cfg->duration_s, "pos/scale: measured phase in seconds");

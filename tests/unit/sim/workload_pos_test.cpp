@@ -132,6 +132,22 @@ TEST(pos_workloads, scale_small) {
   EXPECT_FALSE(r->record.series.empty());
 }
 
+// Stock paced longer than the whole load (session.stock_pause_ms of HQ and branches):
+// the last round still comes, and every terminal ends with its branch's stock levels
+// (the convergence check compares them).
+TEST(pos_workloads, scale_with_a_long_stock_pause_converges) {
+  auto o = small("scale");
+  o.terminals = 20;
+  o.branches = 2;
+  o.sales_per_terminal_s = 2;
+  o.stock_pause_ms = 3'000;
+  auto r = run_pos(o);
+  ASSERT_TRUE(r) << r.err().to_string();
+  expect_clean(*r);
+  EXPECT_EQ(r->details.at("stale_nodes"), 0);
+  EXPECT_NE(to_json(*r).find("\"stock_pause_ms\":3000"), std::string::npos) << to_json(*r);
+}
+
 // The devices file, as `possync hq` reads it: node_id, role and branch of each entry.
 std::vector<node::device> read_devices(const std::string& path, const std::string& tenant) {
   std::ifstream in(path);
