@@ -16,7 +16,6 @@
 #include <set>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include <rocksdb/db.h>
