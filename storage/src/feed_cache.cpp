@@ -46,16 +46,6 @@ void feed_cache::evict_locked() {
   }
 }
 
-size_t feed_cache::bytes() const {
-  std::lock_guard<std::mutex> lk(mu_);
-  return bytes_;
-}
-
-size_t feed_cache::size() const {
-  std::lock_guard<std::mutex> lk(mu_);
-  return map_.size();
-}
-
 size_t feed_cache::estimate(const core::record& r) {
   size_t b = sizeof(core::record) + r.key.tenant.size() + r.key.scope.size() + r.key.collection.size() +
              r.key.id.size() + 64;

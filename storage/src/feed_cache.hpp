@@ -31,13 +31,10 @@ public:
   /// Keeps `rec` as the state of `rkey` at `seq` (replacing an older seq's).
   void put(std::string_view rkey, uint64_t seq, std::shared_ptr<const core::record> rec);
 
-  size_t bytes() const;
-  size_t size() const;
-
+private:
   /// Rough heap size of a decoded record.
   static size_t estimate(const core::record& r);
 
-private:
   struct entry {
     uint64_t seq = 0;
     std::shared_ptr<const core::record> rec;
