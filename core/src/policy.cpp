@@ -320,6 +320,12 @@ std::string counter_add_body(const record& r, node_id self, int64_t delta) {
   return encode_counter(c);
 }
 
+bool counter_fold_due(const record& r, node_id self, bool self_is_hq) {
+  if (r.versions.size() < 2) return false;
+  return std::none_of(r.versions.begin(), r.versions.end(),
+                      [&](const version& v) { return v.hq && (!self_is_hq || v.id.node > self); });
+}
+
 // -- field_merge -------------------------------------------------------------------
 
 result<std::map<uint32_t, std::string>> split_fields(std::string_view body) {

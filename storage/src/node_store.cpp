@@ -581,12 +581,28 @@ status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states,
       continue;
     }
     if (auto e = note_conflict(t, *info, cur->rec, after)) return e;
-    if (auto s = store_record(t, *info, cur->rec, cur->feed_seq, after, from_downstream && opts_.outbox,
-                              std::nullopt, ch))
+    // A fold is this node's own write, so it goes upstream whichever way the states came.
+    const bool folded = fold_counter(*info, after);
+    if (auto s = store_record(t, *info, cur->rec, cur->feed_seq, after,
+                              (from_downstream || folded) && opts_.outbox, std::nullopt, ch))
       return s;
     ++out.applied;
   }
   return status();
+}
+
+bool node_store_impl::fold_counter(const core::collection_info& info, core::record& r) {
+  if (info.policy != core::policy::counter || opts_.role == node_role::terminal) return false;
+  const bool hq = opts_.role == node_role::hq;
+  if (!core::counter_fold_due(r, node_, hq)) return false;
+  core::write_spec spec;
+  spec.writer = node_;
+  spec.hq = hq;
+  spec.counter_floor = scratch_.dot_floor;
+  spec.body = core::encode_counter(core::counter_of(r));
+  spec.hlc = clock_now();
+  core::apply_local_write(r, spec);
+  return true;
 }
 
 status node_store_impl::store_record(txn& t, const core::collection_info& info, const core::record& before,

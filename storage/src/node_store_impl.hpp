@@ -119,6 +119,9 @@ public:
 
 private:
   node_store_impl(std::shared_ptr<database> db, store_options opts);
+  /// On a branch or HQ, folds the siblings of counter record `r` into one version of
+  /// this node when core::counter_fold_due says so; true if it did.
+  bool fold_counter(const core::collection_info& info, core::record& r);
   status store_record(txn& t, const core::collection_info& info, const core::record& before, uint64_t before_seq,
                       const core::record& after, bool to_outbox, std::optional<core::dot> d,
                       std::vector<change>& ch);

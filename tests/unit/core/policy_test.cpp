@@ -270,6 +270,28 @@ TEST(counter, add_body_changes_only_own_entry) {
   EXPECT_EQ(empty->value(), -3);
 }
 
+// Branches and HQ fold concurrent counter writes into one version of their own, but
+// never answer another folder's fold with a fold of their own (no endless exchange).
+TEST(counter, fold_is_due_for_siblings_unless_a_folder_above_wrote_one) {
+  auto body = encode_counter(counter({{n1, 1, 0}}));
+  auto one = make_record({make_version({n1, 1}, {}, ts(100, n1), body)});
+  EXPECT_FALSE(counter_fold_due(one, n3, false));
+  EXPECT_FALSE(counter_fold_due(one, n3, true));
+
+  auto two_registers = make_record(
+      {make_version({n1, 1}, {}, ts(100, n1), body), make_version({n2, 1}, {}, ts(100, n2), body)});
+  EXPECT_TRUE(counter_fold_due(two_registers, n3, false)); // a branch
+  EXPECT_TRUE(counter_fold_due(two_registers, n3, true));  // HQ
+
+  // A sibling written at HQ: a branch leaves it to HQ; HQ folds over its own or a smaller HQ's.
+  auto with_hq = make_record({make_version({n1, 1}, {}, ts(100, n1), body),
+                              make_version({n2, 1}, {}, ts(100, n2), body, /*hq=*/true)});
+  EXPECT_FALSE(counter_fold_due(with_hq, n3, false));
+  EXPECT_TRUE(counter_fold_due(with_hq, n2, true));
+  EXPECT_TRUE(counter_fold_due(with_hq, n3, true));
+  EXPECT_FALSE(counter_fold_due(with_hq, n1, true)); // n2 > n1: n2's fold comes next
+}
+
 // -- wire splitter ---------------------------------------------------------------------
 
 TEST(split_fields, splits_product_by_field) {

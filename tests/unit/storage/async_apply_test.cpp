@@ -494,5 +494,60 @@ TEST(device, registry_record_validates_and_hq_edit_wins) {
   }
 }
 
+// Sales of two registers the branch has not yet told each other about arrive as
+// concurrent counter versions. The branch folds them into one version of its own (and
+// queues it upstream); it leaves a sibling written at HQ for HQ to fold.
+TEST(counter_fold, branch_and_hq_keep_one_version_per_counter) {
+  auto db = open_mem_db();
+  auto hq = open_store(db, 1, node_role::hq, false);
+  auto branch = open_store(db, 2, node_role::branch);
+  auto t1 = open_store(db, 3), t2 = open_store(db, 4);
+  const core::record_key k{"t1", "b1", "stock", "p1"};
+  ASSERT_TRUE(hq->write({counter_op{k, 100}}));
+  for (auto* s : {branch.get(), t1.get(), t2.get()})
+    ASSERT_TRUE(s->apply_remote({get_rec(*hq, k)}, apply_source{hq->node(), false}));
+  ASSERT_TRUE(t1->write({counter_op{k, -3}}));
+  ASSERT_TRUE(t2->write({counter_op{k, -4}}));
+  const auto before = branch->pending()[core::lane_stock];
+
+  ASSERT_TRUE(branch->apply_remote({get_rec(*t1, k)}, apply_source{t1->node(), true}));
+  ASSERT_EQ(get_rec(*branch, k).versions.size(), 1u); // t1's covers HQ's: nothing to fold
+  ASSERT_TRUE(branch->apply_remote({get_rec(*t2, k)}, apply_source{t2->node(), true}));
+  auto folded = get_rec(*branch, k);
+  ASSERT_EQ(folded.versions.size(), 1u);
+  EXPECT_EQ(folded.versions[0].id.node, branch->node());
+  EXPECT_FALSE(folded.versions[0].hq);
+  EXPECT_EQ(*branch->stock_level("t1", "b1", "p1"), 93);
+  EXPECT_EQ(branch->pending()[core::lane_stock], before + 1); // one outbox entry per key
+
+  // Each register's next sale covers the fold: still one version everywhere.
+  ASSERT_TRUE(t1->apply_remote({folded}, apply_source{branch->node(), false}));
+  EXPECT_EQ(*t1->stock_level("t1", "b1", "p1"), 93);
+  ASSERT_TRUE(t1->write({counter_op{k, -1}}));
+  ASSERT_TRUE(branch->apply_remote({get_rec(*t1, k)}, apply_source{t1->node(), true}));
+  EXPECT_EQ(get_rec(*branch, k).versions.size(), 1u);
+  EXPECT_EQ(get_rec(*branch, k).versions[0].id.node, t1->node());
+
+  // HQ adjusts the stock while the branch's state is on its way: the branch keeps both,
+  // HQ folds both, and its fold ends the exchange.
+  ASSERT_TRUE(hq->write({counter_op{k, 10}}));
+  ASSERT_TRUE(branch->apply_remote({get_rec(*hq, k)}, apply_source{hq->node(), false}));
+  EXPECT_EQ(get_rec(*branch, k).versions.size(), 2u);
+  ASSERT_TRUE(hq->apply_remote({get_rec(*branch, k)}, apply_source{branch->node(), true}));
+  auto at_hq = get_rec(*hq, k);
+  ASSERT_EQ(at_hq.versions.size(), 1u);
+  EXPECT_EQ(at_hq.versions[0].id.node, hq->node());
+  EXPECT_TRUE(at_hq.versions[0].hq);
+  EXPECT_EQ(*hq->stock_level("t1", "b1", "p1"), 102);
+  auto r = branch->apply_remote({at_hq}, apply_source{hq->node(), false});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->applied, 1u);
+  EXPECT_EQ(get_rec(*branch, k).versions, at_hq.versions);
+  EXPECT_EQ(*branch->stock_level("t1", "b1", "p1"), 102);
+  auto again = hq->apply_remote({get_rec(*branch, k)}, apply_source{branch->node(), true});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->unchanged, 1u);
+}
+
 } // namespace
 } // namespace possync::storage::test

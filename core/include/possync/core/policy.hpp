@@ -84,6 +84,15 @@ pn_counter counter_of(const record& r);
 /// Body for a local counter write by `self` that adds `delta` (negative = decrement)
 /// to the merged state of `r`.
 std::string counter_add_body(const record& r, node_id self, int64_t delta);
+/// Whether `self`, applying remote states, should fold the siblings of counter record
+/// `r` into one version of its own (body: their merged counter; past: all of them).
+/// Concurrent counter writes pile up as siblings on nodes that relay them without
+/// selling (a branch between its registers, HQ), and every sibling carries a whole
+/// counter: folding keeps what those nodes store and serve to one version.
+/// So that two folding nodes never answer each other's folds forever, a branch never
+/// folds over an HQ version (HQ's fold covers it next), and an HQ node never folds over
+/// the version of an HQ node with a larger id.
+bool counter_fold_due(const record& r, node_id self, bool self_is_hq);
 
 // -- field_merge -----------------------------------------------------------------
 
