@@ -513,7 +513,6 @@ result<stored_record> node_store_impl::decode_record(std::string_view stored, co
 
 status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::hlc_timestamp& hlc,
                                       std::vector<change>& ch) {
-  const bool hq = opts_.role == node_role::hq;
   std::vector<std::string> rkeys;
   rkeys.reserve(ops.size());
   for (auto& op : ops)
@@ -530,10 +529,7 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
     if (!cur) return std::move(cur).err();
     core::record after = cur->rec;
 
-    core::write_spec spec;
-    spec.writer = node_;
-    spec.hq = hq;
-    spec.counter_floor = scratch_.dot_floor;
+    core::write_spec spec = own_write();
     if (auto* p = std::get_if<put_op>(&op)) {
       if (info->policy == core::policy::immutable && !cur->rec.empty())
         return error(errc::already_exists, key.to_string() + " exists and its collection is immutable");
@@ -549,7 +545,7 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
     core::dot d = made.id;
     if (info->policy == core::policy::field_merge && !spec.tombstone) {
       auto before_view = core::resolve(cur->rec, info->policy, info->tie);
-      auto stamps = core::stamp_fields(before_view, spec.body, d, spec.hlc, hq);
+      auto stamps = core::stamp_fields(before_view, spec.body, d, spec.hlc, spec.hq);
       if (!stamps) return error(errc::invalid_argument, key.to_string() + ": " + stamps.err().message);
       for (auto& v : after.versions)
         if (v.id == d) v.fields = std::move(stamps).value();
@@ -591,14 +587,18 @@ status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states,
   return status();
 }
 
-bool node_store_impl::fold_counter(const core::collection_info& info, core::record& r) {
-  if (info.policy != core::policy::counter || opts_.role == node_role::terminal) return false;
-  const bool hq = opts_.role == node_role::hq;
-  if (!core::counter_fold_due(r, node_, hq)) return false;
+core::write_spec node_store_impl::own_write() const {
   core::write_spec spec;
   spec.writer = node_;
-  spec.hq = hq;
+  spec.hq = opts_.role == node_role::hq;
   spec.counter_floor = scratch_.dot_floor;
+  return spec;
+}
+
+bool node_store_impl::fold_counter(const core::collection_info& info, core::record& r) {
+  if (info.policy != core::policy::counter || opts_.role == node_role::terminal) return false;
+  core::write_spec spec = own_write();
+  if (!core::counter_fold_due(r, node_, spec.hq)) return false;
   spec.body = core::encode_counter(core::counter_of(r));
   spec.hlc = clock_now();
   core::apply_local_write(r, spec);

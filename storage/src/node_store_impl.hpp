@@ -119,6 +119,8 @@ public:
 
 private:
   node_store_impl(std::shared_ptr<database> db, store_options opts);
+  /// A write by this node: writer, HQ flag and the dot floor set; body and clock to fill.
+  core::write_spec own_write() const;
   /// On a branch or HQ, folds the siblings of counter record `r` into one version of
   /// this node when core::counter_fold_due says so; true if it did.
   bool fold_counter(const core::collection_info& info, core::record& r);

@@ -494,6 +494,13 @@ TEST(device, registry_record_validates_and_hq_edit_wins) {
   }
 }
 
+// `r` holds one version, written by `writer` (at HQ or not).
+void expect_one_version_by(const core::record& r, core::node_id writer, bool hq) {
+  ASSERT_EQ(r.versions.size(), 1u);
+  EXPECT_EQ(r.versions[0].id.node, writer);
+  EXPECT_EQ(r.versions[0].hq, hq);
+}
+
 // Sales of two registers the branch has not yet told each other about arrive as
 // concurrent counter versions. The branch folds them into one version of its own (and
 // queues it upstream); it leaves a sibling written at HQ for HQ to fold.
@@ -514,9 +521,7 @@ TEST(counter_fold, branch_and_hq_keep_one_version_per_counter) {
   ASSERT_EQ(get_rec(*branch, k).versions.size(), 1u); // t1's covers HQ's: nothing to fold
   ASSERT_TRUE(branch->apply_remote({get_rec(*t2, k)}, apply_source{t2->node(), true}));
   auto folded = get_rec(*branch, k);
-  ASSERT_EQ(folded.versions.size(), 1u);
-  EXPECT_EQ(folded.versions[0].id.node, branch->node());
-  EXPECT_FALSE(folded.versions[0].hq);
+  expect_one_version_by(folded, branch->node(), false);
   EXPECT_EQ(*branch->stock_level("t1", "b1", "p1"), 93);
   EXPECT_EQ(branch->pending()[core::lane_stock], before + 1); // one outbox entry per key
 
@@ -525,8 +530,7 @@ TEST(counter_fold, branch_and_hq_keep_one_version_per_counter) {
   EXPECT_EQ(*t1->stock_level("t1", "b1", "p1"), 93);
   ASSERT_TRUE(t1->write({counter_op{k, -1}}));
   ASSERT_TRUE(branch->apply_remote({get_rec(*t1, k)}, apply_source{t1->node(), true}));
-  EXPECT_EQ(get_rec(*branch, k).versions.size(), 1u);
-  EXPECT_EQ(get_rec(*branch, k).versions[0].id.node, t1->node());
+  expect_one_version_by(get_rec(*branch, k), t1->node(), false);
 
   // HQ adjusts the stock while the branch's state is on its way: the branch keeps both,
   // HQ folds both, and its fold ends the exchange.
@@ -535,9 +539,7 @@ TEST(counter_fold, branch_and_hq_keep_one_version_per_counter) {
   EXPECT_EQ(get_rec(*branch, k).versions.size(), 2u);
   ASSERT_TRUE(hq->apply_remote({get_rec(*branch, k)}, apply_source{branch->node(), true}));
   auto at_hq = get_rec(*hq, k);
-  ASSERT_EQ(at_hq.versions.size(), 1u);
-  EXPECT_EQ(at_hq.versions[0].id.node, hq->node());
-  EXPECT_TRUE(at_hq.versions[0].hq);
+  expect_one_version_by(at_hq, hq->node(), true);
   EXPECT_EQ(*hq->stock_level("t1", "b1", "p1"), 102);
   auto r = branch->apply_remote({at_hq}, apply_source{hq->node(), false});
   ASSERT_TRUE(r);
