@@ -251,7 +251,8 @@ bool downlink_machine::state::skip(const feed_state& f, const core::record& r) c
 // Serves one batch of `f`. Returns true if it sent a frame.
 bool downlink_machine::state::serve_one(feed_state& f, int64_t now) {
   const size_t limit = std::max<size_t>(1, opts.changes_batch);
-  auto read = store.read_feed(f.id.tenant, f.id.scope, f.id.lane, f.pos, limit);
+  // Collections outside the grant are stepped over unread (skip() drops them too).
+  auto read = store.read_feed(f.id.tenant, f.id.scope, f.id.lane, f.pos, limit, &st.granted.collections);
   if (!read) {
     fail(error(read.err().code, "reading feed: " + read.err().message), now);
     return false;

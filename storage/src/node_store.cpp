@@ -1037,7 +1037,8 @@ result<std::vector<core::record_key>> node_store::sales_between(const std::strin
 }
 
 result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant, const std::string& scope,
-                                                      uint8_t lane, uint64_t after, size_t limit) const {
+                                                      uint8_t lane, uint64_t after, size_t limit,
+                                                      const std::set<std::string>* only) const {
   std::vector<feed_entry> out;
   if (limit == 0 || after == UINT64_MAX || lane >= core::lane_count || tenant.find('\0') != std::string::npos ||
       scope.find('\0') != std::string::npos)
@@ -1048,6 +1049,7 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
   std::vector<std::string> rkeys;
   std::vector<core::record_key> rks;
   std::vector<uint64_t> seqs;
+  std::vector<bool> passed; // passed_over (rkeys[i] is empty)
   for (bi.it->Seek(keys::feed(impl_->space_, tenant, scope, lane, after + 1));
        bi.it->Valid() && seqs.size() < limit; bi.it->Next()) {
     auto k = bi.it->key().ToStringView();
@@ -1056,9 +1058,11 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
     if (k.size() != bi.lower.size() + 8 || sep == std::string_view::npos)
       return error(errc::data_loss, "malformed feed entry");
     core::record_key rk{tenant, scope, std::string(v.substr(0, sep)), std::string(v.substr(sep + 1))};
-    rkeys.push_back(keys::record(impl_->space_, rk));
+    const bool pass = only && only->count(rk.collection) == 0;
+    rkeys.push_back(pass ? std::string() : keys::record(impl_->space_, rk));
     rks.push_back(std::move(rk));
     seqs.push_back(keys::get_u64(k, bi.lower.size()));
+    passed.push_back(pass);
   }
   if (!bi.it->status().ok()) return map_status(bi.it->status(), "read_feed");
   if (seqs.empty()) return out;
@@ -1067,7 +1071,7 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
   std::vector<std::shared_ptr<const core::record>> recs(seqs.size());
   std::vector<size_t> miss;
   for (size_t i = 0; i < seqs.size(); ++i)
-    if (!(recs[i] = cache.find(rkeys[i], seqs[i]))) miss.push_back(i);
+    if (!passed[i] && !(recs[i] = cache.find(rkeys[i], seqs[i]))) miss.push_back(i);
   if (!miss.empty()) {
     std::vector<rocksdb::Slice> slices;
     slices.reserve(miss.size());
@@ -1092,8 +1096,17 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
     }
   }
   out.reserve(seqs.size());
-  for (size_t i = 0; i < seqs.size(); ++i)
-    out.push_back(feed_entry{seqs[i], *recs[i]});
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    if (passed[i]) {
+      feed_entry e;
+      e.seq = seqs[i];
+      e.rec.key = std::move(rks[i]);
+      e.passed_over = true;
+      out.push_back(std::move(e));
+    } else {
+      out.push_back(feed_entry{seqs[i], *recs[i]});
+    }
+  }
   return out;
 }
 

@@ -156,6 +156,40 @@ TEST(node_store, feed_holds_one_entry_per_key) {
   EXPECT_TRUE(s->read_feed("t1", "b1", core::lane_catalog, 0, 100)->empty());
 }
 
+// A reader that asks for some collections steps over the others' entries, in order and
+// within `limit`, without their states (a terminal never reads the device registry).
+TEST(node_store, feed_passes_over_collections_not_asked_for) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  v1::Category c;
+  c.set_name("Dairy");
+  ASSERT_TRUE(s->write({put_op{product_key("p1"), product_body("Milk", "1", 1)}}));
+  ASSERT_TRUE(s->write({put_op{{"t1", "", "category", "c1"}, c.SerializeAsString()}}));
+  ASSERT_TRUE(s->write({put_op{product_key("p2"), product_body("Bread", "2", 1)}}));
+  const std::set<std::string> products{"product"};
+  auto feed = s->read_feed("t1", "", core::lane_catalog, 0, 100, &products);
+  ASSERT_TRUE(feed);
+  ASSERT_EQ(feed->size(), 3u);
+  EXPECT_FALSE((*feed)[0].passed_over);
+  EXPECT_EQ((*feed)[0].rec.versions.size(), 1u);
+  EXPECT_TRUE((*feed)[1].passed_over);
+  EXPECT_EQ((*feed)[1].seq, 2u);
+  EXPECT_EQ((*feed)[1].rec.key.collection, "category");
+  EXPECT_EQ((*feed)[1].rec.key.id, "c1");
+  EXPECT_TRUE((*feed)[1].rec.versions.empty());
+  EXPECT_EQ((*feed)[2].rec.key.id, "p2");
+  EXPECT_FALSE((*feed)[2].passed_over);
+  auto two = s->read_feed("t1", "", core::lane_catalog, 0, 2, &products);
+  ASSERT_TRUE(two);
+  ASSERT_EQ(two->size(), 2u);
+  EXPECT_EQ(two->back().seq, 2u);
+  // Without a filter every entry comes with its state.
+  auto all = s->read_feed("t1", "", core::lane_catalog, 0, 100);
+  ASSERT_TRUE(all);
+  EXPECT_FALSE((*all)[1].passed_over);
+  EXPECT_EQ((*all)[1].rec.versions.size(), 1u);
+}
+
 // Sessions serving one feed share the decoded states they read (feed_cache): a state
 // read before its record changed must never be served for the new feed entry, and
 // stores sharing one DB never see each other's states.

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -183,6 +184,9 @@ struct apply_result {
 struct feed_entry {
   uint64_t seq = 0;
   core::record rec;
+  /// Its collection is not among those asked for (read_feed's `only`): rec holds the
+  /// key alone, its state was not read.
+  bool passed_over = false;
 };
 struct outbox_entry {
   uint64_t seq = 0;
@@ -321,8 +325,12 @@ public:
   // -- feed -------------------------------------------------------------------------
 
   /// Entries of (tenant, scope, lane) with seq > after, oldest first, at most `limit`.
-  result<std::vector<feed_entry>> read_feed(const std::string& tenant, const std::string& scope,
-                                            uint8_t lane, uint64_t after, size_t limit) const;
+  /// With `only`, entries of other collections count towards `limit` but come back
+  /// passed_over, without their state: a terminal's session steps over the whole
+  /// device registry on the catalogue lane without reading a record of it.
+  result<std::vector<feed_entry>> read_feed(const std::string& tenant, const std::string& scope, uint8_t lane,
+                                            uint64_t after, size_t limit,
+                                            const std::set<std::string>* only = nullptr) const;
   /// Highest sequence number issued in `lane` (all tenants and scopes).
   uint64_t lane_head(uint8_t lane) const;
 
