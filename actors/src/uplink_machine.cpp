@@ -314,6 +314,11 @@ bool uplink_machine::state::fill(uint8_t lane) {
   auto& ls = lanes[lane];
   if (!ls.staged.empty()) return true;
   if (!ls.maybe_more) return false;
+  // Nothing queued past what was pushed: no read (a sale wakes every lane's uplink).
+  if (store.outbox_head(lane) <= ls.pushed) {
+    ls.maybe_more = false;
+    return false;
+  }
   const size_t limit = std::max<size_t>(1, opts.push_batch);
   auto w = store.outbox_window(lane, ls.pushed, limit);
   if (!w) {

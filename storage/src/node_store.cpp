@@ -278,6 +278,7 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
     }
     if (!bi.it->status().ok()) return map_status(bi.it->status(), "open store");
     s->durable_.pending[l] = n;
+    s->durable_.outbox_head[l] = last;
     s->durable_.lane_seq[l] = std::max(s->durable_.lane_seq[l], last);
   }
 
@@ -292,6 +293,7 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
   for (uint8_t l = 0; l < core::lane_count; ++l) {
     s->head_pub_[l].store(s->durable_.lane_seq[l]);
     s->pending_pub_[l].store(s->durable_.pending[l]);
+    s->outbox_head_pub_[l].store(s->durable_.outbox_head[l]);
   }
   s->dot_floor_pub_.store(s->durable_.dot_floor);
   s->counter_node_pub_.store(s->durable_.counter_node != 0 ? s->durable_.counter_node : node);
@@ -391,6 +393,7 @@ void node_store_impl::group_committed() {
   for (uint8_t l = 0; l < core::lane_count; ++l) {
     head_pub_[l].store(durable_.lane_seq[l], std::memory_order_release);
     pending_pub_[l].store(durable_.pending[l], std::memory_order_release);
+    outbox_head_pub_[l].store(durable_.outbox_head[l], std::memory_order_release);
   }
   dot_floor_pub_.store(durable_.dot_floor, std::memory_order_release);
   counter_node_pub_.store(durable_.counter_node != 0 ? durable_.counter_node : node_, std::memory_order_release);
@@ -648,6 +651,7 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
     if (!value) return std::move(value).err();
     t.put(cf_outbox, std::move(ok), std::move(value).value());
     ++scratch_.pending[lane];
+    scratch_.outbox_head[lane] = seq;
   }
   for (const auto& v : after.versions) scratch_.hlc = std::max(scratch_.hlc, v.hlc);
   if (auto s = update_indexes(t, info, before, after)) return s;
@@ -1173,6 +1177,11 @@ void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void
         if (done) done(s);
       },
       /*needs_sync=*/false, /*priority=*/lane < core::lane_count ? lane : -1, /*weight=*/1);
+}
+
+uint64_t node_store::outbox_head(uint8_t lane) const {
+  if (lane >= core::lane_count) return 0;
+  return impl_->outbox_head_pub_[lane].load(std::memory_order_acquire);
 }
 
 std::array<uint64_t, core::lane_count> node_store::pending() const {

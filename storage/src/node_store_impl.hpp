@@ -86,6 +86,7 @@ public:
   struct counters {
     std::array<uint64_t, core::lane_count> lane_seq{};
     std::array<uint64_t, core::lane_count> pending{};
+    std::array<uint64_t, core::lane_count> outbox_head{}; ///< newest outbox seq queued (not stored)
     uint64_t conflict_seq = 0;
     uint64_t audit_seq = 0;
     core::hlc_timestamp hlc;
@@ -95,6 +96,7 @@ public:
   counters durable_, sealed_, working_, scratch_;
   std::array<std::atomic<uint64_t>, core::lane_count> head_pub_{};
   std::array<std::atomic<uint64_t>, core::lane_count> pending_pub_{};
+  std::array<std::atomic<uint64_t>, core::lane_count> outbox_head_pub_{};
   /// Per lane: every outbox entry below this seq is gone (durably acked in this run).
   /// An ack scans from here, not over the deletes of every earlier ack.
   std::array<std::atomic<uint64_t>, core::lane_count> ack_floor_{};

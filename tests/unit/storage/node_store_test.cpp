@@ -268,6 +268,8 @@ TEST(node_store, outbox_window_ack_and_pending) {
     for (int i = 0; i < 10; ++i)
       ASSERT_TRUE(s->write({put_op{product_key("p" + std::to_string(i)), product_body("n", "", i)}}));
     EXPECT_EQ(s->pending()[core::lane_catalog], 10u);
+    EXPECT_EQ(s->outbox_head(core::lane_catalog), 10u);
+    EXPECT_EQ(s->outbox_head(core::lane_sales), 0u);
     auto w = s->outbox_window(core::lane_catalog, 0, 4);
     ASSERT_TRUE(w);
     ASSERT_EQ(w->size(), 4u);
@@ -286,6 +288,7 @@ TEST(node_store, outbox_window_ack_and_pending) {
   auto db = open_db(dir.str());
   auto s = open_store(db);
   EXPECT_EQ(s->pending()[core::lane_catalog], 3u);  // rebuilt by counting
+  EXPECT_EQ(s->outbox_head(core::lane_catalog), 10u); // the newest entry left
   ASSERT_FALSE(s->ack_outbox(core::lane_catalog, UINT64_MAX));
   EXPECT_EQ(s->pending()[core::lane_catalog], 0u);
   EXPECT_TRUE(s->outbox_window(core::lane_catalog, 0, 100)->empty());

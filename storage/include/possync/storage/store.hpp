@@ -349,6 +349,9 @@ public:
   void ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void(status)> done);
   /// Outbox entries waiting, per lane.
   std::array<uint64_t, core::lane_count> pending() const;
+  /// Newest seq ever queued in `lane`'s outbox (durable; 0 if none): no entry above it
+  /// exists, so an uplink that pushed up to it has nothing to read.
+  uint64_t outbox_head(uint8_t lane) const;
 
   // -- cursors ------------------------------------------------------------------------
 
