@@ -630,7 +630,9 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
   }
 
   if (to_outbox) {
-    if (before_seq != 0) {
+    // An entry below the ack floor was deleted by a durable ack (a register's counter
+    // is usually acked before its next sale): no lookup for it.
+    if (before_seq != 0 && before_seq >= ack_floor_[lane].load(std::memory_order_acquire)) {
       // One outbox entry per key: the new state holds everything the queued one did,
       // so it supersedes it (a stock counter written 1,000 times offline goes up once).
       // An entry already pushed and in flight is acked by seq as usual.

@@ -293,14 +293,18 @@ void sale_ahead_of_download(bool sync_sale) {
   std::atomic<bool> sold{false};
   std::thread seller;
   if (sync_sale) {
+    std::promise<void> started;
+    auto started_f = started.get_future();
     seller = std::thread([&, note] {
+      started.set_value();
       auto r = local->record_sale(sale_key(*local), sale_body({{"p1", 1000}}, 1));
       EXPECT_TRUE(r) << (r ? "" : r.err().to_string());
       sold = true;
       note(-1);
     });
-    // Let it queue before the committer moves on (should it queue later, it is behind
-    // fewer applies, not more).
+    // Let it queue before the committer moves on: a thread that starts late on a loaded
+    // machine would otherwise find the held groups already done and sit behind more.
+    started_f.wait();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   } else {
     local->write_async({put(sale_key(*local), sale_body({{"p1", 1000}}, 1)),
