@@ -196,8 +196,10 @@ void uplink_machine::state::on_ack(const v1::Ack& a, int64_t now) {
     return fail(error(errc::invalid_argument, "Ack for lane " + std::to_string(a.lane())));
   auto& ls = lanes[a.lane()];
   uint32_t popped = 0;
+  uint64_t acked = 0; // last seq of the newest Push this Ack covers
   while (!ls.in_flight.empty() && ls.in_flight.front().last_seq <= a.seq()) {
     st.in_flight[a.lane()] -= std::min(st.in_flight[a.lane()], ls.in_flight.front().records);
+    acked = ls.in_flight.front().last_seq;
     ls.in_flight.pop_front();
     ++popped;
   }
@@ -210,7 +212,9 @@ void uplink_machine::state::on_ack(const v1::Ack& a, int64_t now) {
     const auto& r = a.rejected(a.rejected_size() - 1);
     st.last_rejection = core::from_proto(r.key()).to_string() + ": " + r.reason();
   }
-  out.outbox_acks.emplace_back(static_cast<uint8_t>(a.lane()), a.seq());
+  // Only what was pushed leaves the outbox: an Ack naming a later seq (a faulty or
+  // hostile upstream) must not delete entries it never received.
+  out.outbox_acks.emplace_back(static_cast<uint8_t>(a.lane()), acked);
   push_more(now);
   check_synced(now);
 }

@@ -962,6 +962,39 @@ TEST_F(SessionTest, UnexpectedFramesAreProtocolErrors) {
   EXPECT_TRUE(out.outbox_acks.empty());
 }
 
+// An Ack naming a seq past every Push in flight acks those Pushes only: the outbox
+// entries not yet pushed stay (an upstream cannot delete sales it never received).
+TEST_F(SessionTest, AckPastThePushesInFlightDeletesOnlyWhatWasPushed) {
+  sell(*term, 10);
+  const uint64_t queued = term->pending()[0];
+  ASSERT_EQ(queued, 10u);
+  auto up = test_options();
+  up.push_batch = 2;
+  up.push_window = 1;
+  uplink_machine um(terminal_id(), up, *term);
+  um.start(time->now);
+  auto out = um.take_output();
+  v1::Frame w;
+  w.mutable_welcome()->set_node(branch_node);
+  um.on_frame(std::move(w), time->now);
+  out = um.take_output();
+  uint64_t last_pushed = 0;
+  for (const auto& f : out.frames)
+    if (f.kind_case() == v1::Frame::kPush && f.push().lane() == 0) last_pushed = f.push().last_seq();
+  ASSERT_GT(last_pushed, 0u);
+  v1::Frame ack;
+  ack.mutable_ack()->set_lane(0);
+  ack.mutable_ack()->set_seq(1'000'000);
+  um.on_frame(std::move(ack), time->now);
+  out = um.take_output();
+  EXPECT_FALSE(out.close);
+  ASSERT_EQ(out.outbox_acks.size(), 1u);
+  EXPECT_EQ(out.outbox_acks[0].first, 0u);
+  EXPECT_EQ(out.outbox_acks[0].second, last_pushed);
+  ASSERT_FALSE(term->ack_outbox(out.outbox_acks[0].first, out.outbox_acks[0].second));
+  EXPECT_EQ(term->pending()[0], queued - 2);
+}
+
 } // namespace
 } // namespace possync::actors::test
 
