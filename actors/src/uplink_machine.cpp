@@ -224,6 +224,17 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
   const auto& cur = c.cursor();
   if (cur.lane() >= core::lane_count)
     return fail(error(errc::invalid_argument, "Changes for lane " + std::to_string(cur.lane())));
+  // A Changes is one feed of this node's tenant, and carries that feed's records only
+  // (downlink skip()); anything else is a faulty or hostile upstream, and nothing of it
+  // is stored.
+  if (cur.tenant() != me.tenant)
+    return fail(error(errc::permission_denied, "Changes for tenant '" + cur.tenant() +
+                                                   "' sent to a node of tenant '" + me.tenant + "'"));
+  for (const auto& pr : c.records())
+    if (pr.key().tenant() != cur.tenant() || pr.key().scope() != cur.scope())
+      return fail(error(errc::invalid_argument, "record " + core::from_proto(pr.key()).to_string() +
+                                                    " in a Changes for tenant '" + cur.tenant() +
+                                                    "', scope '" + cur.scope() + "'"));
   pending_changes pc;
   pc.feed = feed_id{cur.tenant(), cur.scope(), static_cast<uint8_t>(cur.lane())};
   pc.remaining = c.remaining();

@@ -995,6 +995,49 @@ TEST_F(SessionTest, AckPastThePushesInFlightDeletesOnlyWhatWasPushed) {
   EXPECT_EQ(term->pending()[0], queued - 2);
 }
 
+// Changes of another tenant, or carrying records of another feed than their cursor's,
+// end the session and store nothing.
+TEST_F(SessionTest, ChangesOfAnotherTenantOrFeedAreRefused) {
+  auto attempt = [&](const std::string& cursor_tenant, const std::string& record_tenant,
+                     const std::string& record_scope) {
+    uplink_machine um(terminal_id(), test_options(), *term);
+    um.start(time->now);
+    (void)um.take_output();
+    v1::Frame w;
+    w.mutable_welcome()->set_node(branch_node);
+    um.on_frame(std::move(w), time->now);
+    (void)um.take_output();
+    v1::Frame f;
+    auto* c = f.mutable_changes();
+    c->mutable_cursor()->set_tenant(cursor_tenant);
+    c->mutable_cursor()->set_scope("");
+    c->mutable_cursor()->set_lane(core::lane_catalog);
+    c->mutable_cursor()->set_seq(1);
+    auto* r = c->add_records();
+    r->mutable_key()->set_tenant(record_tenant);
+    r->mutable_key()->set_scope(record_scope);
+    r->mutable_key()->set_collection("product");
+    r->mutable_key()->set_id("p-foreign");
+    um.on_frame(std::move(f), time->now);
+    return um.take_output();
+  };
+  auto other_tenant = attempt("t2", "t2", "");
+  ASSERT_TRUE(other_tenant.close);
+  EXPECT_EQ(other_tenant.close->code, errc::permission_denied);
+  EXPECT_NE(other_tenant.close->message.find("tenant 't2'"), std::string::npos)
+      << other_tenant.close->message;
+  EXPECT_TRUE(other_tenant.applies.empty());
+  auto smuggled = attempt("t1", "t2", "");
+  ASSERT_TRUE(smuggled.close);
+  EXPECT_EQ(smuggled.close->code, errc::invalid_argument);
+  EXPECT_TRUE(smuggled.applies.empty());
+  auto other_scope = attempt("t1", "t1", "b2");
+  ASSERT_TRUE(other_scope.close);
+  EXPECT_EQ(other_scope.close->code, errc::invalid_argument);
+  EXPECT_TRUE(other_scope.applies.empty());
+  EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 0u);
+}
+
 } // namespace
 } // namespace possync::actors::test
 
