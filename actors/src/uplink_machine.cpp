@@ -226,15 +226,10 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
     return fail(error(errc::invalid_argument, "Changes for lane " + std::to_string(cur.lane())));
   // A Changes is one feed of this node's tenant, and carries that feed's records only
   // (downlink skip()); anything else is a faulty or hostile upstream, and nothing of it
-  // is stored.
+  // is stored (a failed frame hands out no apply).
   if (cur.tenant() != me.tenant)
     return fail(error(errc::permission_denied, "Changes for tenant '" + cur.tenant() +
                                                    "' sent to a node of tenant '" + me.tenant + "'"));
-  for (const auto& pr : c.records())
-    if (pr.key().tenant() != cur.tenant() || pr.key().scope() != cur.scope())
-      return fail(error(errc::invalid_argument, "record " + core::from_proto(pr.key()).to_string() +
-                                                    " in a Changes for tenant '" + cur.tenant() +
-                                                    "', scope '" + cur.scope() + "'"));
   pending_changes pc;
   pc.feed = feed_id{cur.tenant(), cur.scope(), static_cast<uint8_t>(cur.lane())};
   pc.remaining = c.remaining();
@@ -250,6 +245,10 @@ void uplink_machine::state::on_changes(v1::Changes& c, int64_t now) {
     if (!r)
       return fail(error(errc::invalid_argument, "malformed record " + core::from_proto(pr.key()).to_string() +
                                                     " from upstream: " + r.err().message));
+    if (r->key.tenant != cur.tenant() || r->key.scope != cur.scope())
+      return fail(error(errc::invalid_argument, "record " + r->key.to_string() +
+                                                    " in a Changes for tenant '" + cur.tenant() +
+                                                    "', scope '" + cur.scope() + "'"));
     req.records.push_back(std::move(r).value());
   }
   st.stats.records_down += req.records.size();

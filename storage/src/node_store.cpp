@@ -1055,7 +1055,6 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
   std::vector<std::string> rkeys;
   std::vector<core::record_key> rks;
   std::vector<uint64_t> seqs;
-  std::vector<bool> passed; // passed_over (rkeys[i] is empty)
   for (bi.it->Seek(keys::feed(impl_->space_, tenant, scope, lane, after + 1));
        bi.it->Valid() && seqs.size() < limit; bi.it->Next()) {
     auto k = bi.it->key().ToStringView();
@@ -1064,11 +1063,11 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
     if (k.size() != bi.lower.size() + 8 || sep == std::string_view::npos)
       return error(errc::data_loss, "malformed feed entry");
     core::record_key rk{tenant, scope, std::string(v.substr(0, sep)), std::string(v.substr(sep + 1))};
+    // A passed-over entry gets no record key (a real one always starts with the space).
     const bool pass = only && only->count(rk.collection) == 0;
     rkeys.push_back(pass ? std::string() : keys::record(impl_->space_, rk));
     rks.push_back(std::move(rk));
     seqs.push_back(keys::get_u64(k, bi.lower.size()));
-    passed.push_back(pass);
   }
   if (!bi.it->status().ok()) return map_status(bi.it->status(), "read_feed");
   if (seqs.empty()) return out;
@@ -1077,7 +1076,7 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
   std::vector<std::shared_ptr<const core::record>> recs(seqs.size());
   std::vector<size_t> miss;
   for (size_t i = 0; i < seqs.size(); ++i)
-    if (!passed[i] && !(recs[i] = cache.find(rkeys[i], seqs[i]))) miss.push_back(i);
+    if (!rkeys[i].empty() && !(recs[i] = cache.find(rkeys[i], seqs[i]))) miss.push_back(i);
   if (!miss.empty()) {
     std::vector<rocksdb::Slice> slices;
     slices.reserve(miss.size());
@@ -1103,7 +1102,7 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
   }
   out.reserve(seqs.size());
   for (size_t i = 0; i < seqs.size(); ++i) {
-    if (passed[i]) {
+    if (rkeys[i].empty()) {
       feed_entry e;
       e.seq = seqs[i];
       e.rec.key = std::move(rks[i]);

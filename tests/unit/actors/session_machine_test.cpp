@@ -55,6 +55,17 @@ protected:
     return most;
   }
 
+  /// Starts `um` and welcomes it as the branch would (no estimates); returns what the
+  /// Welcome made it hand out (its first Pushes).
+  machine_output welcomed(uplink_machine& um) {
+    um.start(time->now);
+    (void)um.take_output();
+    v1::Frame w;
+    w.mutable_welcome()->set_node(branch_node);
+    um.on_frame(std::move(w), time->now);
+    return um.take_output();
+  }
+
   std::shared_ptr<fake_time> time = std::make_shared<fake_time>();
   std::shared_ptr<storage::database> db;
   std::unique_ptr<storage::node_store> branch, term;
@@ -972,12 +983,7 @@ TEST_F(SessionTest, AckPastThePushesInFlightDeletesOnlyWhatWasPushed) {
   up.push_batch = 2;
   up.push_window = 1;
   uplink_machine um(terminal_id(), up, *term);
-  um.start(time->now);
-  auto out = um.take_output();
-  v1::Frame w;
-  w.mutable_welcome()->set_node(branch_node);
-  um.on_frame(std::move(w), time->now);
-  out = um.take_output();
+  auto out = welcomed(um);
   uint64_t last_pushed = 0;
   for (const auto& f : out.frames)
     if (f.kind_case() == v1::Frame::kPush && f.push().lane() == 0) last_pushed = f.push().last_seq();
@@ -1001,12 +1007,7 @@ TEST_F(SessionTest, ChangesOfAnotherTenantOrFeedAreRefused) {
   auto attempt = [&](const std::string& cursor_tenant, const std::string& record_tenant,
                      const std::string& record_scope) {
     uplink_machine um(terminal_id(), test_options(), *term);
-    um.start(time->now);
-    (void)um.take_output();
-    v1::Frame w;
-    w.mutable_welcome()->set_node(branch_node);
-    um.on_frame(std::move(w), time->now);
-    (void)um.take_output();
+    (void)welcomed(um);
     v1::Frame f;
     auto* c = f.mutable_changes();
     c->mutable_cursor()->set_tenant(cursor_tenant);
@@ -1030,10 +1031,13 @@ TEST_F(SessionTest, ChangesOfAnotherTenantOrFeedAreRefused) {
   auto smuggled = attempt("t1", "t2", "");
   ASSERT_TRUE(smuggled.close);
   EXPECT_EQ(smuggled.close->code, errc::invalid_argument);
+  EXPECT_NE(smuggled.close->message.find("in a Changes for tenant 't1'"), std::string::npos)
+      << smuggled.close->message;
   EXPECT_TRUE(smuggled.applies.empty());
   auto other_scope = attempt("t1", "t1", "b2");
   ASSERT_TRUE(other_scope.close);
   EXPECT_EQ(other_scope.close->code, errc::invalid_argument);
+  EXPECT_NE(other_scope.close->message.find("scope ''"), std::string::npos) << other_scope.close->message;
   EXPECT_TRUE(other_scope.applies.empty());
   EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 0u);
 }
