@@ -178,6 +178,7 @@ result<stored_record> decode_stored(std::string_view bytes, const core::record_k
   if (!vs) return std::move(vs).err();
   out.rec.versions = std::move(vs).value();
   out.feed_seq = sr.feed_seq();
+  if (sr.has_outbox_seq()) out.outbox_seq = sr.outbox_seq();
   out.exists = true;
   return out;
 }
@@ -271,15 +272,19 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
   // Count what waits in the outbox; the lane counter is at least the newest entry.
   for (uint8_t l = 0; l < core::lane_count; ++l) {
     bounded_iter bi(rdb, s->db_.cf(cf_outbox), keys::outbox_prefix(s->space_, l));
-    uint64_t n = 0, last = 0;
+    uint64_t n = 0, first = 0, last = 0;
     for (bi.it->SeekToFirst(); bi.it->Valid(); bi.it->Next()) {
       ++n;
       last = keys::get_u64(bi.it->key().ToStringView(), bi.lower.size());
+      if (n == 1) first = last;
     }
     if (!bi.it->status().ok()) return map_status(bi.it->status(), "open store");
     s->durable_.pending[l] = n;
     s->durable_.outbox_head[l] = last;
     s->durable_.lane_seq[l] = std::max(s->durable_.lane_seq[l], last);
+    // Acks delete from the oldest entry up: none is left below the oldest there is.
+    s->durable_.ack_floor[l] = n != 0 ? first : s->durable_.lane_seq[l] + 1;
+    s->ack_floor_[l].store(s->durable_.ack_floor[l]);
   }
 
   core::node_id node = s->opts_.node;
@@ -555,7 +560,7 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
     }
     if (info->policy != core::policy::counter && info->policy != core::policy::immutable)
       if (auto e = note_conflict(t, *info, cur->rec, after)) return e;
-    if (auto s = store_record(t, *info, cur->rec, cur->feed_seq, after, opts_.outbox, d, ch)) return s;
+    if (auto s = store_record(t, *info, *cur, after, opts_.outbox, d, ch)) return s;
   }
   return status();
 }
@@ -582,8 +587,8 @@ status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states,
     if (auto e = note_conflict(t, *info, cur->rec, after)) return e;
     // A fold is this node's own write, so it goes upstream whichever way the states came.
     const bool folded = fold_counter(*info, after);
-    if (auto s = store_record(t, *info, cur->rec, cur->feed_seq, after,
-                              (from_downstream || folded) && opts_.outbox, std::nullopt, ch))
+    if (auto s = store_record(t, *info, *cur, after, (from_downstream || folded) && opts_.outbox,
+                              std::nullopt, ch))
       return s;
     ++out.applied;
   }
@@ -608,9 +613,11 @@ bool node_store_impl::fold_counter(const core::collection_info& info, core::reco
   return true;
 }
 
-status node_store_impl::store_record(txn& t, const core::collection_info& info, const core::record& before,
-                                     uint64_t before_seq, const core::record& after, bool to_outbox,
-                                     std::optional<core::dot> d, std::vector<change>& ch) {
+status node_store_impl::store_record(txn& t, const core::collection_info& info, const stored_record& prior,
+                                     const core::record& after, bool to_outbox, std::optional<core::dot> d,
+                                     std::vector<change>& ch) {
+  const core::record& before = prior.rec;
+  const uint64_t before_seq = prior.feed_seq;
   const auto& key = after.key;
   const uint8_t lane = info.lane;
   const uint64_t seq = ++scratch_.lane_seq[lane];
@@ -622,6 +629,7 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
   for (const auto& v : after.versions) core::to_proto(v, sr.add_versions());
   sr.set_feed_seq(seq);
   sr.set_written_ms(now_ms);
+  sr.set_outbox_seq(to_outbox ? seq : 0);
   {
     auto rk = keys::record(space_, key);
     auto value = seal('r', rk, sr.SerializeAsString());
@@ -630,16 +638,22 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
   }
 
   if (to_outbox) {
-    // An entry below the ack floor was deleted by a durable ack (a register's counter
-    // is usually acked before its next sale): no lookup for it.
-    if (before_seq != 0 && before_seq >= ack_floor_[lane].load(std::memory_order_acquire)) {
-      // One outbox entry per key: the new state holds everything the queued one did,
-      // so it supersedes it (a stock counter written 1,000 times offline goes up once).
-      // An entry already pushed and in flight is acked by seq as usual.
+    // One outbox entry per key: the new state holds everything the queued one did, so
+    // it supersedes it (a stock counter written 1,000 times offline goes up once). An
+    // entry already pushed and in flight is acked by seq as usual.
+    // Whether before's entry is still there: the record says if it was queued, and an
+    // ack deletes every entry up to its seq, so a queued entry at or above the ack
+    // floor is (a register's counter is usually acked before its next sale). Only a
+    // value written before records kept outbox_seq makes this ask the outbox.
+    if (before_seq != 0 && before_seq >= scratch_.ack_floor[lane]) {
       auto old_key = keys::outbox(space_, lane, before_seq);
-      auto old = t.get(cf_outbox, old_key);
-      if (!old) return std::move(old).err();
-      if (*old) {
+      bool queued = prior.outbox_seq && *prior.outbox_seq == before_seq;
+      if (!prior.outbox_seq) {
+        auto old = t.get(cf_outbox, old_key);
+        if (!old) return std::move(old).err();
+        queued = old->has_value();
+      }
+      if (queued) {
         t.del(cf_outbox, std::move(old_key));
         scratch_.pending[lane] -= std::min<uint64_t>(1, scratch_.pending[lane]);
       }
@@ -1150,8 +1164,10 @@ status node_store::ack_outbox(uint8_t lane, uint64_t seq) {
 
 void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void(status)> done) {
   auto* im = impl_.get();
+  // The ack floor this ack leaves (prepare), published once it is durable (done).
+  auto floor_after = std::make_shared<uint64_t>(0);
   im->submit(
-      [im, lane, seq](txn& t, std::vector<change>&) -> status {
+      [im, lane, seq, floor_after](txn& t, std::vector<change>&) -> status {
         if (lane >= core::lane_count)
           return error(errc::invalid_argument, "lane " + std::to_string(lane) + " out of range");
         if (seq == 0) return status();
@@ -1163,16 +1179,23 @@ void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void
                                             : keys::outbox(im->space_, lane, seq + 1);
         auto ks = t.keys_in(cf_outbox, begin, end);
         if (!ks) return std::move(ks).err();
-        for (auto& k : *ks) t.del(cf_outbox, std::move(k));
+        for (auto& k : *ks)
+          t.del(cf_outbox, std::move(k));
         auto n = static_cast<uint64_t>(ks->size());
         im->scratch_.pending[lane] -= std::min(n, im->scratch_.pending[lane]);
+        // Never above the lane's head: an entry queued later with a seq below a
+        // floor would be taken for acked.
+        auto& floor = im->scratch_.ack_floor[lane];
+        floor = std::max(floor, std::min(seq, im->scratch_.lane_seq[lane]) + 1);
+        *floor_after = floor;
         return status();
       },
-      [im, lane, seq, done = std::move(done)](const status& s, std::vector<change>&&) {
-        if (!s && lane < core::lane_count && seq != UINT64_MAX) {
+      [im, lane, floor_after, done = std::move(done)](const status& s, std::vector<change>&&) {
+        if (!s && *floor_after != 0) {
           auto& floor = im->ack_floor_[lane];
           uint64_t cur = floor.load(std::memory_order_acquire);
-          while (cur < seq + 1 && !floor.compare_exchange_weak(cur, seq + 1, std::memory_order_acq_rel)) {
+          while (cur < *floor_after &&
+                 !floor.compare_exchange_weak(cur, *floor_after, std::memory_order_acq_rel)) {
           }
         }
         if (done) done(s);
@@ -1447,6 +1470,8 @@ status node_store_impl::prepare_start_over(txn& t, start_over_options& o, start_
   scratch_.pending = {};
   scratch_.dot_floor = std::max(scratch_.dot_floor, o.floor);
   for (auto& seq : scratch_.lane_seq) seq = std::max(seq, scratch_.dot_floor);
+  for (uint8_t l = 0; l < core::lane_count; ++l)
+    scratch_.ack_floor[l] = scratch_.lane_seq[l] + 1;
   scratch_.counter_node = rep.counter_node;
   rep.floor = scratch_.dot_floor;
   for (uint8_t l = 0; l < core::lane_count; ++l) {

@@ -20,6 +20,9 @@ namespace possync::storage {
 struct stored_record {
   core::record rec;           ///< key set, versions (empty if absent)
   uint64_t feed_seq = 0;      ///< this record's feed entry (0 if absent)
+  /// This state's outbox entry: feed_seq if it was queued, 0 if not; nullopt if the
+  /// value predates the field (the outbox has to be asked).
+  std::optional<uint64_t> outbox_seq;
   bool exists = false;
 };
 
@@ -87,6 +90,9 @@ public:
     std::array<uint64_t, core::lane_count> lane_seq{};
     std::array<uint64_t, core::lane_count> pending{};
     std::array<uint64_t, core::lane_count> outbox_head{}; ///< newest outbox seq queued (not stored)
+    /// Every outbox entry below this seq is deleted, counting acks prepared in groups
+    /// not yet durable (not stored: on open, the oldest entry left).
+    std::array<uint64_t, core::lane_count> ack_floor{};
     uint64_t conflict_seq = 0;
     uint64_t audit_seq = 0;
     core::hlc_timestamp hlc;
@@ -126,7 +132,9 @@ private:
   /// On a branch or HQ, folds the siblings of counter record `r` into one version of
   /// this node when core::counter_fold_due says so; true if it did.
   bool fold_counter(const core::collection_info& info, core::record& r);
-  status store_record(txn& t, const core::collection_info& info, const core::record& before, uint64_t before_seq,
+  /// Writes `after` over `before` (as loaded): record, feed entry, outbox entry if
+  /// `to_outbox` (replacing before's if still queued), indexes.
+  status store_record(txn& t, const core::collection_info& info, const stored_record& before,
                       const core::record& after, bool to_outbox, std::optional<core::dot> d,
                       std::vector<change>& ch);
   status update_indexes(txn& t, const core::collection_info& info, const core::record& before,

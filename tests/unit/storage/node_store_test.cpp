@@ -320,6 +320,70 @@ TEST(node_store, outbox_keeps_one_entry_per_key_with_the_latest_state) {
   EXPECT_EQ(s->pending()[core::lane_stock], 1u);
 }
 
+// A write replaces its key's queued outbox entry without asking the outbox whether the
+// entry is still there: the record says whether its state was queued, and an ack
+// deletes every entry up to its seq. The count of pending entries stays exact across
+// acks, a reopen, an ack naming a seq past the lane's head, and a state that came from
+// upstream (never queued).
+TEST(node_store, outbox_supersede_stays_exact_across_acks_reopen_and_upstream_states) {
+  temp_dir dir;
+  const core::record_key stock{"t1", "b1", "stock", "p1"};
+  auto stock_entries = [&](node_store& s) {
+    auto w = s.outbox_window(core::lane_stock, 0, 100);
+    EXPECT_TRUE(w);
+    return w ? w->size() : size_t(0);
+  };
+  {
+    auto db = open_db(dir.str());
+    auto s = open_store(db);
+    ASSERT_TRUE(s->write({counter_op{stock, 100000}}));
+    ASSERT_TRUE(s->record_sale(sale_key(*s), sale_body({{"p1", 1000}}, 1)));
+    auto w = s->outbox_window(core::lane_stock, 0, 100);
+    ASSERT_EQ(w->size(), 1u);
+    ASSERT_FALSE(s->ack_outbox(core::lane_stock, w->front().seq)); // acked: nothing queued
+    EXPECT_EQ(s->pending()[core::lane_stock], 0u);
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(s->record_sale(sale_key(*s), sale_body({{"p1", 1000}}, 1)));
+    EXPECT_EQ(s->pending()[core::lane_stock], 1u);
+    EXPECT_EQ(stock_entries(*s), 1u);
+  }
+  auto db = open_db(dir.str());
+  {
+    auto s = open_store(db);
+    EXPECT_EQ(s->pending()[core::lane_stock], 1u);
+    ASSERT_TRUE(s->record_sale(sale_key(*s),
+                               sale_body({{"p1", 1000}}, 1))); // supersedes the entry from before the reopen
+    EXPECT_EQ(s->pending()[core::lane_stock], 1u);
+    EXPECT_EQ(stock_entries(*s), 1u);
+    // An ack far past the head deletes what is queued, and no later entry counts as acked.
+    ASSERT_FALSE(s->ack_outbox(core::lane_stock, UINT64_MAX - 1));
+    EXPECT_EQ(s->pending()[core::lane_stock], 0u);
+    for (int i = 0; i < 2; ++i)
+      ASSERT_TRUE(s->record_sale(sale_key(*s), sale_body({{"p1", 1000}}, 1)));
+    EXPECT_EQ(s->pending()[core::lane_stock], 1u);
+    EXPECT_EQ(stock_entries(*s), 1u);
+    auto value = core::counter_of(**s->get(stock)).value();
+    EXPECT_EQ(value, 93000); // 7 sales of 1,000
+
+    // A state from upstream is stored, not queued; a local write over it queues one entry
+    // and leaves the entry queued before it alone.
+    ASSERT_FALSE(s->ack_outbox(core::lane_stock, UINT64_MAX));
+    core::record up = **s->get(stock);
+    core::write_spec spec;
+    spec.writer = 0x77;
+    spec.body = core::counter_add_body(up, 0x77, -5000);
+    core::apply_local_write(up, spec);
+    auto applied = s->apply_remote({up}, apply_source{0x77, false});
+    ASSERT_TRUE(applied) << applied.err().to_string();
+    EXPECT_EQ(applied->applied, 1u);
+    EXPECT_EQ(s->pending()[core::lane_stock], 0u);
+    ASSERT_TRUE(s->record_sale(sale_key(*s), sale_body({{"p1", 1000}}, 1)));
+    EXPECT_EQ(s->pending()[core::lane_stock], 1u);
+    EXPECT_EQ(stock_entries(*s), 1u);
+    EXPECT_EQ(core::counter_of(**s->get(stock)).value(), 87000);
+  }
+}
+
 TEST(node_store, outbox_off_queues_nothing) {
   auto db = open_mem_db();
   auto s = open_store(db, 0, node_role::hq, false);
