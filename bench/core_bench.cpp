@@ -19,7 +19,7 @@ record make_counter(int writers) {
     write_spec spec;
     spec.writer = static_cast<node_id>(w);
     spec.hlc = {1000u + static_cast<uint64_t>(w), 0, spec.writer};
-    spec.body = counter_add_body(r, spec.writer, -1000);
+    spec.body = *counter_add_body(r, spec.writer, -1000);
     spec.context = version_vector{};  // concurrent: every writer saw nothing
     apply_local_write(r, spec);
   }

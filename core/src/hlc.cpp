@@ -27,8 +27,8 @@ std::string hlc_timestamp::to_string() const {
   return std::to_string(wall_ms) + "." + std::to_string(logical) + "@" + node_id_to_string(node);
 }
 
-hlc_clock::hlc_clock(node_id self, physical_clock clock, uint64_t max_forward_ms)
-    : self_(self), clock_(std::move(clock)), max_forward_ms_(max_forward_ms) {
+hlc_clock::hlc_clock(node_id self, physical_clock clock, uint64_t max_forward_ms, uint64_t max_adopt_ms)
+    : self_(self), clock_(std::move(clock)), max_forward_ms_(max_forward_ms), max_adopt_ms_(max_adopt_ms) {
   last_.node = self_;
 }
 
@@ -47,8 +47,17 @@ hlc_timestamp hlc_clock::now() {
 
 hlc_timestamp hlc_clock::update(const hlc_timestamp& remote) {
   uint64_t pt = clock_();
-  last_skew_ms_ = static_cast<int64_t>(remote.wall_ms - pt);
-  if (remote.wall_ms > pt && remote.wall_ms - pt > max_forward_ms_) ++skew_events_;
+  // Signed difference, saturated (a wall_ms near 2^64 must not overflow it).
+  const uint64_t ahead = remote.wall_ms > pt ? remote.wall_ms - pt : 0,
+                 behind = pt > remote.wall_ms ? pt - remote.wall_ms : 0;
+  constexpr uint64_t max_skew = static_cast<uint64_t>(INT64_MAX);
+  last_skew_ms_ = ahead ? static_cast<int64_t>(std::min(ahead, max_skew))
+                        : -static_cast<int64_t>(std::min(behind, max_skew));
+  if (ahead > max_forward_ms_) ++skew_events_;
+  if (ahead > max_adopt_ms_) {
+    ++refused_events_;
+    return now();
+  }
 
   uint64_t wall = std::max({last_.wall_ms, remote.wall_ms, pt});
   if (wall == last_.wall_ms && wall == remote.wall_ms) {

@@ -290,15 +290,52 @@ result<pn_counter> decode_counter(std::string_view body) {
   pn_counter c;
   for (const auto& e : msg.entries()) {
     if (e.node() == 0) return error(errc::invalid_argument, "counter entry with node 0");
-    if (e.inc() < 0 || e.dec() < 0)
-      return error(errc::invalid_argument, "counter entry of node " + node_id_to_string(e.node()) +
-                                               " has a negative total (inc " + std::to_string(e.inc()) +
-                                               ", dec " + std::to_string(e.dec()) + ")");
+    if (e.inc() < 0 || e.dec() < 0 || e.inc() > counter_entry_max || e.dec() > counter_entry_max)
+      return error(errc::invalid_argument,
+                   "counter entry of node " + node_id_to_string(e.node()) + " has a " +
+                       (e.inc() < 0 || e.dec() < 0 ? "negative" : "too large") + " total (inc " +
+                       std::to_string(e.inc()) + ", dec " + std::to_string(e.dec()) + "; at most " +
+                       std::to_string(counter_entry_max) + ")");
     pn_counter one;
     one.entries[e.node()] = {e.inc(), e.dec()};
     c.merge(one);  // a repeated node keeps its per-field max
   }
   return c;
+}
+
+error refuse_from_downstream(const record& before, const record& incoming, const record& merged,
+                             const merge_outcome& m, policy p) {
+  auto refuse = [&](const std::string& why) {
+    return error(errc::invalid_argument,
+                 "record " + incoming.key.to_string() + " from downstream refused: " + why);
+  };
+  if (p != policy::immutable && p != policy::counter) return {};
+  auto held = [&](const version& v) {
+    return std::any_of(before.versions.begin(), before.versions.end(),
+                       [&](const version& b) { return b == v; });
+  };
+  for (const auto& v : incoming.versions) {
+    if (held(v)) continue;
+    if (v.tombstone) return refuse("a delete of a " + std::string(to_string(p)) + " record");
+    if (p == policy::immutable && !v.past.empty())
+      return refuse("a version of an immutable record with a causal past (" + v.past.to_string() + ")");
+  }
+  if (p == policy::immutable && m.divergent_duplicate)
+    return refuse("a second, different content for a version already held");
+  if (p == policy::counter && (m.obsoleted != 0 || m.divergent_duplicate)) {
+    // Versions were replaced: what replaced them must count at least what they did.
+    const auto was = counter_of(before), now = counter_of(merged);
+    for (const auto& [node, e] : was.entries) {
+      auto it = now.entries.find(node);
+      const std::pair<int64_t, int64_t> got =
+          it == now.entries.end() ? std::pair<int64_t, int64_t>{0, 0} : it->second;
+      if (got.first < e.first || got.second < e.second)
+        return refuse("it lowers the entry of node " + node_id_to_string(node) + " (inc " +
+                      std::to_string(e.first) + " -> " + std::to_string(got.first) + ", dec " +
+                      std::to_string(e.second) + " -> " + std::to_string(got.second) + ")");
+    }
+  }
+  return {};
 }
 
 pn_counter counter_of(const record& r) {
@@ -310,13 +347,19 @@ pn_counter counter_of(const record& r) {
   return c;
 }
 
-std::string counter_add_body(const record& r, node_id self, int64_t delta) {
+result<std::string> counter_add_body(const record& r, node_id self, int64_t delta) {
   pn_counter c = counter_of(r);
   auto& e = c.entries[self];
-  if (delta > 0)
-    e.first = static_cast<int64_t>(uint64_t(e.first) + uint64_t(delta));
-  else if (delta < 0)
-    e.second = static_cast<int64_t>(uint64_t(e.second) - uint64_t(delta));
+  int64_t& total = delta >= 0 ? e.first : e.second;
+  // Both totals are at most counter_entry_max, so neither the sum nor -delta overflows
+  // once delta is bounded too.
+  const int64_t step = delta >= 0 ? delta : (delta == INT64_MIN ? counter_entry_max + 1 : -delta);
+  if (step > counter_entry_max - total)
+    return error(errc::out_of_range,
+                 "counter " + r.key.to_string() + ": the " + (delta >= 0 ? "inc" : "dec") +
+                     " total of node " + node_id_to_string(self) + " (" + std::to_string(total) + ") plus " +
+                     std::to_string(step) + " would pass " + std::to_string(counter_entry_max));
+  total += step;
   return encode_counter(c);
 }
 

@@ -545,8 +545,10 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
       spec.tombstone = p->tombstone;
       spec.body = p->body;
     } else {
-      spec.body = core::counter_add_body(cur->rec, scratch_.counter_node != 0 ? scratch_.counter_node : node_,
+      auto body = core::counter_add_body(cur->rec, scratch_.counter_node != 0 ? scratch_.counter_node : node_,
                                          std::get<counter_op>(op).delta);
+      if (!body) return std::move(body).err();
+      spec.body = std::move(body).value();
     }
     spec.hlc = hlc = clock_now();
     const core::version& made = core::apply_local_write(after, spec);
@@ -584,6 +586,13 @@ status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states,
       ++out.unchanged;
       continue;
     }
+    // A peer below may be faulty or hostile: it must not delete or rewrite another
+    // register's sale, or drop another node's stock counts.
+    if (from_downstream)
+      if (auto why = core::refuse_from_downstream(cur->rec, st, after, outcome, info->policy)) {
+        out.rejected.push_back(rejection{st.key, std::move(why)});
+        continue;
+      }
     if (auto e = note_conflict(t, *info, cur->rec, after)) return e;
     // A fold is this node's own write, so it goes upstream whichever way the states came.
     const bool folded = fold_counter(*info, after);
@@ -895,6 +904,7 @@ void node_store::apply_remote_async(std::vector<core::record> states, apply_sour
     std::string cursor_key;        // empty: no cursor
     uint64_t cursor_seq = 0;
     status bad;                    // the request as a whole is invalid
+    size_t invalid = 0;            // out.rejected before the commit (by validation)
   };
   auto st = std::make_shared<state>();
   if (cursor) {
@@ -918,6 +928,7 @@ void node_store::apply_remote_async(std::vector<core::record> states, apply_sour
       for (const auto& v : rec.versions) newest = std::max(newest, v.hlc);
       st->ok.push_back(std::move(rec));
     }
+    st->invalid = st->out.rejected.size();
     // Later local writes must order after what we received.
     if (newest.wall_ms != 0) impl_->clock_update(newest);
   }
@@ -932,6 +943,7 @@ void node_store::apply_remote_async(std::vector<core::record> states, apply_sour
       [im, st, relay](txn& t, std::vector<change>& ch) -> status {
         if (st->bad) return st->bad;
         st->out.applied = st->out.unchanged = 0;
+        st->out.rejected.resize(st->invalid); // a prepare run again refuses afresh
         if (!st->ok.empty())
           if (auto s = im->prepare_apply(t, st->ok, relay, st->out, ch)) return s;
         if (!st->cursor_key.empty()) {

@@ -169,7 +169,7 @@ private:
         // A counter write always adds to the node's current own entry (the store
         // applies it atomically); only the context may be stale.
         const int64_t delta = int64_t(below(21)) - 10;
-        spec.body = counter_add_body(r.state, r.id, delta);
+        spec.body = *counter_add_body(r.state, r.id, delta);
         delta_sum_ += delta;
         break;
       }

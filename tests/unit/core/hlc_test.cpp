@@ -150,6 +150,27 @@ TEST(hlc_test, far_future_remote_is_adopted_and_counted) {
   EXPECT_GT(c.now(), r);
 }
 
+// A peer's clock years ahead (broken, or hostile) is counted but not adopted: this
+// node's clock stays on physical time instead of jumping ahead for good.
+TEST(hlc_test, remote_beyond_max_adopt_is_not_adopted) {
+  fake_time t;
+  hlc_clock c(self, t.clock(), 60'000, 3'600'000);
+  auto r = c.update(hlc_timestamp{1000 + 3'600'001, 0, peer});
+  EXPECT_EQ(r.wall_ms, 1000u);
+  EXPECT_EQ(c.refused_events(), 1u);
+  EXPECT_EQ(c.skew_events(), 1u);
+  EXPECT_EQ(c.last_skew_ms(), 3'600'001);
+  c.update(hlc_timestamp{UINT64_MAX, UINT32_MAX, peer});
+  EXPECT_EQ(c.refused_events(), 2u);
+  EXPECT_EQ(c.last_skew_ms(), INT64_MAX);
+  EXPECT_EQ(c.now().wall_ms, 1000u);
+  // At the bound it is adopted as before.
+  auto a = c.update(hlc_timestamp{1000 + 3'600'000, 0, peer});
+  EXPECT_EQ(a.wall_ms, 1000u + 3'600'000);
+  EXPECT_EQ(c.refused_events(), 2u);
+  EXPECT_EQ(hlc_clock::default_max_adopt_ms, 7ull * 24 * 3600 * 1000);
+}
+
 TEST(hlc_test, default_max_forward_is_five_minutes) {
   fake_time t;
   hlc_clock c(self, t.clock());

@@ -256,16 +256,38 @@ TEST(counter, counter_of_and_resolve_merge_siblings) {
   EXPECT_TRUE(same_view(v, resolve(reversed(r), policy::counter)));
 }
 
+// Totals stay within counter_entry_max: a body beyond it does not decode (a forged
+// entry is refused where it arrives), and an add that would pass it is refused
+// instead of wrapping around.
+TEST(counter, totals_are_bounded) {
+  auto at_max = make_record(
+      {make_version({n1, 1}, {}, ts(100, n1),
+                    encode_counter(counter({{n1, counter_entry_max, 0}, {n2, 0, counter_entry_max}})))});
+  EXPECT_TRUE(decode_counter(at_max.versions[0].body));
+  EXPECT_FALSE(decode_counter(encode_counter(counter({{n1, counter_entry_max + 1, 0}}))));
+  EXPECT_FALSE(decode_counter(encode_counter(counter({{n1, 0, INT64_MAX}}))));
+  auto up = counter_add_body(at_max, n1, 1);
+  ASSERT_FALSE(up);
+  EXPECT_EQ(up.err().code, errc::out_of_range);
+  EXPECT_FALSE(counter_add_body(at_max, n2, -1));
+  EXPECT_FALSE(counter_add_body(record{}, n3, INT64_MIN));
+  EXPECT_FALSE(counter_add_body(record{}, n3, INT64_MAX));
+  EXPECT_TRUE(counter_add_body(at_max, n1, -5)); // the other total has room
+  auto fill = counter_add_body(record{}, n3, -counter_entry_max);
+  ASSERT_TRUE(fill);
+  EXPECT_EQ(decode_counter(*fill)->value(), -counter_entry_max);
+}
+
 TEST(counter, add_body_changes_only_own_entry) {
   auto r = make_record({make_version({n1, 1}, {}, ts(100, n1), encode_counter(counter({{n1, 10, 2}, {n2, 1, 1}})))});
-  auto up = decode_counter(counter_add_body(r, n2, 5));
+  auto up = decode_counter(*counter_add_body(r, n2, 5));
   ASSERT_TRUE(up);
   EXPECT_EQ(*up, counter({{n1, 10, 2}, {n2, 6, 1}}));
-  auto down = decode_counter(counter_add_body(r, n3, -4));
+  auto down = decode_counter(*counter_add_body(r, n3, -4));
   ASSERT_TRUE(down);
   EXPECT_EQ(*down, counter({{n1, 10, 2}, {n2, 1, 1}, {n3, 0, 4}}));
   EXPECT_EQ(down->value(), 4);
-  auto empty = decode_counter(counter_add_body(record{}, n1, -3));
+  auto empty = decode_counter(*counter_add_body(record{}, n1, -3));
   ASSERT_TRUE(empty);
   EXPECT_EQ(empty->value(), -3);
 }

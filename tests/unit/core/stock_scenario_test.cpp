@@ -26,7 +26,7 @@ struct node {
     spec.writer = id;
     spec.hq = hq;
     spec.hlc = {++wall, 0, id};
-    spec.body = counter_add_body(stock, id, delta);
+    spec.body = *counter_add_body(stock, id, delta);
     (void)apply_local_write(stock, spec);
   }
   void receive(const node& from) { (void)merge_into(stock, from.stock); }

@@ -371,7 +371,7 @@ TEST(node_store, outbox_supersede_stays_exact_across_acks_reopen_and_upstream_st
     core::record up = **s->get(stock);
     core::write_spec spec;
     spec.writer = 0x77;
-    spec.body = core::counter_add_body(up, 0x77, -5000);
+    spec.body = *core::counter_add_body(up, 0x77, -5000);
     core::apply_local_write(up, spec);
     auto applied = s->apply_remote({up}, apply_source{0x77, false});
     ASSERT_TRUE(applied) << applied.err().to_string();
@@ -382,6 +382,72 @@ TEST(node_store, outbox_supersede_stays_exact_across_acks_reopen_and_upstream_st
     EXPECT_EQ(stock_entries(*s), 1u);
     EXPECT_EQ(core::counter_of(**s->get(stock)).value(), 87000);
   }
+}
+
+// A register below a branch is faulty or hostile: what it pushes must not delete or
+// rewrite another register's sale, or drop another node's stock counts. Each such
+// state is refused (invalid_argument, named in the apply's rejections); nothing of it
+// is stored. Honest states of the same records still apply.
+TEST(node_store, a_peer_below_cannot_delete_or_rewrite_a_sale_or_lower_stock) {
+  auto db = open_mem_db();
+  auto branch = open_store(db, 1, node_role::branch);
+  const core::node_id t1 = 0x71, t2 = 0x72;
+  const apply_source from_t1{t1, true}, from_t2{t2, true};
+  auto write = [](core::record r, core::node_id who, uint64_t ms, std::string body, bool tombstone = false) {
+    core::write_spec w;
+    w.writer = who;
+    w.hlc = {ms, 0, who};
+    w.body = std::move(body);
+    w.tombstone = tombstone;
+    core::apply_local_write(r, w);
+    return r;
+  };
+  auto refused = [&](const core::record& state, const std::string& why) {
+    auto r = branch->apply_remote({state}, from_t2);
+    ASSERT_TRUE(r) << r.err().to_string();
+    EXPECT_EQ(r->applied, 0u);
+    ASSERT_EQ(r->rejected.size(), 1u);
+    EXPECT_EQ(r->rejected[0].why.code, errc::invalid_argument);
+    EXPECT_NE(r->rejected[0].why.message.find(why), std::string::npos) << r->rejected[0].why.message;
+  };
+
+  // T1's sale, as T1 pushed it.
+  core::record none;
+  none.key = {"t1", "b1", "sale", branch->new_id()};
+  const core::record sale = write(none, t1, 1000, sale_body({{"p1", 1000}}, 1));
+  ASSERT_EQ(branch->apply_remote({sale}, from_t1)->applied, 1u);
+  // T2 deletes it, rewrites it (a version whose past covers T1's), or sends T1's dot
+  // with another content; and deletes a sale it has not even seen yet.
+  refused(write(sale, t2, 2000, "", true), "a delete");
+  refused(write(sale, t2, 2000, sale_body({{"p1", 9000}}, 1)), "causal past");
+  core::record twin = sale;
+  twin.versions[0].body = sale_body({{"p1", 9000}, {"p2", 9000}}, 1);
+  refused(twin, "second, different content");
+  core::record later = none;
+  later.key.id = branch->new_id();
+  core::version ahead = write(later, t2, 2000, "", true).versions[0];
+  ahead.past.raise(t1, 1000);
+  later.versions = {ahead};
+  refused(later, "a delete");
+  auto held = branch->get(sale.key);
+  ASSERT_TRUE(held && held->has_value());
+  EXPECT_EQ((*held)->versions, sale.versions);
+
+  // Stock: T1 sold 1. T2's version replaces T1's without counting it.
+  core::record stock0;
+  stock0.key = {"t1", "b1", "stock", "p1"};
+  const core::record stock = write(stock0, t1, 1000, *core::counter_add_body(stock0, t1, -1000));
+  ASSERT_EQ(branch->apply_remote({stock}, from_t1)->applied, 1u);
+  refused(write(stock, t2, 2000, *core::counter_add_body(stock0, t2, -1000)), "lowers the entry of node");
+  refused(write(stock, t2, 2000, "", true), "a delete");
+  EXPECT_EQ(core::counter_of(**branch->get(stock.key)).value(), -1000);
+  // T2's honest version counts T1's sale and its own.
+  auto honest =
+      branch->apply_remote({write(stock, t2, 2000, *core::counter_add_body(stock, t2, -1000))}, from_t2);
+  ASSERT_TRUE(honest);
+  EXPECT_EQ(honest->applied, 1u);
+  EXPECT_TRUE(honest->rejected.empty());
+  EXPECT_EQ(core::counter_of(**branch->get(stock.key)).value(), -2000);
 }
 
 TEST(node_store, outbox_off_queues_nothing) {

@@ -42,12 +42,19 @@ public:
   /// `max_forward_ms`: a remote timestamp further ahead of our physical clock than
   /// this is still adopted (ordering must hold) but counted in `skew_events()` and
   /// reported by `last_skew_ms()`. Default 5 minutes.
-  hlc_clock(node_id self, physical_clock clock, uint64_t max_forward_ms = 300'000);
+  /// `max_adopt_ms`: one further ahead than this is not adopted at all (counted in
+  /// `refused_events()` too): a peer with a broken or hostile clock must not move
+  /// this node's clock years ahead for good. Causality does not rest on it (version
+  /// vectors carry it); only ties between concurrent versions read the clock. Default 7 days.
+  static constexpr uint64_t default_max_adopt_ms = 7ull * 24 * 3600 * 1000;
+  hlc_clock(node_id self, physical_clock clock, uint64_t max_forward_ms = 300'000,
+            uint64_t max_adopt_ms = default_max_adopt_ms);
 
   /// Timestamp for a local event or a send.
   hlc_timestamp now();
   /// Merge a received timestamp; returns the timestamp of the receive event,
-  /// greater than both `remote` and every earlier timestamp of this clock.
+  /// greater than both `remote` and every earlier timestamp of this clock (unless
+  /// `remote` is more than max_adopt_ms ahead: then it is now()).
   hlc_timestamp update(const hlc_timestamp& remote);
   /// Restore after restart: never issue a timestamp <= `persisted`.
   void restore(const hlc_timestamp& persisted);
@@ -57,15 +64,19 @@ public:
   int64_t last_skew_ms() const { return last_skew_ms_; }
   /// How many update() calls saw a remote clock beyond max_forward_ms.
   uint64_t skew_events() const { return skew_events_; }
+  /// How many update() calls saw a remote clock beyond max_adopt_ms (not adopted).
+  uint64_t refused_events() const { return refused_events_; }
   node_id self() const { return self_; }
 
 private:
   node_id self_;
   physical_clock clock_;
   uint64_t max_forward_ms_;
+  uint64_t max_adopt_ms_;
   hlc_timestamp last_;
   int64_t last_skew_ms_ = 0;
   uint64_t skew_events_ = 0;
+  uint64_t refused_events_ = 0;
 };
 
 } // namespace possync::core

@@ -66,6 +66,17 @@ struct conflict_info {
 /// the same field edited concurrently. Counter siblings never conflict.
 std::optional<conflict_info> detect_conflict(const record& r, policy p, tie_rule tie = tie_rule::lww);
 
+/// Why record state `incoming`, pushed by a downstream peer, cannot have been made by
+/// honest writers, given this node's state `before` and `merged`, the merge of both
+/// (`m` its outcome); ok if it can have been. Under `immutable`: a version this node
+/// does not hold may not be a delete or carry a causal past (a record written once, by
+/// a writer that had seen nothing of it), and no dot may come with a second content.
+/// Under `counter`: no deletes, and the merge may lower no node's entry (a version
+/// replaces others only by counting all they counted). Other policies: always ok.
+/// invalid_argument, naming the record.
+error refuse_from_downstream(const record& before, const record& incoming, const record& merged,
+                             const merge_outcome& m, policy p);
+
 // -- counter -------------------------------------------------------------------
 
 /// PN-counter state: node -> (inc, dec), both monotonic.
@@ -76,14 +87,17 @@ struct pn_counter {
   void merge(const pn_counter& other);
   friend bool operator==(const pn_counter& a, const pn_counter& b) { return a.entries == b.entries; }
 };
+/// Largest inc or dec total of one entry (2^53: the sum of thousands of entries stays
+/// far from int64 overflow). A body with a total beyond it does not decode.
+constexpr int64_t counter_entry_max = int64_t(1) << 53;
 /// Body encoding: a possync.v1.StockCounter message.
 std::string encode_counter(const pn_counter& c);
 result<pn_counter> decode_counter(std::string_view body);
 /// Merged counter of every sibling of `r` (undecodable bodies count as empty).
 pn_counter counter_of(const record& r);
 /// Body for a local counter write by `self` that adds `delta` (negative = decrement)
-/// to the merged state of `r`.
-std::string counter_add_body(const record& r, node_id self, int64_t delta);
+/// to the merged state of `r`. out_of_range if the total would pass counter_entry_max.
+result<std::string> counter_add_body(const record& r, node_id self, int64_t delta);
 /// Whether `self`, applying remote states, should fold the siblings of counter record
 /// `r` into one version of its own (body: their merged counter; past: all of them).
 /// Concurrent counter writes pile up as siblings on nodes that relay them without
