@@ -110,6 +110,13 @@ struct downlink_machine::state {
   void update_caught_up();
   /// Own applies at the window: this side reads no frames until one completes.
   bool window_full() const { return applies_in_flight >= std::max<uint32_t>(1, opts.apply_window); }
+  /// The peer does not take what it is sent: more Acks, heartbeats and the like wait
+  /// to be written than its push window explains (Changes have a window of their own).
+  /// This side reads no frames until they are written, so a peer that pushes and never
+  /// reads cannot make it queue Acks without end.
+  bool peer_not_reading() const {
+    return unwritten.size() - unsent_changes >= 2 * size_t(std::max<uint32_t>(1, opts.push_window)) + 4;
+  }
 };
 
 void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
@@ -448,13 +455,15 @@ void downlink_machine::on_tick(int64_t now_ms) {
     if (auto why = still_admitted(s.st.granted, s.store, now_ms)) return s.fail(std::move(why), now_ms);
   }
   // Not reading (own applies at the window): silence says nothing about the downstream.
+  // (A peer that takes none of our frames is not excused: it may be gone for good.)
   if (s.window_full()) s.last_recv_ms = std::max(s.last_recv_ms, now_ms - s.opts.idle_timeout_ms / 2);
   if (now_ms - s.last_recv_ms >= s.opts.idle_timeout_ms) {
     s.close(
         error(errc::unavailable, "downstream silent for " + std::to_string(now_ms - s.last_recv_ms) + " ms"));
     return;
   }
-  if (now_ms - s.last_sent_ms >= s.opts.heartbeat_ms) {
+  // No heartbeats pile up behind frames the peer does not take.
+  if (now_ms - s.last_sent_ms >= s.opts.heartbeat_ms && !s.peer_not_reading()) {
     v1::Frame f;
     auto* hb = f.mutable_heartbeat();
     core::to_proto(s.store.clock_now(), hb->mutable_clock());
@@ -468,7 +477,7 @@ void downlink_machine::on_tick(int64_t now_ms) {
 bool downlink_machine::wants_frame() const {
   const auto& s = *s_;
   return s.ph == state::phase::waiting_hello ||
-         (s.ph == state::phase::live && !s.window_full());
+         (s.ph == state::phase::live && !s.window_full() && !s.peer_not_reading());
 }
 
 machine_output downlink_machine::take_output() {

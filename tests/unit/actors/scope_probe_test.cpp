@@ -17,16 +17,6 @@ local_identity hq_identity() {
   return local_identity{hq_node, storage::node_role::hq, "t1", ""};
 }
 
-v1::Hello hello_of(core::node_id node, v1::Role role, const std::string& branch) {
-  v1::Hello h;
-  h.set_node(node);
-  h.set_role(role);
-  h.set_tenant("t1");
-  h.set_branch(branch);
-  h.set_protocol_version(protocol_version);
-  return h;
-}
-
 class ScopeProbe : public ::testing::Test {
 protected:
   void SetUp() override {
@@ -64,9 +54,18 @@ protected:
     v1::Frame f;
     *f.mutable_hello() = hello;
     d->on_frame(std::move(f), epoch_ms);
-    auto out = d->take_output();
+    auto out = written(*d);
     if (out.close) *refused = out.close;
     return d;
+  }
+
+  /// The machine's output, its frames written as a transport would report them (a
+  /// downlink stops reading a peer whose frames pile up unwritten).
+  static machine_output written(downlink_machine& d) {
+    auto out = d.take_output();
+    for (size_t i = 0; i < out.frames.size(); ++i)
+      d.on_written(epoch_ms);
+    return out;
   }
 
   /// Pushes `records` on a live session, runs its applies, and returns the Ack.
@@ -80,7 +79,7 @@ protected:
       *p->add_records() = r;
     d.on_frame(std::move(f), epoch_ms);
     for (int round = 0; round < 10; ++round) {
-      auto out = d.take_output();
+      auto out = written(d);
       for (const auto& fr : out.frames)
         if (fr.has_ack()) return fr.ack();
       EXPECT_FALSE(out.close) << out.close->to_string();

@@ -146,6 +146,17 @@ inline local_identity branch_id(const std::string& branch = "b1") {
 }
 
 /// Test options: small batches, long timers (tests that need timers shorten them).
+/// A Hello of `node` (tenant t1) with this build's protocol version.
+inline v1::Hello hello_of(core::node_id node, v1::Role role, const std::string& branch) {
+  v1::Hello h;
+  h.set_node(node);
+  h.set_role(role);
+  h.set_tenant("t1");
+  h.set_branch(branch);
+  h.set_protocol_version(protocol_version);
+  return h;
+}
+
 inline session_options test_options() {
   session_options o;
   o.push_batch = 50;

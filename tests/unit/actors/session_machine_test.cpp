@@ -187,12 +187,8 @@ TEST_F(SessionTest, BadProtocolVersionGetsErrorFrame) {
                      [this](const v1::Hello& h) { return admit(h, branch_id(), *branch); });
   d.start(epoch_ms);
   v1::Frame f;
-  auto* h = f.mutable_hello();
-  h->set_node(term_node);
-  h->set_role(v1::ROLE_TERMINAL);
-  h->set_tenant("t1");
-  h->set_branch("b1");
-  h->set_protocol_version(7);
+  *f.mutable_hello() = hello_of(term_node, v1::ROLE_TERMINAL, "b1");
+  f.mutable_hello()->set_protocol_version(7);
   d.on_frame(std::move(f), epoch_ms);
   auto out = d.take_output();
   ASSERT_EQ(out.frames.size(), 1u);
@@ -201,6 +197,55 @@ TEST_F(SessionTest, BadProtocolVersionGetsErrorFrame) {
   ASSERT_TRUE(out.close);
   EXPECT_EQ(out.close->code, errc::failed_precondition);
   EXPECT_FALSE(d.wants_frame());
+}
+
+// A peer that pushes and never reads: the Acks it is sent wait unwritten, and past
+// what its push window explains the downlink reads no more of its frames (memory stays
+// bounded); once they are written it reads again.
+TEST_F(SessionTest, PeerThatDoesNotReadIsNotReadEither) {
+  auto o = test_options();
+  o.push_window = 4;
+  downlink_machine d(branch_id(), o, *branch,
+                     [this](const v1::Hello& h) { return admit(h, branch_id(), *branch); });
+  d.start(epoch_ms);
+  v1::Frame hello;
+  *hello.mutable_hello() = hello_of(term_node, v1::ROLE_TERMINAL, "b1");
+  d.on_frame(std::move(hello), epoch_ms);
+  size_t handed = d.take_output().frames.size(); // Welcome (and any Changes)
+  ASSERT_TRUE(d.wants_frame());
+  int pushes = 0;
+  for (; pushes < 1000 && d.wants_frame(); ++pushes) {
+    v1::Frame f;
+    auto* p = f.mutable_push();
+    p->set_lane(0);
+    p->set_first_seq(pushes + 1);
+    p->set_last_seq(pushes + 1);
+    auto* r = p->add_records();
+    r->mutable_key()->set_tenant("t2"); // refused: Acked at once, nothing applied
+    r->mutable_key()->set_scope("b1");
+    r->mutable_key()->set_collection("sale");
+    r->mutable_key()->set_id("x" + std::to_string(pushes));
+    d.on_frame(std::move(f), epoch_ms);
+    auto out = d.take_output();
+    EXPECT_TRUE(out.applies.empty());
+    EXPECT_FALSE(out.close);
+    handed += out.frames.size();
+  }
+  EXPECT_FALSE(d.wants_frame());
+  EXPECT_LE(pushes, 2 * 4 + 4);
+  d.on_tick(epoch_ms + o.idle_timeout_ms / 2);
+  auto quiet = d.take_output();
+  EXPECT_FALSE(quiet.close);
+  EXPECT_TRUE(quiet.frames.empty()); // no heartbeat queues up behind the Acks
+  for (size_t i = 0; i < handed; ++i)
+    d.on_written(epoch_ms);
+  (void)d.take_output();
+  EXPECT_TRUE(d.wants_frame());
+  // A peer that took nothing may be gone: the idle timeout still ends the session.
+  d.on_tick(epoch_ms + o.idle_timeout_ms);
+  auto out = d.take_output();
+  ASSERT_TRUE(out.close);
+  EXPECT_EQ(out.close->code, errc::unavailable);
 }
 
 TEST_F(SessionTest, NoHelloInTime) {
