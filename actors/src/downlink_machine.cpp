@@ -462,8 +462,10 @@ void downlink_machine::on_tick(int64_t now_ms) {
         error(errc::unavailable, "downstream silent for " + std::to_string(now_ms - s.last_recv_ms) + " ms"));
     return;
   }
-  // No heartbeats pile up behind frames the peer does not take.
-  if (now_ms - s.last_sent_ms >= s.opts.heartbeat_ms && !s.peer_not_reading()) {
+  // A heartbeat only when nothing waits to be written: frames still queued tell the peer
+  // we are alive once it reads them, and a peer that stalls does not pile heartbeats up
+  // (so an honest one never looks like one that does not read: peer_not_reading).
+  if (now_ms - s.last_sent_ms >= s.opts.heartbeat_ms && s.unwritten.empty()) {
     v1::Frame f;
     auto* hb = f.mutable_heartbeat();
     core::to_proto(s.store.clock_now(), hb->mutable_clock());
