@@ -153,6 +153,46 @@ TEST_F(ScopeProbe, PushesOutsideTheTerminalsScopeAreRefusedRecordByRecord) {
   EXPECT_TRUE(d->wants_frame()) << "refusals end no session";
 }
 
+// Within its own branch, a register pushes states only a forger could make: another
+// register's sale deleted or rewritten, its stock decrement dropped. Each is refused in
+// the Ack (invalid_argument) and HQ keeps what it had; the session goes on.
+TEST_F(ScopeProbe, ForgedStatesOfTheOwnBranchAreRefusedInTheAck) {
+  std::optional<error> refused;
+  auto d = open_session(hello_of(term_node, v1::ROLE_TERMINAL, "b1"), &refused);
+  ASSERT_FALSE(refused) << refused->to_string();
+  const core::node_id other = 0x7100000000000099ULL; // another register of b1
+  const std::string sale_id = ids->new_id();
+  v1::Record theirs = forged(other, "t1", "b1", "sale", sale_id, sale_body("p0", 1000, epoch_ms));
+  ASSERT_EQ(push(*d, {theirs}, 1).rejected_size(), 0);
+  ASSERT_TRUE(at_hq("t1", "b1", "sale", sale_id));
+  // A delete and a rewrite, each by a version whose past covers the other register's.
+  auto over = [&](bool tombstone, std::string body) {
+    auto r = core::from_proto(theirs);
+    EXPECT_TRUE(r);
+    core::write_spec w;
+    w.writer = term_node;
+    w.hlc = core::hlc_timestamp{static_cast<uint64_t>(epoch_ms) + 1, 0, term_node};
+    w.tombstone = tombstone;
+    w.body = std::move(body);
+    core::apply_local_write(*r, w);
+    v1::Record out;
+    core::to_proto(*r, &out);
+    return out;
+  };
+  auto ack = push(*d, {over(true, ""), over(false, sale_body("p0", 1, epoch_ms))}, 2);
+  ASSERT_EQ(ack.rejected_size(), 2);
+  for (const auto& rej : ack.rejected()) {
+    EXPECT_EQ(rej.code(), static_cast<uint32_t>(errc::invalid_argument)) << rej.reason();
+    EXPECT_NE(rej.reason().find("from downstream refused"), std::string::npos) << rej.reason();
+  }
+  auto held = hq->get(core::record_key{"t1", "b1", "sale", sale_id});
+  ASSERT_TRUE(held && held->has_value());
+  ASSERT_EQ((*held)->versions.size(), 1u);
+  EXPECT_EQ((*held)->versions[0].id.node, other);
+  EXPECT_FALSE((*held)->versions[0].tombstone);
+  EXPECT_TRUE(d->wants_frame()) << "refusals end no session";
+}
+
 TEST_F(ScopeProbe, PushesOutsideTheBranchsScopeAreRefused) {
   std::optional<error> refused;
   auto d = open_session(hello_of(branch_node, v1::ROLE_BRANCH, "b1"), &refused);
