@@ -128,7 +128,7 @@ void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
   st.peer_software = h.software().substr(0, 64);
   if (h.clock().wall_ms() != 0) {
     store.clock_update(core::from_proto(h.clock()));
-    st.peer_skew_ms = detail::skew_of(now, h.clock().wall_ms());
+    st.peer_skew_ms = -core::ms_ahead(h.clock().wall_ms(), static_cast<uint64_t>(std::max<int64_t>(now, 0)));
   }
 
   std::map<feed_id, uint64_t> cursors;

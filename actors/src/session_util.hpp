@@ -16,14 +16,6 @@ inline errc code_from_wire(uint32_t code) {
   return static_cast<errc>(code);
 }
 
-/// `now_ms` minus a peer's clock reading, saturated: a wall_ms from the wire may be
-/// anything up to 2^64 - 1.
-inline int64_t skew_of(int64_t now_ms, uint64_t peer_wall_ms) {
-  constexpr int64_t bound = INT64_MAX / 2;
-  if (peer_wall_ms > static_cast<uint64_t>(bound)) return -bound;
-  return now_ms - static_cast<int64_t>(peer_wall_ms);
-}
-
 /// An Error frame carrying `e`.
 inline v1::Frame error_frame(const error& e) {
   v1::Frame f;

@@ -27,6 +27,12 @@ std::string hlc_timestamp::to_string() const {
   return std::to_string(wall_ms) + "." + std::to_string(logical) + "@" + node_id_to_string(node);
 }
 
+int64_t ms_ahead(uint64_t remote_ms, uint64_t local_ms) {
+  constexpr uint64_t max = static_cast<uint64_t>(INT64_MAX);
+  if (remote_ms >= local_ms) return static_cast<int64_t>(std::min(remote_ms - local_ms, max));
+  return -static_cast<int64_t>(std::min(local_ms - remote_ms, max));
+}
+
 hlc_clock::hlc_clock(node_id self, physical_clock clock, uint64_t max_forward_ms, uint64_t max_adopt_ms)
     : self_(self), clock_(std::move(clock)), max_forward_ms_(max_forward_ms), max_adopt_ms_(max_adopt_ms) {
   last_.node = self_;
@@ -47,12 +53,8 @@ hlc_timestamp hlc_clock::now() {
 
 hlc_timestamp hlc_clock::update(const hlc_timestamp& remote) {
   uint64_t pt = clock_();
-  // Signed difference, saturated (a wall_ms near 2^64 must not overflow it).
-  const uint64_t ahead = remote.wall_ms > pt ? remote.wall_ms - pt : 0,
-                 behind = pt > remote.wall_ms ? pt - remote.wall_ms : 0;
-  constexpr uint64_t max_skew = static_cast<uint64_t>(INT64_MAX);
-  last_skew_ms_ = ahead ? static_cast<int64_t>(std::min(ahead, max_skew))
-                        : -static_cast<int64_t>(std::min(behind, max_skew));
+  last_skew_ms_ = ms_ahead(remote.wall_ms, pt);
+  const uint64_t ahead = last_skew_ms_ > 0 ? static_cast<uint64_t>(last_skew_ms_) : 0;
   if (ahead > max_forward_ms_) ++skew_events_;
   if (ahead > max_adopt_ms_) {
     ++refused_events_;

@@ -284,7 +284,6 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
     s->durable_.lane_seq[l] = std::max(s->durable_.lane_seq[l], last);
     // Acks delete from the oldest entry up: none is left below the oldest there is.
     s->durable_.ack_floor[l] = n != 0 ? first : s->durable_.lane_seq[l] + 1;
-    s->ack_floor_[l].store(s->durable_.ack_floor[l]);
   }
 
   core::node_id node = s->opts_.node;
@@ -1176,17 +1175,17 @@ status node_store::ack_outbox(uint8_t lane, uint64_t seq) {
 
 void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void(status)> done) {
   auto* im = impl_.get();
-  // The ack floor this ack leaves (prepare), published once it is durable (done).
-  auto floor_after = std::make_shared<uint64_t>(0);
   im->submit(
-      [im, lane, seq, floor_after](txn& t, std::vector<change>&) -> status {
+      [im, lane, seq](txn& t, std::vector<change>&) -> status {
         if (lane >= core::lane_count)
           return error(errc::invalid_argument, "lane " + std::to_string(lane) + " out of range");
         if (seq == 0) return status();
-        // Entries below the floor were deleted by earlier acks: seeking from there
-        // skips their tombstones (a scan over them made each ack cost more than the
-        // last until the memtable was flushed).
-        std::string begin = keys::outbox(im->space_, lane, im->ack_floor_[lane].load(std::memory_order_acquire));
+        // Entries below the floor were deleted by earlier acks (durable, or prepared in a
+        // group that fails only with this one): seeking from there skips their tombstones
+        // (a scan over them made each ack cost more than the last until the memtable
+        // was flushed).
+        auto& floor = im->scratch_.ack_floor[lane];
+        std::string begin = keys::outbox(im->space_, lane, floor);
         std::string end = seq == UINT64_MAX ? keys::prefix_end(keys::outbox_prefix(im->space_, lane))
                                             : keys::outbox(im->space_, lane, seq + 1);
         auto ks = t.keys_in(cf_outbox, begin, end);
@@ -1197,19 +1196,10 @@ void node_store::ack_outbox_async(uint8_t lane, uint64_t seq, std::function<void
         im->scratch_.pending[lane] -= std::min(n, im->scratch_.pending[lane]);
         // Never above the lane's head: an entry queued later with a seq below a
         // floor would be taken for acked.
-        auto& floor = im->scratch_.ack_floor[lane];
         floor = std::max(floor, std::min(seq, im->scratch_.lane_seq[lane]) + 1);
-        *floor_after = floor;
         return status();
       },
-      [im, lane, floor_after, done = std::move(done)](const status& s, std::vector<change>&&) {
-        if (!s && *floor_after != 0) {
-          auto& floor = im->ack_floor_[lane];
-          uint64_t cur = floor.load(std::memory_order_acquire);
-          while (cur < *floor_after &&
-                 !floor.compare_exchange_weak(cur, *floor_after, std::memory_order_acq_rel)) {
-          }
-        }
+      [done = std::move(done)](const status& s, std::vector<change>&&) {
         if (done) done(s);
       },
       /*needs_sync=*/false, /*priority=*/lane < core::lane_count ? lane : -1, /*weight=*/1);

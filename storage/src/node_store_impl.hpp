@@ -91,7 +91,8 @@ public:
     std::array<uint64_t, core::lane_count> pending{};
     std::array<uint64_t, core::lane_count> outbox_head{}; ///< newest outbox seq queued (not stored)
     /// Every outbox entry below this seq is deleted, counting acks prepared in groups
-    /// not yet durable (not stored: on open, the oldest entry left).
+    /// not yet durable (not stored: on open, the oldest entry left). An ack scans from
+    /// here, and a write takes a queued entry at or above it for still there.
     std::array<uint64_t, core::lane_count> ack_floor{};
     uint64_t conflict_seq = 0;
     uint64_t audit_seq = 0;
@@ -103,9 +104,6 @@ public:
   std::array<std::atomic<uint64_t>, core::lane_count> head_pub_{};
   std::array<std::atomic<uint64_t>, core::lane_count> pending_pub_{};
   std::array<std::atomic<uint64_t>, core::lane_count> outbox_head_pub_{};
-  /// Per lane: every outbox entry below this seq is gone (durably acked in this run).
-  /// An ack scans from here, not over the deletes of every earlier ack.
-  std::array<std::atomic<uint64_t>, core::lane_count> ack_floor_{};
   std::atomic<uint64_t> dot_floor_pub_{0};
   std::atomic<core::node_id> counter_node_pub_{0};
 
@@ -132,9 +130,9 @@ private:
   /// On a branch or HQ, folds the siblings of counter record `r` into one version of
   /// this node when core::counter_fold_due says so; true if it did.
   bool fold_counter(const core::collection_info& info, core::record& r);
-  /// Writes `after` over `before` (as loaded): record, feed entry, outbox entry if
-  /// `to_outbox` (replacing before's if still queued), indexes.
-  status store_record(txn& t, const core::collection_info& info, const stored_record& before,
+  /// Writes `after` over `prior` (as loaded): record, feed entry, outbox entry if
+  /// `to_outbox` (replacing prior's if still queued), indexes.
+  status store_record(txn& t, const core::collection_info& info, const stored_record& prior,
                       const core::record& after, bool to_outbox, std::optional<core::dot> d,
                       std::vector<change>& ch);
   status update_indexes(txn& t, const core::collection_info& info, const core::record& before,

@@ -169,6 +169,9 @@ TEST(hlc_test, remote_beyond_max_adopt_is_not_adopted) {
   EXPECT_EQ(a.wall_ms, 1000u + 3'600'000);
   EXPECT_EQ(c.refused_events(), 2u);
   EXPECT_EQ(hlc_clock::default_max_adopt_ms, 7ull * 24 * 3600 * 1000);
+  EXPECT_EQ(ms_ahead(1500, 1000), 500);
+  EXPECT_EQ(ms_ahead(1000, 1500), -500);
+  EXPECT_EQ(ms_ahead(0, UINT64_MAX), -INT64_MAX);
 }
 
 TEST(hlc_test, default_max_forward_is_five_minutes) {

@@ -36,6 +36,10 @@ struct hlc_timestamp {
 /// simulator control time.
 using physical_clock = std::function<uint64_t()>;
 
+/// How far `remote_ms` is ahead of `local_ms` (negative: behind), saturated at
+/// +-INT64_MAX: a wall_ms read from the wire may be anything up to 2^64 - 1.
+int64_t ms_ahead(uint64_t remote_ms, uint64_t local_ms);
+
 /// One node's HLC. Not thread-safe (the owner serializes access).
 class hlc_clock {
 public:
