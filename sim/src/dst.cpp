@@ -88,9 +88,31 @@ std::string faults_to_string(uint32_t mask) {
   return out;
 }
 
+result<sabotage> parse_sabotage(const std::string& text) {
+  const std::string t = trim(text);
+  for (auto s : {sabotage::none, sabotage::ack_before_apply, sabotage::ack_whole_lane})
+    if (t == to_string(s)) return s;
+  return error(errc::invalid_argument,
+               "sabotage: unknown bug '" + t + "' (none, ack-before-apply or ack-whole-lane)");
+}
+
+std::string to_string(sabotage s) {
+  switch (s) {
+  case sabotage::none:
+    return "none";
+  case sabotage::ack_before_apply:
+    return "ack-before-apply";
+  case sabotage::ack_whole_lane:
+    return "ack-whole-lane";
+  }
+  return "none";
+}
+
 std::string replay_command(const options& opts) {
-  return "possync sim --seed " + std::to_string(opts.seed) + " --faults " + faults_to_string(opts.faults) +
-         " --trace";
+  std::string cmd =
+      "possync sim --seed " + std::to_string(opts.seed) + " --faults " + faults_to_string(opts.faults);
+  if (opts.broken != sabotage::none) cmd += " --sabotage " + to_string(opts.broken);
+  return cmd + " --trace";
 }
 
 result<seed_result> run_seed(const options& opts) {
@@ -195,6 +217,11 @@ result<multi_result> run_seeds(const multi_options& mo) {
 
 namespace {
 
+/// ", sabotage NAME" when a bug was planted, else nothing.
+std::string planted(const options& o) {
+  return o.broken == sabotage::none ? std::string() : ", sabotage " + to_string(o.broken);
+}
+
 nlohmann::json failure_json(const seed_result& r, const options& base) {
   options o = base;
   o.seed = r.seed;
@@ -211,6 +238,7 @@ std::string to_json(const multi_result& r, const options& base) {
   nlohmann::json j;
   j["workload"] = "dst";
   j["faults"] = faults_to_string(base.faults);
+  if (base.broken != sabotage::none) j["sabotage"] = to_string(base.broken);
   j["first_seed"] = base.seed;
   j["seeds"] = r.seeds;
   j["failed"] = r.failed;
@@ -232,6 +260,7 @@ std::string to_json(const seed_result& r, const options& opts) {
   j["workload"] = "dst";
   j["seed"] = r.seed;
   j["faults"] = faults_to_string(opts.faults);
+  if (opts.broken != sabotage::none) j["sabotage"] = to_string(opts.broken);
   j["ok"] = r.ok;
   j["violations"] = r.violations;
   j["replay"] = replay_command(o);
@@ -249,7 +278,7 @@ std::string to_json(const seed_result& r, const options& opts) {
 }
 
 std::string to_text(const multi_result& r, const options& base) {
-  std::string s = "deterministic simulation, faults " + faults_to_string(base.faults) + ": " +
+  std::string s = "deterministic simulation, faults " + faults_to_string(base.faults) + planted(base) + ": " +
                   std::to_string(r.seeds) + " seeds from " + std::to_string(base.seed) + ", " +
                   std::to_string(r.failed) + " failed\n";
   s += "  simulated " + fixed(r.simulated_hours, 1) + " h, " + std::to_string(r.events) + " events, " +
@@ -270,7 +299,7 @@ std::string to_text(const seed_result& r, const options& opts) {
   options o = opts;
   o.seed = r.seed;
   std::string s = "seed " + std::to_string(r.seed) + " (faults " + faults_to_string(opts.faults) +
-                  "): " + (r.ok ? "ok" : "FAILED") + "\n";
+                  planted(opts) + "): " + (r.ok ? "ok" : "FAILED") + "\n";
   s += "  simulated " + fixed(static_cast<double>(r.simulated_ms) / 3'600'000.0, 2) + " h, " +
        std::to_string(r.events) + " events, " + std::to_string(r.faults_injected) + " faults injected, " +
        "converged " +

@@ -70,6 +70,22 @@ int64_t exp_ms(rng& r, double mean_ms) {
   return std::max<int64_t>(1, static_cast<int64_t>(d));
 }
 
+/// Half of the seeds run the session's flow-control knobs as built; the other half
+/// draw each from small values, so that push windows fill, Pushes and Changes hold a
+/// few records each and backlogs go up in many frames: the paths that a sparse POS
+/// workload under the default 8 x 256-record window would hardly ever take.
+void randomize_knobs(actors::session_options& o, uint64_t seed) {
+  rng r(seed);
+  if (r.below(2) == 0) return;
+  auto pick = [&r](std::initializer_list<uint64_t> v) { return *(v.begin() + r.below(v.size())); };
+  o.push_window = static_cast<uint32_t>(pick({1, 2, 3, 8}));
+  o.push_batch = pick({1, 2, 5, 16, 256});
+  o.changes_batch = pick({1, 3, 16, 128});
+  o.apply_window = static_cast<uint32_t>(pick({1, 2, 4}));
+  o.unsent_frames = static_cast<uint32_t>(pick({1, 2}));
+  o.lower_lane_every = static_cast<uint32_t>(pick({2, 4, 8}));
+}
+
 /// Log-uniform in [lo, hi] (ms).
 int64_t log_uniform(rng& r, int64_t lo, int64_t hi) {
   double l = std::log(static_cast<double>(lo)), h = std::log(static_cast<double>(hi));
@@ -332,6 +348,7 @@ struct world::impl {
     pos_rng = rng(sub_seed(opts.seed, 4));
     sup_rng = rng(sub_seed(opts.seed, 6));
     sopts = actors::session_options{};
+    randomize_knobs(sopts, sub_seed(opts.seed, 10));
     hist.lower_lane_every = sopts.lower_lane_every;
     catalog = generate_catalog(opts.products, sub_seed(opts.seed, 7));
 
@@ -413,6 +430,12 @@ struct world::impl {
     }
     tr(-1, "setup seed=%llu nodes=%zu products=%zu faults=0x%02x", static_cast<unsigned long long>(opts.seed),
        nodes.size(), catalog.size(), opts.faults);
+    tr(-1,
+       "knobs push_window=%u push_batch=%zu changes_batch=%zu apply_window=%u unsent_frames=%u "
+       "lower_lane_every=%u",
+       sopts.push_window, sopts.push_batch, sopts.changes_batch, sopts.apply_window, sopts.unsent_frames,
+       sopts.lower_lane_every);
+    if (opts.broken != sabotage::none) tr(-1, "sabotage %s", to_string(opts.broken).c_str());
     return {};
   }
 
@@ -499,10 +522,22 @@ struct world::impl {
       }
       for (auto& a : out.applies) {
         uint64_t id = l.id;
-        disk(n, [this, n, id, sd, a = std::move(a)]() mutable { run_apply(n, id, sd, std::move(a)); });
+        const bool early = sd == 1 && opts.broken == sabotage::ack_before_apply;
+        if (early) {
+          // Planted bug: the Push is reported applied (and so acked) before its apply ran.
+          storage::apply_result fake;
+          fake.applied = a.records.size();
+          l.dm->on_applied(a.token, std::move(fake), node_now(n));
+        }
+        disk(n, [this, n, id, sd, early, a = std::move(a)]() mutable {
+          run_apply(n, id, sd, std::move(a), early);
+        });
       }
-      for (auto [lane, seq] : out.outbox_acks) {
-        disk(n, [this, n, lane = lane, seq = seq] {
+      for (auto [lane, ack_seq] : out.outbox_acks) {
+        disk(n, [this, n, lane = lane, ack_seq = ack_seq] {
+          // Planted bug: everything queued goes, not only what the Ack covered.
+          const uint64_t seq =
+              opts.broken == sabotage::ack_whole_lane ? nodes[n].store->outbox_head(lane) : ack_seq;
           auto s = nodes[n].store->ack_outbox(lane, seq);
           tr(n, "ack_outbox lane=%u seq=%llu%s%s", lane, static_cast<unsigned long long>(seq), s ? " failed: " : "",
              s ? s.to_string().c_str() : "");
@@ -588,7 +623,8 @@ struct world::impl {
     if (l->alive) pump(*l, 1 - sd);
   }
 
-  void run_apply(int n, uint64_t id, int sd, actors::apply_request a) {
+  /// `reported`: the machine was already told (the ack-before-apply sabotage).
+  void run_apply(int n, uint64_t id, int sd, actors::apply_request a, bool reported) {
     auto& store = *nodes[n].store;
     const size_t count = a.records.size();
     std::optional<result<storage::apply_result>> r;
@@ -601,7 +637,7 @@ struct world::impl {
     else
       tr(n, "apply s=%llu n=%zu failed: %s", static_cast<unsigned long long>(id), count, r->err().to_string().c_str());
     auto* l = find_link(id);
-    if (!l) return;
+    if (!l || reported) return;
     if (sd == 1 && l->cut_after_apply && *r) {
       l->cut_after_apply = false;
       teardown(*l, error(errc::unavailable, "connection cut after the Push was applied"), "cut before ack");
@@ -1002,6 +1038,44 @@ struct world::impl {
     return true;
   }
 
+  /// Traces, for a run that never went quiet, what each node still waits for.
+  void explain_not_quiet() {
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const auto& nd = nodes[i];
+      const int n = static_cast<int>(i);
+      if (!nd.up) {
+        tr(n, "not quiet: down");
+        continue;
+      }
+      auto p = nd.store->pending();
+      tr(n, "not quiet? disk_pending=%zu flush_pending=%d pending=%llu/%llu/%llu/%llu",
+         static_cast<size_t>(nd.disk_pending), nd.flush_pending ? 1 : 0,
+         static_cast<unsigned long long>(p[0]), static_cast<unsigned long long>(p[1]),
+         static_cast<unsigned long long>(p[2]), static_cast<unsigned long long>(p[3]));
+      if (nd.parent < 0) continue;
+      auto* l = find_link(nd.uplink);
+      if (!l) {
+        tr(n, "not quiet? no uplink");
+        continue;
+      }
+      auto us = l->um->status();
+      auto ds = l->dm->status();
+      tr(n,
+         "not quiet? uplink s=%llu welcomed=%d lag_records=%llu in_flight=%llu/%llu/%llu/%llu; downlink "
+         "caught_up=%d",
+         static_cast<unsigned long long>(l->id), l->welcomed ? 1 : 0,
+         static_cast<unsigned long long>(us.lag_records), static_cast<unsigned long long>(us.in_flight[0]),
+         static_cast<unsigned long long>(us.in_flight[1]), static_cast<unsigned long long>(us.in_flight[2]),
+         static_cast<unsigned long long>(us.in_flight[3]), ds.caught_up ? 1 : 0);
+      for (int sd = 0; sd < 2; ++sd) {
+        const auto& e = l->s[sd];
+        tr(n, "not quiet? side %s unwritten=%zu wire=%s inbox=%zu wants_frame=%d", sd == 0 ? "up" : "down",
+           e.unwritten.size(), e.wire ? std::to_string(e.wire->kind_case()).c_str() : "-", e.inbox.size(),
+           sd == 0 ? (l->um->wants_frame() ? 1 : 0) : (l->dm->wants_frame() ? 1 : 0));
+      }
+    }
+  }
+
   // -- POS traffic ----------------------------------------------------------------------
 
   /// Schedules the next activity of `n` of mean interval `mean_ms`.
@@ -1256,6 +1330,7 @@ struct world::impl {
     if (hist.quiet_ms < 0) {
       now = std::max(now, end_ms);
       tr(-1, "not quiet %lld ms after the last fault", static_cast<long long>(now - hist.last_fault_ms));
+      explain_not_quiet();
     }
   }
 };

@@ -44,7 +44,7 @@ int run_sim(const sim_config& cfg) {
       std::printf("%s\t%s\n", w.name.c_str(), w.description.c_str());
     return exit_ok;
   }
-  if (cfg.seeds > 0 || !cfg.faults.empty() || cfg.trace) return run_dst_cli(cfg);
+  if (cfg.seeds > 0 || !cfg.faults.empty() || cfg.trace || !cfg.sabotage.empty()) return run_dst_cli(cfg);
   if (sim::is_pos_workload(cfg.workload)) return run_pos_cli(cfg);
   if (cfg.workload.empty()) {
     std::fprintf(stderr, "possync sim: --workload NAME is required (--list shows the names)\n");
@@ -136,6 +136,9 @@ void add_sim_command(CLI::App& app, command_fn& run) {
                   "deterministic simulation: all, none or a list of partition,cut,delay,duplicate,crash,clock,disk,disk-loss");
   cmd->add_flag("--trace", cfg->trace, "deterministic simulation: print the event trace of --seed");
   cmd->add_option("--sim-threads", cfg->dst_threads, "deterministic simulation: seeds run in parallel (0 = cores)");
+  cmd->add_option(
+      "--sabotage", cfg->sabotage,
+      "deterministic simulation: plant a bug the invariants must catch (ack-before-apply, ack-whole-lane)");
   cmd->add_flag("--json", cfg->json, "print one JSON object instead of a summary");
   cmd->callback([cfg, &run] { run = [cfg] { return run_sim(*cfg); }; });
 }

@@ -84,6 +84,14 @@ int run_dst_cli(const sim_config& cfg) {
     return exit_usage;
   }
   o.faults = *mask;
+  if (!cfg.sabotage.empty()) {
+    auto broken = sim::dst::parse_sabotage(cfg.sabotage);
+    if (!broken) {
+      std::fprintf(stderr, "possync sim: --%s\n", broken.err().message.c_str());
+      return exit_usage;
+    }
+    o.broken = *broken;
+  }
   if (cfg.seeds > 0) {
     if (cfg.trace) {
       std::fprintf(stderr, "possync sim: --trace prints one seed's trace: use --seed S without --seeds\n");

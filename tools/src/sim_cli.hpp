@@ -29,6 +29,7 @@ struct sim_config {
   std::string faults;      ///< --faults all|none|list
   bool trace = false;      ///< --trace: print the event trace of --seed
   size_t dst_threads = 0;  ///< --sim-threads for --seeds
+  std::string sabotage;    ///< --sabotage NAME: a planted bug the simulation must catch
   CLI::Option* products = nullptr;  ///< to tell a given --products from the W8 default
   CLI::Option* sales = nullptr;
   CLI::Option* seed = nullptr;

@@ -50,6 +50,22 @@ result<uint32_t> parse_faults(const std::string& text);
 /// The mask as parse_faults reads it ("all" when every bit is set).
 std::string faults_to_string(uint32_t mask);
 
+/// A bug planted on purpose in the simulated shell, to show that the simulation catches
+/// it: a run with one must fail its invariants on some seeds (tests/unit/sim/dst_test.cpp).
+/// Never what a node does; `none` is the engine as built.
+enum class sabotage : uint8_t {
+  none,
+  /// The accepting end acks a Push as soon as it asks for the apply, before the apply is
+  /// durable: a crash in between loses what the pusher already dropped from its outbox.
+  ack_before_apply,
+  /// An uplink, on any Ack, drops every entry its lane holds, also those not pushed yet.
+  ack_whole_lane,
+};
+
+/// "none", "ack-before-apply" or "ack-whole-lane"; invalid_argument otherwise.
+result<sabotage> parse_sabotage(const std::string& text);
+std::string to_string(sabotage s);
+
 /// One simulated run. Sizes are small on purpose: many seeds beat one big run.
 struct options {
   uint64_t seed = 1;
@@ -61,6 +77,7 @@ struct options {
   double sales_per_terminal_hour = 20;      ///< POS traffic during the chaos period
   int64_t converge_bound_ms = 30 * 60'000;  ///< after the last fault, everything quiet within this [30 min]
   bool trace = false;                       ///< keep the trace text in the result
+  sabotage broken = sabotage::none;         ///< a planted bug (testing the simulation itself)
 };
 
 /// Outcome of one seed.
@@ -84,7 +101,8 @@ struct seed_result {
 /// that does not open); a run whose invariants fail is a result with ok = false.
 result<seed_result> run_seed(const options& opts);
 
-/// The one-line command that replays a seed: "possync sim --seed S --faults F --trace".
+/// The one-line command that replays a seed: "possync sim --seed S --faults F --trace"
+/// (plus "--sabotage NAME" when a bug was planted).
 std::string replay_command(const options& opts);
 
 /// Many seeds.
