@@ -73,7 +73,9 @@ int64_t exp_ms(rng& r, double mean_ms) {
 /// Half of the seeds run the session's flow-control knobs as built; the other half
 /// draw each from small values, so that push windows fill, Pushes and Changes hold a
 /// few records each and backlogs go up in many frames: the paths that a sparse POS
-/// workload under the default 8 x 256-record window would hardly ever take.
+/// workload under the default 8 x 256-record window would hardly ever take. Live pauses
+/// (stock and catalogue served in rounds, up to a minute apart) and sale holds (none, or
+/// half a second) are drawn with them.
 void randomize_knobs(actors::session_options& o, uint64_t seed) {
   rng r(seed);
   if (r.below(2) == 0) return;
@@ -84,6 +86,9 @@ void randomize_knobs(actors::session_options& o, uint64_t seed) {
   o.apply_window = static_cast<uint32_t>(pick({1, 2, 4}));
   o.unsent_frames = static_cast<uint32_t>(pick({1, 2}));
   o.lower_lane_every = static_cast<uint32_t>(pick({2, 4, 8}));
+  o.live_pause_ms[core::lane_stock] = static_cast<int64_t>(pick({0, 1000, 60000}));
+  o.live_pause_ms[core::lane_catalog] = static_cast<int64_t>(pick({0, 0, 5000}));
+  o.urgent_hold_ms = static_cast<int64_t>(pick({0, 20, 500}));
 }
 
 /// Log-uniform in [lo, hi] (ms).
@@ -432,9 +437,11 @@ struct world::impl {
        nodes.size(), catalog.size(), opts.faults);
     tr(-1,
        "knobs push_window=%u push_batch=%zu changes_batch=%zu apply_window=%u unsent_frames=%u "
-       "lower_lane_every=%u",
+       "lower_lane_every=%u stock_pause_ms=%lld catalog_pause_ms=%lld urgent_hold_ms=%lld",
        sopts.push_window, sopts.push_batch, sopts.changes_batch, sopts.apply_window, sopts.unsent_frames,
-       sopts.lower_lane_every);
+       sopts.lower_lane_every, static_cast<long long>(sopts.live_pause_ms[core::lane_stock]),
+       static_cast<long long>(sopts.live_pause_ms[core::lane_catalog]),
+       static_cast<long long>(sopts.urgent_hold_ms));
     if (opts.broken != sabotage::none) tr(-1, "sabotage %s", to_string(opts.broken).c_str());
     return {};
   }
