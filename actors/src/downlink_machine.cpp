@@ -34,9 +34,9 @@ struct downlink_machine::state {
     uint64_t pos = 0;      ///< last feed seq served (read and sent or skipped)
     bool dirty = true;     ///< may have entries after pos
     bool reported = false; ///< a Changes with caught_up has been sent
-    /// The last Changes sent said caught_up = false: once the feed is caught up, the
-    /// peer is told so even by a Changes without records (the rest may all have been
-    /// skipped), or its lag estimate stays at what that frame said.
+    /// The last Changes sent told the peer records remained: once the feed is caught
+    /// up, the peer is told so even by a Changes without records (the rest may all have
+    /// been skipped), or its lag estimate stays at what that frame said.
     bool told_behind = false;
     /// Skip records the peer wrote itself: it synced with this node before (its store
     /// holds what it wrote) or this session has caught it up. A first catch-up (new or
@@ -300,7 +300,7 @@ bool downlink_machine::state::serve_one(feed_state& f, int64_t now) {
   const uint64_t head = store.lane_head(f.id.lane);
   c->set_remaining(caught_up || head <= f.pos ? 0 : head - f.pos);
   c->set_caught_up(caught_up);
-  f.told_behind = !caught_up;
+  f.told_behind = c->remaining() > 0;
   if (caught_up) f.reported = f.no_echo = true;
   st.stats.records_down += static_cast<uint64_t>(c->records_size());
   st.stats.bytes_down += c->ByteSizeLong();

@@ -527,9 +527,11 @@ struct world::impl {
         if (sd == 0 && f.kind_case() == v1::Frame::kPush) record_push(l, f.push());
         me.unwritten.push_back(std::move(f));
       }
+      bool reported_early = false;
       for (auto& a : out.applies) {
         uint64_t id = l.id;
         const bool early = sd == 1 && opts.broken == sabotage::ack_before_apply;
+        reported_early = reported_early || early;
         if (early) {
           // Planted bug: the Push is reported applied (and so acked) before its apply ran.
           storage::apply_result fake;
@@ -575,6 +577,9 @@ struct world::impl {
         teardown(l, why, sd == 0 ? "uplink ended" : "downlink ended");
         return;
       }
+      // The sabotaged completion left its Ack in the machine's output: out on the wire
+      // now, before the disk queue runs the apply.
+      if (reported_early) continue;
       bool wants = !me.closing && (sd == 0 ? l.um->wants_frame() : l.dm->wants_frame());
       if (!wants || me.inbox.empty()) return;
       v1::Frame f = std::move(me.inbox.front());
@@ -1051,7 +1056,7 @@ struct world::impl {
       const auto& nd = nodes[i];
       const int n = static_cast<int>(i);
       if (!nd.up) {
-        tr(n, "not quiet: down");
+        tr(n, "not quiet? down");
         continue;
       }
       auto p = nd.store->pending();
