@@ -78,7 +78,8 @@ TEST(Dst, ParsesFaultMasks) {
   o.broken = sabotage::ack_whole_lane;
   EXPECT_EQ(replay_command(o),
             "possync sim --seed 42 --faults partition,disk --sabotage ack-whole-lane --trace");
-  for (auto b : {sabotage::none, sabotage::ack_before_apply, sabotage::ack_whole_lane})
+  for (auto b : {sabotage::none, sabotage::ack_before_apply, sabotage::ack_whole_lane,
+                 sabotage::cursor_before_records})
     EXPECT_EQ(*parse_sabotage(to_string(b)), b);
   auto unknown = parse_sabotage("lose-everything");
   ASSERT_FALSE(unknown);
@@ -275,19 +276,22 @@ TEST(DstCheck, NeverQuietIsAViolation) {
 // must fail, naming sales acknowledged to a POS app that never reached HQ, and a
 // failing seed must replay to the same trace.
 
-void expect_caught(sabotage bug) {
+/// Seeds first .. first + count - 1 with `bug` planted: some fail, one of them with a
+/// violation starting with `expected` (and containing `detail`).
+void expect_caught(sabotage bug, uint64_t first, uint64_t count, const std::string& expected,
+                   const std::string& detail = "") {
   multi_options mo;
-  mo.base = small(1);
+  mo.base = small(first);
   mo.base.broken = bug;
-  mo.count = 12;
+  mo.count = count;
   mo.threads = 2;
   auto m = run_seeds(mo);
   ASSERT_TRUE(m) << m.err().to_string();
-  ASSERT_GT(m->failed, 0u) << to_string(bug) << " went unnoticed in 12 seeds";
-  bool lost_sale = false;
+  ASSERT_GT(m->failed, 0u) << to_string(bug) << " went unnoticed in " << count << " seeds";
+  bool named = false;
   for (const auto& f : m->failures)
-    lost_sale = lost_sale || has_line(f.violations, "sale-at-hq: acked sale", "is not at hq");
-  EXPECT_TRUE(lost_sale) << to_text(*m, mo.base);
+    named = named || has_line(f.violations, expected, detail);
+  EXPECT_TRUE(named) << to_text(*m, mo.base);
   EXPECT_NE(to_text(*m, mo.base).find("--sabotage " + to_string(bug)), std::string::npos);
 
   options again = mo.base;
@@ -305,11 +309,16 @@ void expect_caught(sabotage bug) {
 }
 
 TEST(DstSabotage, AnAckSentBeforeTheApplyIsDurableIsCaught) {
-  expect_caught(sabotage::ack_before_apply);
+  expect_caught(sabotage::ack_before_apply, 1, 12, "sale-at-hq: acked sale", "is not at hq");
 }
 
 TEST(DstSabotage, AnUplinkDroppingEntriesItNeverPushedIsCaught) {
-  expect_caught(sabotage::ack_whole_lane);
+  expect_caught(sabotage::ack_whole_lane, 1, 12, "sale-at-hq: acked sale", "is not at hq");
+}
+
+// Records skipped downstream: no sale goes missing, the digests and stock levels tell.
+TEST(DstSabotage, ACursorStoredBeforeItsRecordsIsCaught) {
+  expect_caught(sabotage::cursor_before_records, 1, 12, "digest: ");
 }
 
 } // namespace
