@@ -90,12 +90,10 @@ std::string faults_to_string(uint32_t mask) {
 
 result<sabotage> parse_sabotage(const std::string& text) {
   const std::string t = trim(text);
-  for (auto s : {sabotage::none, sabotage::ack_before_apply, sabotage::ack_whole_lane,
-                 sabotage::cursor_before_records})
+  for (auto s : {sabotage::none, sabotage::ack_before_apply, sabotage::ack_whole_lane})
     if (t == to_string(s)) return s;
   return error(errc::invalid_argument,
-               "sabotage: unknown bug '" + t +
-                   "' (none, ack-before-apply, ack-whole-lane or cursor-before-records)");
+               "sabotage: unknown bug '" + t + "' (none, ack-before-apply or ack-whole-lane)");
 }
 
 std::string to_string(sabotage s) {
@@ -106,8 +104,6 @@ std::string to_string(sabotage s) {
     return "ack-before-apply";
   case sabotage::ack_whole_lane:
     return "ack-whole-lane";
-  case sabotage::cursor_before_records:
-    return "cursor-before-records";
   }
   return "none";
 }

@@ -530,24 +530,6 @@ struct world::impl {
       bool reported_early = false;
       for (auto& a : out.applies) {
         uint64_t id = l.id;
-        if (sd == 0 && opts.broken == sabotage::cursor_before_records && a.cursor && !a.records.empty()) {
-          // Planted bug: the cursor is stored at once, the records a second later in a
-          // commit of their own.
-          disk(n, [this, n, from = a.from, cursor = *a.cursor] {
-            std::optional<result<storage::apply_result>> r;
-            nodes[n].store->apply_remote_async({}, from, cursor,
-                                               [&r](result<storage::apply_result> x) { r = std::move(x); });
-            tr(n, "apply cursor only lane=%u seq=%llu%s", cursor.lane,
-               static_cast<unsigned long long>(cursor.seq), r && *r ? "" : " failed");
-          });
-          a.cursor.reset();
-          at_node(n, now + 1000, [this, n, id, sd, a = std::move(a)]() mutable {
-            disk(n, [this, n, id, sd, a = std::move(a)]() mutable {
-              run_apply(n, id, sd, std::move(a), false);
-            });
-          });
-          continue;
-        }
         const bool early = sd == 1 && opts.broken == sabotage::ack_before_apply;
         reported_early = reported_early || early;
         if (early) {
