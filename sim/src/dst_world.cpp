@@ -222,6 +222,11 @@ struct world::impl {
   history hist;
   std::shared_ptr<const core::collection_registry> reg;
   std::vector<product_spec> catalog;
+  /// Products HQ adds during the run, each written once and never edited or sold: a
+  /// record that reaches a node in one Changes only (no later write heals a skip).
+  static constexpr size_t later_products = 6;
+  std::vector<product_spec> later;
+  size_t later_added = 0;
   actors::session_options sopts;
   actors::backoff_options bopts;
   std::vector<sim_node> nodes;
@@ -355,7 +360,9 @@ struct world::impl {
     sopts = actors::session_options{};
     randomize_knobs(sopts, sub_seed(opts.seed, 10));
     hist.lower_lane_every = sopts.lower_lane_every;
-    catalog = generate_catalog(opts.products, sub_seed(opts.seed, 7));
+    catalog = generate_catalog(opts.products + later_products, sub_seed(opts.seed, 7));
+    later.assign(catalog.begin() + static_cast<std::ptrdiff_t>(opts.products), catalog.end());
+    catalog.resize(opts.products);
 
     // Nodes: HQ, then each branch followed by its terminals.
     std::set<core::node_id> used;
@@ -1194,6 +1201,15 @@ struct world::impl {
   void edit_product(int n) {
     auto& nd = nodes[n];
     auto& st = *nd.store;
+    if (nd.role == storage::node_role::hq && later_added < later.size() && pos_rng.below(8) == 0) {
+      const auto& p = later[later_added++];
+      storage::put_op op;
+      op.key = product_key(tenant_id, p.id);
+      op.body = product_body(p);
+      auto r = st.write({std::move(op)});
+      tr(n, "new product %s%s%s", p.id.c_str(), r ? "" : " refused: ", r ? "" : r.err().to_string().c_str());
+      return;
+    }
     // Half the edits go to a few "hot" products, so that HQ and branches meet on the
     // same field now and then (most of all across a partition).
     const size_t hot = std::min<size_t>(3, catalog.size());
