@@ -29,6 +29,16 @@ constexpr fault_name fault_names[] = {
     {fault_crash, "crash"},         {fault_clock, "clock"}, {fault_disk, "disk"},   {fault_disk_loss, "disk-loss"},
 };
 
+struct sabotage_name {
+  sabotage bug;
+  const char* name;
+};
+constexpr sabotage_name sabotage_names[] = {
+    {sabotage::none, "none"},
+    {sabotage::ack_before_apply, "ack-before-apply"},
+    {sabotage::ack_whole_lane, "ack-whole-lane"},
+};
+
 std::string trim(const std::string& s) {
   size_t b = s.find_first_not_of(" \t");
   if (b == std::string::npos) return "";
@@ -90,21 +100,17 @@ std::string faults_to_string(uint32_t mask) {
 
 result<sabotage> parse_sabotage(const std::string& text) {
   const std::string t = trim(text);
-  for (auto s : {sabotage::none, sabotage::ack_before_apply, sabotage::ack_whole_lane})
-    if (t == to_string(s)) return s;
-  return error(errc::invalid_argument,
-               "sabotage: unknown bug '" + t + "' (none, ack-before-apply or ack-whole-lane)");
+  std::string names;
+  for (const auto& b : sabotage_names) {
+    if (t == b.name) return b.bug;
+    names += std::string(names.empty() ? "" : ", ") + b.name;
+  }
+  return error(errc::invalid_argument, "sabotage: unknown bug '" + t + "' (" + names + ")");
 }
 
 std::string to_string(sabotage s) {
-  switch (s) {
-  case sabotage::none:
-    return "none";
-  case sabotage::ack_before_apply:
-    return "ack-before-apply";
-  case sabotage::ack_whole_lane:
-    return "ack-whole-lane";
-  }
+  for (const auto& b : sabotage_names)
+    if (b.bug == s) return b.name;
   return "none";
 }
 

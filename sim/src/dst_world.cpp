@@ -534,11 +534,10 @@ struct world::impl {
         if (sd == 0 && f.kind_case() == v1::Frame::kPush) record_push(l, f.push());
         me.unwritten.push_back(std::move(f));
       }
-      bool reported_early = false;
+      const bool early = sd == 1 && opts.broken == sabotage::ack_before_apply;
+      const bool reported_early = early && !out.applies.empty();
       for (auto& a : out.applies) {
         uint64_t id = l.id;
-        const bool early = sd == 1 && opts.broken == sabotage::ack_before_apply;
-        reported_early = reported_early || early;
         if (early) {
           // Planted bug: the Push is reported applied (and so acked) before its apply ran.
           storage::apply_result fake;

@@ -472,8 +472,9 @@ TEST_F(SessionTest, FeedWhoseTailIsThePeersOwnWriteEndsCaughtUp) {
   s->run();
   EXPECT_FALSE(s->closed());
   EXPECT_EQ(pending_total(*term), 0u);
-  ASSERT_TRUE(term->read(core::record_key{"t1", "b1", "stock", "p1"}));
-  EXPECT_TRUE(term->read(core::record_key{"t1", "b1", "stock", "p1"})->exists);
+  auto stock = term->read(core::record_key{"t1", "b1", "stock", "p1"});
+  ASSERT_TRUE(stock);
+  EXPECT_TRUE(stock->exists);
   EXPECT_EQ(s->up.status().lag_records, 0u);
 }
 
