@@ -233,7 +233,7 @@ void pump(self_ptr self) {
   for (auto& a : out.applies)
     self->send(st.setup.store_h, atom::apply_v, me, std::move(a));
   for (auto [lane, seq] : out.outbox_acks)
-    self->send(st.setup.store_h, atom::ack_v, lane, seq);
+    self->send(st.setup.store_h, atom::ack_v, me, lane, seq);
   if (out.subscribe) self->send(st.setup.hub, atom::subscribe_v, me, feed_subscription{std::move(*out.subscribe)});
   auto store = st.setup.store;
   if (out.clear_cursors && st.up) {
@@ -361,6 +361,13 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
         else
           st.down->on_applied(d.token, std::move(r), st.now());
         pump(self);
+      },
+      [=](atom::ack, uint8_t lane, uint64_t seq, error& why) {
+        auto& st = self->state;
+        if (st.ending || !st.up) return;
+        log::event(log::level::warn, "uplink", "outbox ack failed, retried at the next tick",
+                   {{"lane", lane}, {"seq", seq}, {"error", why.to_string()}});
+        st.up->on_outbox_ack_failed(lane, seq, st.now());
       },
       [=](atom::io_done) {
         auto& st = self->state;

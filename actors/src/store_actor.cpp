@@ -44,9 +44,12 @@ store_actor::behavior_type store_fn(store_actor::stateful_pointer<store_state> s
               caf::anon_send(dst, atom::applied_v, std::move(d));
             });
       },
-      [=](atom::ack, uint8_t lane, uint64_t seq) {
-        // A failed ack only means the entries are pushed again later (idempotent).
-        self->state.store->ack_outbox_async(lane, seq, [](status) {});
+      [=](atom::ack, session_actor dst, uint8_t lane, uint64_t seq) {
+        // A failed ack leaves the entries queued (the upstream holds them): the session
+        // asks again at its next tick.
+        self->state.store->ack_outbox_async(lane, seq, [dst = std::move(dst), lane, seq](status s) {
+          if (s) caf::anon_send(dst, atom::ack_v, lane, seq, std::move(s));
+        });
       },
       [=](atom::io, io_job& job) { self->send(self->state.worker, atom::io_v, std::move(job)); },
   };

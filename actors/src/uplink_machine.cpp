@@ -59,6 +59,8 @@ struct uplink_machine::state {
   uint32_t window = 1;
   uint32_t pushes_in_flight = 0;
   std::array<lane_state, core::lane_count> lanes;
+  /// Outbox acks that failed, per lane (the newest seq), handed out again at the next tick.
+  std::array<uint64_t, core::lane_count> ack_retry{};
   std::map<feed_id, feed_state> feeds;
   std::map<feed_id, uint64_t> hello_cursors;
   std::deque<pending_changes> changes;
@@ -476,6 +478,12 @@ void uplink_machine::on_outbox_changed(int64_t now_ms) {
   s.push_more(now_ms);
 }
 
+void uplink_machine::on_outbox_ack_failed(uint8_t lane, uint64_t seq, int64_t) {
+  auto& s = *s_;
+  if (s.ph == state::phase::closed || lane >= core::lane_count) return;
+  s.ack_retry[lane] = std::max(s.ack_retry[lane], seq);
+}
+
 void uplink_machine::on_written(int64_t) {}
 
 void uplink_machine::on_tick(int64_t now_ms) {
@@ -493,6 +501,8 @@ void uplink_machine::on_tick(int64_t now_ms) {
   // Every heartbeat_ms, busy or not: the upstream shows its operators our pending
   // counts and lag from them.
   if (now_ms - s.last_heartbeat_ms >= s.opts.heartbeat_ms) s.heartbeat(now_ms);
+  for (uint8_t lane = 0; lane < core::lane_count; ++lane)
+    if (s.ack_retry[lane] > 0) s.out.outbox_acks.emplace_back(lane, std::exchange(s.ack_retry[lane], 0));
   s.release_held(now_ms);
   s.push_more(now_ms); // lower lanes whose hold ran out
   s.check_synced(now_ms);

@@ -37,6 +37,7 @@ constexpr sabotage_name sabotage_names[] = {
     {sabotage::none, "none"},
     {sabotage::ack_before_apply, "ack-before-apply"},
     {sabotage::ack_whole_lane, "ack-whole-lane"},
+    {sabotage::cursor_before_records, "cursor-before-records"},
 };
 
 std::string trim(const std::string& s) {

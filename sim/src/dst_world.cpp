@@ -171,6 +171,14 @@ struct sim_node {
   uint64_t restart_gen = 0;
   int64_t disk_free_at = 0;  ///< the disk queue's last scheduled request
   uint64_t disk_pending = 0;
+  /// Faults armed to fall at a commit boundary: the node crashes, or its disk starts
+  /// failing, right after this many more store requests (disk queue or POS app) have
+  /// run; 0 = not armed.
+  uint32_t crash_after_writes = 0;
+  int64_t armed_downtime = 0;
+  uint32_t disk_fault_after_writes = 0;
+  bool armed_disk_full = false;
+  int64_t armed_disk_ms = 0;
   // supervisor
   std::unique_ptr<actors::backoff> retry;
   uint64_t uplink = 0;  ///< live link id, 0 = none
@@ -293,7 +301,22 @@ struct world::impl {
     at_node(n, when, [this, n, fn = std::move(fn)] {
       --nodes[n].disk_pending;
       fn();
+      wrote(n);
     });
+  }
+
+  /// A store request of `n` has run: an armed disk fault or crash may fall right after it.
+  void wrote(int n) {
+    auto& nd = nodes[n];
+    if (!nd.up) return;
+    if (nd.disk_fault_after_writes > 0 && --nd.disk_fault_after_writes == 0) {
+      tr(n, "armed disk fault starts after a store request");
+      start_disk_fault(n, nd.armed_disk_full, nd.armed_disk_ms);
+    }
+    if (nd.crash_after_writes == 0 || --nd.crash_after_writes > 0) return;
+    const int64_t down = std::max<int64_t>(1, std::min(now + nd.armed_downtime, opts.chaos_ms) - now);
+    tr(n, "armed crash fires after a store request");
+    crash(n, down);
   }
 
   sim_link* find_link(uint64_t id) {
@@ -538,6 +561,18 @@ struct world::impl {
       const bool reported_early = early && !out.applies.empty();
       for (auto& a : out.applies) {
         uint64_t id = l.id;
+        if (sd == 0 && opts.broken == sabotage::cursor_before_records && a.cursor && !a.records.empty()) {
+          // Planted bug: a Changes frame's cursor is stored in a commit of its own, just
+          // before its records (two store requests where there must be one).
+          disk(n, [this, n, from = a.from, cursor = *a.cursor] {
+            std::optional<result<storage::apply_result>> r;
+            nodes[n].store->apply_remote_async({}, from, cursor,
+                                               [&r](result<storage::apply_result> x) { r = std::move(x); });
+            tr(n, "apply cursor only lane=%u seq=%llu%s", cursor.lane,
+               static_cast<unsigned long long>(cursor.seq), r && *r ? "" : " failed");
+          });
+          a.cursor.reset();
+        }
         if (early) {
           // Planted bug: the Push is reported applied (and so acked) before its apply ran.
           storage::apply_result fake;
@@ -549,13 +584,14 @@ struct world::impl {
         });
       }
       for (auto [lane, ack_seq] : out.outbox_acks) {
-        disk(n, [this, n, lane = lane, ack_seq = ack_seq] {
+        disk(n, [this, n, id = l.id, lane = lane, ack_seq = ack_seq] {
           // Planted bug: everything queued goes, not only what the Ack covered.
           const uint64_t seq =
               opts.broken == sabotage::ack_whole_lane ? nodes[n].store->outbox_head(lane) : ack_seq;
           auto s = nodes[n].store->ack_outbox(lane, seq);
           tr(n, "ack_outbox lane=%u seq=%llu%s%s", lane, static_cast<unsigned long long>(seq), s ? " failed: " : "",
              s ? s.to_string().c_str() : "");
+          if (auto* x = s ? find_link(id) : nullptr) x->um->on_outbox_ack_failed(lane, seq, node_now(n));
         });
       }
       if (out.subscribe) l.feeds = std::move(*out.subscribe);
@@ -773,6 +809,7 @@ struct world::impl {
     nd.up = false;
     ++nd.epoch;
     ++nd.connect_gen;
+    nd.crash_after_writes = 0;
     drop_links_of(n, "peer crashed");
     graveyard.clear();  // the machines refer to the store closed next
     nd.store.reset();
@@ -824,6 +861,8 @@ struct world::impl {
     ++nd.epoch;
     ++nd.connect_gen;
     ++nd.restart_gen;
+    nd.crash_after_writes = 0;
+    nd.disk_fault_after_writes = 0;
     drop_links_of(n, "peer lost its disk");
     graveyard.clear();
     nd.store.reset();
@@ -959,6 +998,16 @@ struct world::impl {
     auto n = choose(pick_nodes(true, true, true, true));
     if (!n) return false;
     int64_t down = log_uniform(fault_rng, 1000, 30 * 60'000);
+    if (fault_rng.below(2) == 0) {
+      // Half the crashes fall right after one of the node's next few store requests:
+      // between two commits of a multi-step change, where a random moment rarely lands.
+      auto& nd = nodes[*n];
+      nd.crash_after_writes = static_cast<uint32_t>(fault_rng.between(1, 4));
+      nd.armed_downtime = down;
+      tr(*n, "fault crash armed: after %u more store requests, down for %lld ms", nd.crash_after_writes,
+         static_cast<long long>(down));
+      return true;
+    }
     down = std::max<int64_t>(1, std::min(now + down, opts.chaos_ms) - now);
     crash(*n, down);
     return true;
@@ -983,18 +1032,35 @@ struct world::impl {
     if (!n) return false;
     auto& nd = nodes[*n];
     bool full = fault_rng.below(2) == 0;
-    int64_t until = clamp_heal(log_uniform(fault_rng, 1000, 20 * 60'000));
+    int64_t duration = log_uniform(fault_rng, 1000, 20 * 60'000);
+    if (fault_rng.below(2) == 0) {
+      // Half the disk faults start right after one of the node's next few store
+      // requests (see fault_crash_).
+      nd.disk_fault_after_writes = static_cast<uint32_t>(fault_rng.between(1, 4));
+      nd.armed_disk_full = full;
+      nd.armed_disk_ms = duration;
+      tr(*n, "fault disk %s armed: after %u more store requests, for %lld ms", full ? "full" : "io_error",
+         nd.disk_fault_after_writes, static_cast<long long>(duration));
+      return true;
+    }
+    start_disk_fault(*n, full, duration);
+    return true;
+  }
+
+  void start_disk_fault(int n, bool full, int64_t duration) {
+    auto& nd = nodes[n];
+    int64_t until = clamp_heal(duration);
+    if (until <= now) return; // armed, but chaos ended first
     if (full)
       nd.faults->disk_full = true;
     else
       nd.faults->io_error = true;
     nd.disk_fault_until = std::max(nd.disk_fault_until, until);
-    tr(*n, "fault disk %s until %lld", full ? "full" : "io_error", static_cast<long long>(nd.disk_fault_until));
-    int node = *n;
-    at(until, [this, node] {
-      if (nodes[node].disk_fault_until != 0 && nodes[node].disk_fault_until <= now) heal_disk(node);
+    tr(n, "fault disk %s until %lld", full ? "full" : "io_error",
+       static_cast<long long>(nd.disk_fault_until));
+    at(until, [this, n] {
+      if (nodes[n].disk_fault_until != 0 && nodes[n].disk_fault_until <= now) heal_disk(n);
     });
-    return true;
   }
 
   void heal_disk(int n) {
@@ -1029,6 +1095,8 @@ struct world::impl {
       }
       nd.slow_until = 0;
       if (nd.disk_fault_until > 0 || nd.faults->disk_full || nd.faults->io_error) heal_disk(n);
+      nd.crash_after_writes = 0;
+      nd.disk_fault_after_writes = 0;
       if (!nd.up) restart(n);
     }
     hist.last_fault_ms = now;
@@ -1101,7 +1169,10 @@ struct world::impl {
     int64_t when = now + exp_ms(pos_rng, mean_ms);
     if (when >= opts.chaos_ms) return;
     at(when, [this, n, mean_ms, fn] {
-      if (nodes[n].up) (this->*fn)(n);
+      if (nodes[n].up) {
+        (this->*fn)(n);
+        wrote(n);
+      }
       every(n, mean_ms, fn);
     });
   }

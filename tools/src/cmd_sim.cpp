@@ -138,7 +138,8 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--sim-threads", cfg->dst_threads, "deterministic simulation: seeds run in parallel (0 = cores)");
   cmd->add_option(
       "--sabotage", cfg->sabotage,
-      "deterministic simulation: plant a bug the invariants must catch (ack-before-apply, ack-whole-lane)");
+      "deterministic simulation: plant a bug the invariants must catch (ack-before-apply, ack-whole-lane, "
+      "cursor-before-records)");
   cmd->add_flag("--json", cfg->json, "print one JSON object instead of a summary");
   cmd->callback([cfg, &run] { run = [cfg] { return run_sim(*cfg); }; });
 }

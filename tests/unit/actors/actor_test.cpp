@@ -74,6 +74,7 @@ session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<
       [](atom::written, bool) {},
       [](atom::closed, error&) {},
       [](atom::applied, apply_done&) {},
+      [](atom::ack, uint8_t, uint64_t, error&) {},
       [](atom::io_done) {},
       [c](atom::feed, feed_subscription& changed) {
         ++c->feed;
@@ -90,7 +91,7 @@ session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<
 store_actor::behavior_type fake_store(store_actor::pointer, std::shared_ptr<int> jobs) {
   return {
       [](atom::apply, session_actor, apply_request&) {},
-      [](atom::ack, uint8_t, uint64_t) {},
+      [](atom::ack, session_actor, uint8_t, uint64_t) {},
       [jobs](atom::io, io_job& j) {
         ++*jobs;
         if (j.run) j.run();

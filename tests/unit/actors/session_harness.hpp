@@ -202,6 +202,7 @@ struct session {
   bool stall_up_applies = false; // the terminal's applies do not complete (a busy committer)
   bool stall_down_applies = false; // nor the branch's
   bool tick = true;
+  int fail_outbox_acks = 0;   // the terminal's next outbox acks fail (a failed write)
   std::vector<int64_t> wakes; // wake_at_ms the uplink asked for
 
   int64_t now() const { return time->now; }
@@ -221,6 +222,11 @@ struct session {
       up_done.emplace_back(tok, run_apply(us, a));
     }
     for (auto [lane, seq] : uo.outbox_acks) {
+      if (fail_outbox_acks > 0) {
+        --fail_outbox_acks;
+        up.on_outbox_ack_failed(lane, seq, now());
+        continue;
+      }
       auto s = us.ack_outbox(lane, seq);
       EXPECT_FALSE(s) << s.to_string();
     }

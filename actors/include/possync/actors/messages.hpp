@@ -109,6 +109,8 @@ using session_actor = caf::typed_actor<
     caf::reacts_to<atom::closed, error>,
     /// An apply handed to the store actor is durable (or failed).
     caf::reacts_to<atom::applied, apply_done>,
+    /// Uplink: an outbox ack handed to the store actor failed (lane, seq, why).
+    caf::reacts_to<atom::ack, uint8_t, uint64_t, error>,
     /// A blocking store write the session waits for has finished.
     caf::reacts_to<atom::io_done>,
     /// Downlink: commits landed on these of its subscribed feeds.
@@ -141,8 +143,9 @@ using store_actor = caf::typed_actor<
     /// Apply remote records (and cursor) durably; the result goes to the session as
     /// (applied, apply_done), in request order.
     caf::reacts_to<atom::apply, session_actor, apply_request>,
-    /// Drop outbox entries of a lane up to seq (the upstream holds them durably).
-    caf::reacts_to<atom::ack, uint8_t, uint64_t>,
+    /// Drop outbox entries of a lane up to seq (the upstream holds them durably); a
+    /// failure goes back to the session as (ack, lane, seq, error).
+    caf::reacts_to<atom::ack, session_actor, uint8_t, uint64_t>,
     /// Run a small blocking write off the scheduler.
     caf::reacts_to<atom::io, io_job>>;
 

@@ -151,7 +151,8 @@ struct apply_request {
 struct machine_output {
   std::vector<v1::Frame> frames;                          ///< to send, in order
   std::vector<apply_request> applies;                     ///< to run, in order
-  std::vector<std::pair<uint8_t, uint64_t>> outbox_acks;  ///< (lane, seq): drop outbox up to seq
+  /// (lane, seq): drop outbox up to seq; a failed one goes back as on_outbox_ack_failed.
+  std::vector<std::pair<uint8_t, uint64_t>> outbox_acks;
   std::optional<std::vector<feed_id>> subscribe;          ///< downlink: announce commits on these feeds
   bool clear_cursors = false;   ///< uplink: full resync ordered: clear the upstream's (status().upstream) cursors
   /// uplink: Welcome came from this node, not the one in meta "sync.upstream": the
@@ -207,6 +208,11 @@ public:
   void on_applied(uint64_t token, result<storage::apply_result> r, int64_t now_ms);
   /// Local commits may have queued outbox entries.
   void on_outbox_changed(int64_t now_ms);
+  /// An outbox ack it handed out failed (a failed write: disk full, I/O error). The
+  /// entries stay queued; the upstream already holds them. The ack is handed out again
+  /// at the next tick (else an idle session would never drain them: the entries are
+  /// past what it pushes, so only a new session would send them again).
+  void on_outbox_ack_failed(uint8_t lane, uint64_t seq, int64_t now_ms);
   /// The last frame handed out was written.
   void on_written(int64_t now_ms);
   /// Time passes (heartbeats, idle timeout); call every few hundred ms.

@@ -60,9 +60,13 @@ enum class sabotage : uint8_t {
   ack_before_apply,
   /// An uplink, on any Ack, drops every entry its lane holds, also those not pushed yet.
   ack_whole_lane,
+  /// A downloading node stores a Changes frame's cursor in a commit of its own, just
+  /// before the frame's records: a crash or a failed write in between skips them.
+  cursor_before_records,
 };
 
-/// "none", "ack-before-apply" or "ack-whole-lane"; invalid_argument otherwise.
+/// "none", "ack-before-apply", "ack-whole-lane" or "cursor-before-records";
+/// invalid_argument otherwise.
 result<sabotage> parse_sabotage(const std::string& text);
 std::string to_string(sabotage s);
 
