@@ -63,6 +63,7 @@ struct session_state {
   session_stats accounted;       ///< what was added to setup.traffic so far
   int64_t accounted_ms = 0;
   int64_t wake_at_ms = 0; ///< a one-off tick asked for by the machine is due then (0 = none)
+  int64_t ack_failure_logged_ms = 0; ///< uplink: the last "outbox ack failed" line (one per 10 s)
   static inline const char* name = "possync.session";
 
   int64_t now() const { return setup.clock(); }
@@ -238,11 +239,22 @@ void pump(self_ptr self) {
   auto store = st.setup.store;
   if (out.clear_cursors && st.up) {
     auto peer = st.up->status().upstream;
-    run_io(self, [store, peer] { (void)store->clear_cursors(peer); }, true);
+    auto clear = [store, peer] {
+      // Not cleared (a failed write): the next session resumes from the old cursors,
+      // which an operator must know to order the resync again.
+      if (auto e = store->clear_cursors(peer))
+        log::event(log::level::error, "uplink", "full resync ordered but cursors not cleared",
+                   {{"upstream", core::node_id_to_string(peer)}, {"error", e.to_string()}});
+    };
+    run_io(self, clear, true);
   }
   if (out.upstream_welcomed) {
-    auto name = core::node_id_to_string(*out.upstream_welcomed);
-    run_io(self, [store, name] { (void)store->put_meta("sync.upstream", name); }, true);
+    auto note = [store, name = core::node_id_to_string(*out.upstream_welcomed)] {
+      if (auto e = store->put_meta("sync.upstream", name))
+        log::event(log::level::warn, "uplink", "cannot note the upstream; noted at the next session",
+                   {{"upstream", name}, {"error", e.to_string()}});
+    };
+    run_io(self, note, true);
   }
   if (out.close && !st.closing) st.closing = std::move(out.close);
   if (out.wake_at_ms > 0 && (st.wake_at_ms == 0 || out.wake_at_ms < st.wake_at_ms)) {
@@ -365,8 +377,12 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
       [=](atom::ack, uint8_t lane, uint64_t seq, error& why) {
         auto& st = self->state;
         if (st.ending || !st.up) return;
-        log::event(log::level::warn, "uplink", "outbox ack failed, retried at the next tick",
-                   {{"lane", lane}, {"seq", seq}, {"error", why.to_string()}});
+        // A full disk fails the retry every tick: one line per 10 s says it.
+        if (st.ack_failure_logged_ms == 0 || st.now() - st.ack_failure_logged_ms >= 10'000) {
+          st.ack_failure_logged_ms = st.now();
+          log::event(log::level::warn, "uplink", "outbox ack failed, retried at the next tick",
+                     {{"lane", lane}, {"seq", seq}, {"error", why.to_string()}});
+        }
         st.up->on_outbox_ack_failed(lane, seq, st.now());
       },
       [=](atom::io_done) {

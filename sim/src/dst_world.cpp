@@ -305,17 +305,23 @@ struct world::impl {
     });
   }
 
-  /// A store request of `n` has run: an armed disk fault or crash may fall right after it.
+  /// A store request of `n` has run (a session's disk request or a POS action, which
+  /// may have been refused before it wrote): an armed disk fault or crash may fall
+  /// right after it.
   void wrote(int n) {
     auto& nd = nodes[n];
     if (!nd.up) return;
+    // An armed fault counts as injected when it strikes, not when armed (a crash,
+    // a lost disk or the end of chaos may disarm it first).
     if (nd.disk_fault_after_writes > 0 && --nd.disk_fault_after_writes == 0) {
       tr(n, "armed disk fault starts after a store request");
       start_disk_fault(n, nd.armed_disk_full, nd.armed_disk_ms);
+      ++hist.faults_injected;
     }
     if (nd.crash_after_writes == 0 || --nd.crash_after_writes > 0) return;
     const int64_t down = std::max<int64_t>(1, std::min(now + nd.armed_downtime, opts.chaos_ms) - now);
     tr(n, "armed crash fires after a store request");
+    ++hist.faults_injected;
     crash(n, down);
   }
 
@@ -597,7 +603,10 @@ struct world::impl {
       if (out.subscribe) l.feeds = std::move(*out.subscribe);
       if (out.clear_cursors && sd == 0) {
         core::node_id peer = l.um->status().upstream;
-        disk(n, [this, n, peer] { (void)nodes[n].store->clear_cursors(peer); });
+        disk(n, [this, n, peer] {
+          if (auto e = nodes[n].store->clear_cursors(peer))
+            tr(n, "clear_cursors failed: %s", e.to_string().c_str());
+        });
       }
       if (out.upstream_welcomed) {
         std::string name = core::node_id_to_string(*out.upstream_welcomed);
@@ -809,7 +818,7 @@ struct world::impl {
     nd.up = false;
     ++nd.epoch;
     ++nd.connect_gen;
-    nd.crash_after_writes = 0;
+    nd.crash_after_writes = 0; // an armed disk fault stays: it strikes the restarted node
     drop_links_of(n, "peer crashed");
     graveyard.clear();  // the machines refer to the store closed next
     nd.store.reset();
@@ -1006,7 +1015,7 @@ struct world::impl {
       nd.armed_downtime = down;
       tr(*n, "fault crash armed: after %u more store requests, down for %lld ms", nd.crash_after_writes,
          static_cast<long long>(down));
-      return true;
+      return false; // counted when it strikes (wrote)
     }
     down = std::max<int64_t>(1, std::min(now + down, opts.chaos_ms) - now);
     crash(*n, down);
@@ -1041,7 +1050,7 @@ struct world::impl {
       nd.armed_disk_ms = duration;
       tr(*n, "fault disk %s armed: after %u more store requests, for %lld ms", full ? "full" : "io_error",
          nd.disk_fault_after_writes, static_cast<long long>(duration));
-      return true;
+      return false; // counted when it strikes (wrote)
     }
     start_disk_fault(*n, full, duration);
     return true;

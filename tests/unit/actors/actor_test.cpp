@@ -16,6 +16,7 @@
 #include "possync/actors/hub.hpp"
 #include "possync/actors/messages.hpp"
 #include "possync/actors/session_actor.hpp"
+#include "possync/actors/store_actor.hpp"
 #include "possync/actors/supervisor.hpp"
 
 namespace possync::actors {
@@ -66,6 +67,8 @@ struct probe_counts {
   int feed = 0;
   int outbox = 0;
   std::vector<feed_id> last_feeds;  ///< the feeds named by the last announcement
+  std::vector<std::pair<uint8_t, uint64_t>> failed_acks; ///< (lane, seq) the store reported failed
+  std::vector<error> ack_errors;
 };
 
 session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<probe_counts> c) {
@@ -74,7 +77,10 @@ session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<
       [](atom::written, bool) {},
       [](atom::closed, error&) {},
       [](atom::applied, apply_done&) {},
-      [](atom::ack, uint8_t, uint64_t, error&) {},
+      [c](atom::ack, uint8_t lane, uint64_t seq, error& why) {
+        c->failed_acks.emplace_back(lane, seq);
+        c->ack_errors.push_back(std::move(why));
+      },
       [](atom::io_done) {},
       [c](atom::feed, feed_subscription& changed) {
         ++c->feed;
@@ -210,6 +216,29 @@ TEST_F(ActorTest, HubCoalescesAnnouncementsPerSession) {
   sched_.run();
   EXPECT_EQ(a->feed, 1);
   EXPECT_EQ(b->feed, 1);
+}
+
+// The real store actor tells the session of an outbox ack that failed, so that the
+// uplink asks again (a failed write leaves the acked entries queued); a good ack is
+// silent. The committer runs on its own thread: the store's next synchronous request
+// returns only after the earlier completions ran (FIFO), so no wait is timed.
+TEST_F(ActorTest, StoreActorReportsAFailedOutboxAckToTheSession) {
+  auto counts = std::make_shared<probe_counts>();
+  auto session = keep(sys_.spawn(probe, counts));
+  auto worker = keep(sys_.spawn([](blocking_worker_actor::pointer) -> blocking_worker_actor::behavior_type {
+    return {[](atom::io, io_job& j) {
+      if (j.run) j.run();
+    }};
+  }));
+  auto store = keep(spawn_store_actor(sys_, store_, worker));
+  caf::anon_send(store, atom::ack_v, session, uint8_t{0}, uint64_t{1});
+  caf::anon_send(store, atom::ack_v, session, uint8_t{9}, uint64_t{3}); // no lane 9: refused
+  sched_.run();
+  ASSERT_FALSE(store_->ack_outbox(0, 0)); // after both completions
+  sched_.run();
+  ASSERT_EQ(counts->failed_acks.size(), 1u);
+  EXPECT_EQ(counts->failed_acks[0], (std::pair<uint8_t, uint64_t>{9, 3}));
+  EXPECT_EQ(counts->ack_errors[0].code, errc::invalid_argument) << counts->ack_errors[0].to_string();
 }
 
 TEST_F(ActorTest, HubRunsWatchersUntilUnwatched) {

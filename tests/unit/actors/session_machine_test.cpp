@@ -1045,6 +1045,29 @@ TEST_F(SessionTest, AFailedOutboxAckIsRetriedAtTheNextTick) {
   EXPECT_EQ(s->pushes_written, pushes);
 }
 
+// A failure report can arrive after a later ack of the lane succeeded (the store's
+// completions and new Acks race): the retry then asks for less than is already gone,
+// removes nothing more and fails nothing (the harness checks every ack's status), and
+// the lane goes on.
+TEST_F(SessionTest, AnOutboxAckRetriedAfterALaterOneChangesNothing) {
+  sell(*term, 5);
+  auto s = connect();
+  s->run();
+  ASSERT_FALSE(s->acks_seen.empty());
+  ASSERT_EQ(term->pending()[0], 0u);
+  const uint64_t applied = s->down_applied;
+  sell(*term, 1);                             // queued, not yet pushed
+  s->up.on_outbox_ack_failed(0, 2, s->now()); // a late report of an earlier ack
+  s->run();
+  EXPECT_FALSE(s->closed());
+  EXPECT_EQ(term->pending()[0], 1u) << "the retry removed only what it acked";
+  s->up.on_outbox_changed(s->now());
+  s->collect();
+  s->run();
+  EXPECT_EQ(term->pending()[0], 0u) << "the new sale still goes up and is acked";
+  EXPECT_GT(s->down_applied, applied);
+}
+
 TEST_F(SessionTest, UnexpectedFramesAreProtocolErrors) {
   auto s = connect();
   s->run();
