@@ -219,6 +219,8 @@ struct sim_link {
   std::set<actors::feed_id> dirty;     ///< announced by the hub, not yet flushed
   bool welcomed = false;
   bool cut_after_apply = false;  ///< fault: the next applied Push is never acked (link cut)
+  uint32_t cut_after_reads = 0;  ///< fault: cut once this many more frames were read (either side)
+  bool cut_due = false;          ///< ... and the last one's output carried out
   std::array<uint64_t, core::lane_count> pushed{};      ///< last outbox seq pushed per lane
   std::array<uint64_t, core::lane_count> known_head{};  ///< lane heads the uplink was told about
 };
@@ -623,6 +625,14 @@ struct world::impl {
         at(now + delay, [this, id, sd] { tick_side(id, sd); });
       }
       write_next(l, sd);
+      if (l.cut_due) {
+        // Armed cut: the frame just read was handled (its applies queued, its answer on
+        // its way out), and the connection drops.
+        tr(n, "armed cut fires after a frame was read");
+        ++hist.faults_injected;
+        teardown(l, error(errc::unavailable, "connection cut"), "cut");
+        return;
+      }
       if (me.closing && !me.writing && me.unwritten.empty()) {
         error why = *me.closing;
         teardown(l, why, sd == 0 ? "uplink ended" : "downlink ended");
@@ -639,6 +649,7 @@ struct world::impl {
         l.um->on_frame(std::move(f), node_now(n));
       else
         l.dm->on_frame(std::move(f), node_now(n));
+      if (l.cut_after_reads > 0 && --l.cut_after_reads == 0) l.cut_due = true;
     }
   }
 
@@ -967,6 +978,15 @@ struct world::impl {
     auto id = choose(ids);
     if (!id) return false;
     auto* l = find_link(*id);
+    if (fault_rng.below(2) == 0) {
+      // Half the cuts fall right after one of the next few frames either end reads:
+      // between a frame's handling and what must follow it (an Ack, a cursor, a
+      // Welcome's first Push), where a cut at a random moment rarely lands.
+      l->cut_after_reads = static_cast<uint32_t>(fault_rng.between(1, 4));
+      tr(l->down, "fault cut armed s=%llu: after %u more frames read", static_cast<unsigned long long>(*id),
+         l->cut_after_reads);
+      return false; // counted when it strikes (pump)
+    }
     tr(l->down, "fault cut s=%llu%s", static_cast<unsigned long long>(*id),
        l->s[0].writing || l->s[1].writing ? " with frames in flight" : "");
     teardown(*l, error(errc::unavailable, "connection cut"), "cut");
@@ -1107,6 +1127,10 @@ struct world::impl {
       nd.crash_after_writes = 0;
       nd.disk_fault_after_writes = 0;
       if (!nd.up) restart(n);
+    }
+    for (auto& [id, l] : links) {
+      l->cut_after_reads = 0;
+      l->cut_due = false;
     }
     hist.last_fault_ms = now;
     end_ms = now + opts.converge_bound_ms;
