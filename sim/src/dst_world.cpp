@@ -321,10 +321,9 @@ struct world::impl {
       ++hist.faults_injected;
     }
     if (nd.crash_after_writes == 0 || --nd.crash_after_writes > 0) return;
-    const int64_t down = std::max<int64_t>(1, std::min(now + nd.armed_downtime, opts.chaos_ms) - now);
     tr(n, "armed crash fires after a store request");
     ++hist.faults_injected;
-    crash(n, down);
+    crash(n, nd.armed_downtime);
   }
 
   sim_link* find_link(uint64_t id) {
@@ -823,8 +822,10 @@ struct world::impl {
 
   // -- node lifecycle -------------------------------------------------------------------
 
+  /// `n` crashes and restarts after `downtime`, cut short at the end of chaos (at least 1 ms).
   void crash(int n, int64_t downtime) {
     auto& nd = nodes[n];
+    downtime = std::max<int64_t>(1, clamp_heal(downtime) - now);
     tr(n, "crash, down for %lld ms", static_cast<long long>(downtime));
     nd.up = false;
     ++nd.epoch;
@@ -1037,7 +1038,6 @@ struct world::impl {
          static_cast<long long>(down));
       return false; // counted when it strikes (wrote)
     }
-    down = std::max<int64_t>(1, std::min(now + down, opts.chaos_ms) - now);
     crash(*n, down);
     return true;
   }
