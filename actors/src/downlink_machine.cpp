@@ -38,9 +38,10 @@ struct downlink_machine::state {
     /// up, the peer is told so even by a Changes without records (the rest may all have
     /// been skipped), or its lag estimate stays at what that frame said.
     bool told_behind = false;
-    /// Skip records the peer wrote itself: it synced with this node before (its store
-    /// holds what it wrote) or this session has caught it up. A first catch-up (new or
-    /// rebuilt store) sends them: the peer may no longer have them.
+    /// Skip records the peer's store wrote itself (grant::peer_writer): it synced with
+    /// this node before (its store holds what it wrote) or this session has caught it
+    /// up. A first catch-up sends them, and so does every session after a rebuild of
+    /// the peer's store (it writes under a new id then): it may no longer have them.
     bool no_echo = false;
     /// Live pacing (session_options::live_pause_ms): a round serves the feed until it
     /// is caught up; the next round starts no earlier than the pause after this one began.
@@ -129,6 +130,7 @@ void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
   st.admitted = true;
   st.granted = std::move(g).value();
   st.granted.peer = h.node();
+  st.granted.peer_writer = h.writer() != 0 ? h.writer() : h.node();
   st.peer_software = h.software().substr(0, 64);
   if (h.clock().wall_ms() != 0) {
     store.clock_update(core::from_proto(h.clock()));
@@ -253,10 +255,11 @@ bool downlink_machine::state::skip(const feed_state& f, const core::record& r) c
   if (st.granted.collections.count(r.key.collection) == 0) return true;
   // Never serve what the grant does not cover, whatever the feed index says.
   if (r.key.tenant != f.id.tenant || r.key.scope != f.id.scope) return true;
-  // No echo: every version was written by the peer itself.
+  // No echo: every version was written by the peer's store as it is now. Versions
+  // of its id from before a rebuild went with the old store: they are served.
   return f.no_echo &&
          std::all_of(r.versions.begin(), r.versions.end(),
-                     [peer = st.granted.peer](const core::version& v) { return v.id.node == peer; });
+                     [w = st.granted.peer_writer](const core::version& v) { return v.id.node == w; });
 }
 
 // Serves one batch of `f`. Returns true if it sent a frame.

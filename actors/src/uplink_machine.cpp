@@ -138,6 +138,7 @@ void uplink_machine::state::start(int64_t now) {
   h->set_protocol_version(protocol_version);
   h->set_token(me.token);
   h->set_software(me.software);
+  h->set_writer(store.counter_node());
   core::to_proto(store.clock_now(), h->mutable_clock());
   h->set_upstream(hinted);
   std::set<std::string> scopes;

@@ -25,8 +25,11 @@ struct fault_name {
   const char* name;
 };
 constexpr fault_name fault_names[] = {
-    {fault_partition, "partition"}, {fault_cut, "cut"},     {fault_delay, "delay"}, {fault_duplicate, "duplicate"},
-    {fault_crash, "crash"},         {fault_clock, "clock"}, {fault_disk, "disk"},   {fault_disk_loss, "disk-loss"},
+    {fault_partition, "partition"}, {fault_cut, "cut"},
+    {fault_delay, "delay"},         {fault_duplicate, "duplicate"},
+    {fault_crash, "crash"},         {fault_clock, "clock"},
+    {fault_disk, "disk"},           {fault_disk_loss, "disk-loss"},
+    {fault_reset, "reset"},
 };
 
 struct sabotage_name {

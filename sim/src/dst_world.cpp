@@ -168,6 +168,7 @@ struct sim_node {
   int64_t skew = 0;        ///< clock offset, ms
   uint64_t epoch = 0;      ///< bumps on a crash: events of older epochs are dropped
   bool up = true;
+  bool resetting = false; ///< an operator's reset is under way: no sessions until it is done
   uint64_t restart_gen = 0;
   int64_t disk_free_at = 0;  ///< the disk queue's last scheduled request
   uint64_t disk_pending = 0;
@@ -760,8 +761,12 @@ struct world::impl {
     const char* refused = nullptr;
     if (nd.partitioned_until > now)
       refused = "partitioned";
+    else if (nd.resetting)
+      refused = "resetting";
     else if (!nodes[p].up)
       refused = "upstream down";
+    else if (nodes[p].resetting)
+      refused = "upstream resetting";
     if (refused) {
       int64_t delay = nd.retry->on_failed(node_now(n));
       tr(n, "dial %s failed (%s), retry in %lld ms", nodes[p].name.c_str(), refused, static_cast<long long>(delay));
@@ -831,6 +836,7 @@ struct world::impl {
     ++nd.epoch;
     ++nd.connect_gen;
     nd.crash_after_writes = 0; // an armed disk fault stays: it strikes the restarted node
+    nd.resetting = false;      // a reset not yet carried out is dropped with the node's requests
     drop_links_of(n, "peer crashed");
     graveyard.clear();  // the machines refer to the store closed next
     nd.store.reset();
@@ -884,6 +890,7 @@ struct world::impl {
     ++nd.restart_gen;
     nd.crash_after_writes = 0;
     nd.disk_fault_after_writes = 0;
+    nd.resetting = false;
     drop_links_of(n, "peer lost its disk");
     graveyard.clear();
     nd.store.reset();
@@ -931,7 +938,7 @@ struct world::impl {
   void inject_fault() {
     if (now >= opts.chaos_ms) return;
     std::vector<uint32_t> kinds;
-    for (uint32_t b = 0; b < 8; ++b)
+    for (uint32_t b = 0; b < 9; ++b)
       if (opts.faults & (1u << b)) kinds.push_back(1u << b);
     if (kinds.empty()) return;
     uint32_t kind = *choose(kinds);
@@ -945,6 +952,9 @@ struct world::impl {
     case fault_clock: done = fault_clock_(); break;
     case fault_disk: done = fault_disk_(); break;
     case fault_disk_loss: done = fault_disk_loss_(); break;
+    case fault_reset:
+      done = fault_reset_();
+      break;
     default: break;
     }
     if (done) ++hist.faults_injected;
@@ -1112,6 +1122,37 @@ struct world::impl {
     return true;
   }
 
+  bool fault_reset_() {
+    // An operator's reset of a branch or terminal, as node::reset does it: the node's
+    // sessions end, what they asked of the store is carried out, then the store starts
+    // over in one commit (its unsent outbox queued again, the rest downloaded anew) and
+    // the node dials again. Meanwhile the POS app keeps selling.
+    auto n = choose(pick_nodes(false, true, true, true));
+    if (!n || nodes[*n].resetting) return false;
+    nodes[*n].resetting = true;
+    tr(*n, "fault reset ordered by an operator");
+    drop_links_of(*n, "node resetting");
+    disk(*n, [this, n = *n] { reset_store(n); });
+    return true;
+  }
+
+  void reset_store(int n) {
+    auto& nd = nodes[n];
+    nd.resetting = false;
+    auto r = nd.store->start_over({});
+    if (!r) {
+      tr(n, "reset failed: %s", r.err().to_string().c_str());
+    } else {
+      tr(n, "reset: requeued %llu/%llu/%llu/%llu, floor %llu, counter identity %s",
+         static_cast<unsigned long long>(r->requeued[0]), static_cast<unsigned long long>(r->requeued[1]),
+         static_cast<unsigned long long>(r->requeued[2]), static_cast<unsigned long long>(r->requeued[3]),
+         static_cast<unsigned long long>(r->floor), core::node_id_to_string(r->counter_node).c_str());
+      hist.resets.emplace_back(nd.name, now);
+      hist.counter_owner[r->counter_node] = nd.store->node();
+    }
+    schedule_connect(n, now + net_rng.between(0, 50));
+  }
+
   void end_chaos() {
     chaos_over = true;
     tr(-1, "chaos ends: heal every fault, traffic stops");
@@ -1229,6 +1270,7 @@ struct world::impl {
     s.key = key;
     s.node = nd.name;
     s.identity = st.node();
+    s.counter_identity = st.counter_node();
     for (const auto& ln : d.lines)
       s.items.emplace_back(ln.product_id, ln.quantity);
     s.at_ms = now;
@@ -1293,6 +1335,7 @@ struct world::impl {
     c.key = key;
     c.node = nd.name;
     c.identity = st.node();
+    c.counter_identity = st.counter_node();
     c.branch = nd.branch;
     c.product = product;
     c.delta = delta;
@@ -1355,6 +1398,7 @@ struct world::impl {
       ce.field = field == 3 ? "name" : "price";
       ce.node_a = nodes[m].name;
       ce.node_b = nd.name;
+      ce.at_ms = now;
       hist.concurrent_edits.push_back(std::move(ce));
     }
     tr(n, "edit product %s %s%s", p.id.c_str(), field == 3 ? "name" : "price",

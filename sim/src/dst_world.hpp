@@ -5,6 +5,7 @@
 // were told and what the faults did; the checker compares it with the stores.
 
 #include <array>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,6 +33,7 @@ struct acked_sale {
   core::record_key key;
   std::string node;               ///< node_view::name of the terminal (or branch) that recorded it
   core::node_id identity = 0;     ///< the node id it was recorded under
+  core::node_id counter_identity = 0; ///< the stock counter entry it decremented (node_store::counter_node)
   std::vector<std::pair<std::string, int64_t>> items;  ///< (product id, quantity in thousandths)
   int64_t at_ms = 0;              ///< simulated time of the acknowledgement
 };
@@ -42,6 +44,7 @@ struct acked_stock_change {
   core::record_key key;           ///< the return or stock_movement record
   std::string node;
   core::node_id identity = 0;
+  core::node_id counter_identity = 0; ///< the stock counter entry it moved
   std::string branch;
   std::string product;
   int64_t delta = 0;              ///< thousandths; + adds stock
@@ -74,6 +77,7 @@ struct concurrent_edit {
   core::record_key key;
   std::string field;
   std::string node_a, node_b;
+  int64_t at_ms = 0; ///< simulated time of the second edit
 };
 
 /// Everything the world did that the checker needs.
@@ -83,6 +87,11 @@ struct history {
   std::vector<lost_disk> lost;
   std::vector<push_record> pushes;
   std::vector<concurrent_edit> concurrent_edits;
+  /// Operators' resets carried out: (node_view::name, simulated time). A reset empties
+  /// the node's conflicts table with the rest of its store.
+  std::vector<std::pair<std::string, int64_t>> resets;
+  /// Stock counter identities a reset gave a node -> that node's identity.
+  std::map<core::node_id, core::node_id> counter_owner;
   /// Initial stock level per (branch, product id), loaded at HQ before the run.
   std::vector<std::tuple<std::string, std::string, int64_t>> initial_stock;
   uint32_t lower_lane_every = 8;  ///< the lane scheduler's share the pushes were made with

@@ -281,6 +281,16 @@ result<salvaged_outbox> salvage_outbox(database& db, uint32_t space, std::shared
   auto node = meta_u64(db, space, "node_id");
   if (node) out.node = node->value_or(0);
   else out.problems.push_back("meta node_id: " + node.err().message);
+  std::vector<std::string> numbers{"dot_floor"};
+  for (uint8_t l = 0; l < core::lane_count; ++l)
+    numbers.push_back("lane_seq/" + std::to_string(l));
+  for (const auto& name : numbers) {
+    auto v = meta_u64(db, space, name);
+    if (v)
+      out.seq_high = std::max(out.seq_high, v->value_or(0));
+    else
+      out.problems.push_back("meta " + name + ": " + v.err().message);
+  }
   auto enc = meta_u64(db, space, "encrypted");
   out.encrypted = enc && enc->value_or(0) != 0;
   if (out.encrypted && !cipher)
@@ -418,7 +428,8 @@ result<recover_report> recover_store(const recover_options& o) {
   for (auto& [name, value] : salvage.meta)
     if (auto s = (*store)->put_meta(name, value)) return error(s.code, "recover: meta " + name + ": " + s.message);
   start_over_options so2;
-  so2.floor = now << 16;
+  // Above the damaged store's numbers too, should the clock have gone back since.
+  so2.floor = std::max(now << 16, salvage.seq_high + dot_span);
   so2.requeue = std::move(salvage.entries);
   auto done = (*store)->start_over(std::move(so2));
   if (!done) return error(done.err().code, "recover: queueing the salvaged entries: " + done.err().message);

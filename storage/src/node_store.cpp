@@ -544,8 +544,7 @@ status node_store_impl::prepare_write(txn& t, std::vector<write_op>& ops, core::
       spec.tombstone = p->tombstone;
       spec.body = p->body;
     } else {
-      auto body = core::counter_add_body(cur->rec, scratch_.counter_node != 0 ? scratch_.counter_node : node_,
-                                         std::get<counter_op>(op).delta);
+      auto body = core::counter_add_body(cur->rec, writer(), std::get<counter_op>(op).delta);
       if (!body) return std::move(body).err();
       spec.body = std::move(body).value();
     }
@@ -605,7 +604,7 @@ status node_store_impl::prepare_apply(txn& t, std::vector<core::record>& states,
 
 core::write_spec node_store_impl::own_write() const {
   core::write_spec spec;
-  spec.writer = node_;
+  spec.writer = writer();
   spec.hq = opts_.role == node_role::hq;
   spec.counter_floor = scratch_.dot_floor;
   return spec;
@@ -614,7 +613,7 @@ core::write_spec node_store_impl::own_write() const {
 bool node_store_impl::fold_counter(const core::collection_info& info, core::record& r) {
   if (info.policy != core::policy::counter || opts_.role == node_role::terminal) return false;
   core::write_spec spec = own_write();
-  if (!core::counter_fold_due(r, node_, spec.hq)) return false;
+  if (!core::counter_fold_due(r, spec.writer, spec.hq)) return false;
   spec.body = core::encode_counter(core::counter_of(r));
   spec.hlc = clock_now();
   core::apply_local_write(r, spec);
@@ -1470,7 +1469,12 @@ status node_store_impl::prepare_start_over(txn& t, start_over_options& o, start_
     for (auto& k : *ks) t.del(cf_meta, std::move(k));
   }
   scratch_.pending = {};
-  scratch_.dot_floor = std::max(scratch_.dot_floor, o.floor);
+  // Every dot of one incarnation lies in (floor, floor + dot_span): no store writes one
+  // key 2^40 times. A floor at least dot_span above the last is therefore above every
+  // dot issued before it, even when the clock that o.floor comes from has gone back
+  // since the last rebuild (a reused dot would make the upstream take a new state for
+  // one it holds, and drop it).
+  scratch_.dot_floor = std::max(o.floor, scratch_.dot_floor + dot_span);
   for (auto& seq : scratch_.lane_seq) seq = std::max(seq, scratch_.dot_floor);
   for (uint8_t l = 0; l < core::lane_count; ++l)
     scratch_.ack_floor[l] = scratch_.lane_seq[l] + 1;

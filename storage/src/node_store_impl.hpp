@@ -98,7 +98,7 @@ public:
     uint64_t audit_seq = 0;
     core::hlc_timestamp hlc;
     uint64_t dot_floor = 0;         ///< meta dot_floor (start_over)
-    core::node_id counter_node = 0; ///< meta counter_node; 0 = node_
+    core::node_id counter_node = 0; ///< meta counter_node (this incarnation's writer); 0 = node_
   };
   counters durable_, sealed_, working_, scratch_;
   std::array<std::atomic<uint64_t>, core::lane_count> head_pub_{};
@@ -127,6 +127,12 @@ private:
   node_store_impl(std::shared_ptr<database> db, store_options opts);
   /// A write by this node: writer, HQ flag and the dot floor set; body and clock to fill.
   core::write_spec own_write() const;
+  /// Who this incarnation of the store writes as: the dots of its versions and its
+  /// stock counter entry. node_ until the store is rebuilt (start_over), then a new id
+  /// each time: a version vector entry claims every dot of its writer up to a counter,
+  /// so dots of the same id after a rebuild would claim the versions that went with
+  /// the old store, and cover (replace) them wherever they meet.
+  core::node_id writer() const { return scratch_.counter_node != 0 ? scratch_.counter_node : node_; }
   /// On a branch or HQ, folds the siblings of counter record `r` into one version of
   /// this node when core::counter_fold_due says so; true if it did.
   bool fold_counter(const core::collection_info& info, core::record& r);

@@ -133,7 +133,8 @@ void add_sim_command(CLI::App& app, command_fn& run) {
   cmd->add_option("--report", cfg->report_html, "pos/lanes/scale/idle: also write a self-contained HTML report");
   cmd->add_option("--seeds", cfg->seeds, "deterministic simulation: run N seeds starting at --seed");
   cmd->add_option("--faults", cfg->faults,
-                  "deterministic simulation: all, none or a list of partition,cut,delay,duplicate,crash,clock,disk,disk-loss");
+                  "deterministic simulation: all, none or a list of "
+                  "partition,cut,delay,duplicate,crash,clock,disk,disk-loss,reset");
   cmd->add_flag("--trace", cfg->trace, "deterministic simulation: print the event trace of --seed");
   cmd->add_option("--sim-threads", cfg->dst_threads, "deterministic simulation: seeds run in parallel (0 = cores)");
   cmd->add_option(

@@ -927,6 +927,45 @@ TEST_F(SessionTest, EchoSuppression) {
             s->changes_keys.end());
 }
 
+// Found by the simulation: a branch reset (node_store::start_over), its first session
+// after the reset cut during the download. The Welcome of that session had stored
+// sync.upstream, so the next Hello asked for echo suppression, and records the branch
+// had written before the reset were left out: it never got them back. A rebuilt store
+// writes under a new id (Hello.writer); only what that id wrote is not echoed.
+TEST_F(SessionTest, ARebuiltStoreIsSentWhatItWroteBeforeTheRebuild) {
+  {
+    auto s = connect();
+    s->run();
+    sell(*term, 3);
+    s->up.on_outbox_changed(s->now());
+    s->collect();
+    s->run();
+    ASSERT_EQ(pending_total(*term), 0u);
+  }
+  ASSERT_EQ(count_feed(*branch, "b1", core::lane_stock, "stock"), 1u);
+  auto rebuilt = term->start_over({});
+  ASSERT_TRUE(rebuilt) << rebuilt.err().to_string();
+  ASSERT_FALSE(term->get(core::record_key{"t1", "b1", "stock", "p0"})->has_value());
+  // What the interrupted first session left behind: the upstream noted, no cursor.
+  ASSERT_FALSE(term->put_meta("sync.upstream", core::node_id_to_string(branch_node)));
+  auto s = connect();
+  s->run();
+  EXPECT_NE(std::find(s->changes_keys.begin(), s->changes_keys.end(), "t1/b1/stock/p0"),
+            s->changes_keys.end());
+  auto lvl = term->stock_level("t1", "b1", "p0");
+  ASSERT_TRUE(lvl);
+  EXPECT_EQ(*lvl, -3000);
+  // What it writes from now on is its own again: not echoed.
+  sell(*term, 1);
+  s->up.on_outbox_changed(s->now());
+  s->collect();
+  const size_t before = s->changes_keys.size();
+  s->run();
+  EXPECT_EQ(pending_total(*term), 0u);
+  for (size_t i = before; i < s->changes_keys.size(); ++i)
+    EXPECT_EQ(s->changes_keys[i].find("/stock/"), std::string::npos) << s->changes_keys[i];
+}
+
 // -- timers and commands ----------------------------------------------------------
 
 TEST_F(SessionTest, HeartbeatsKeepAQuietSessionAlive) {

@@ -60,6 +60,24 @@ std::vector<std::string> queued_sales(node_store& s) {
   return out;
 }
 
+/// Pushes every outbox entry of `from` to `to` the way a session does (as from
+/// downstream), lane by lane, then acks them; expects nothing to be refused.
+void push_all(node_store& from, node_store& to) {
+  for (uint8_t l = 0; l < core::lane_count; ++l) {
+    auto w = from.outbox_window(l, 0, 1000);
+    ASSERT_TRUE(w);
+    std::vector<core::record> states;
+    for (auto& e : *w)
+      states.push_back(e.rec);
+    auto r = to.apply_remote(states, apply_source{from.node(), true});
+    ASSERT_TRUE(r) << r.err().to_string();
+    EXPECT_TRUE(r->rejected.empty()) << r->rejected.front().why.to_string();
+    if (!w->empty()) {
+      ASSERT_FALSE(from.ack_outbox(l, w->back().seq));
+    }
+  }
+}
+
 TEST(lifecycle, checkpoint_while_sales_are_written_holds_every_sale_committed_before) {
   temp_dir dir, backups;
   auto db = open_db(dir.str());
@@ -293,7 +311,7 @@ TEST(lifecycle, start_over_requeues_the_outbox_first_and_forgets_the_rest) {
   const uint64_t old_head = s->lane_head(core::lane_sales);
 
   start_over_options o;
-  o.floor = 1'000'000;
+  o.floor = 2'000'000'000'000; // above dot_span, the least a rebuild raises the floor by
   auto rep = s->start_over(o);
   ASSERT_TRUE(rep) << rep.err().to_string();
   EXPECT_EQ(rep->requeued[core::lane_sales], 4u);
@@ -301,10 +319,10 @@ TEST(lifecycle, start_over_requeues_the_outbox_first_and_forgets_the_rest) {
   EXPECT_EQ(rep->requeued[core::lane_catalog], 0u);
   EXPECT_EQ(rep->unreadable, 0u);
   EXPECT_EQ(s->node(), node);
-  EXPECT_EQ(s->dot_floor(), 1'000'000u);
+  EXPECT_EQ(s->dot_floor(), 2'000'000'000'000u);
   EXPECT_NE(s->counter_node(), node);
   EXPECT_EQ(queued_sales(*s), unsent);
-  EXPECT_GT(s->lane_head(core::lane_sales), std::max<uint64_t>(old_head, 1'000'000));
+  EXPECT_GT(s->lane_head(core::lane_sales), std::max<uint64_t>(old_head, 2'000'000'000'000));
   EXPECT_EQ(s->pending()[core::lane_sales], 4u);
   // Acked sales and the catalogue are gone (the upstream has them); so are cursors
   // and session state; the upper layers' settings stay.
@@ -317,8 +335,8 @@ TEST(lifecycle, start_over_requeues_the_outbox_first_and_forgets_the_rest) {
   auto r = verify(*db);
   EXPECT_TRUE(r.clean()) << problems_of(r);
 
-  // A new sale goes after the salvaged ones; its stock delta goes to the new counter
-  // identity with a dot above the floor.
+  // A new sale goes after the salvaged ones; its stock delta goes to the new writer
+  // identity, and so does the dot of the counter's new version.
   auto k = sale_key(*s);
   ASSERT_TRUE(s->record_sale(k, sale_body({{"p2", 2000}}, 99)));
   auto q = queued_sales(*s);
@@ -327,8 +345,8 @@ TEST(lifecycle, start_over_requeues_the_outbox_first_and_forgets_the_rest) {
   auto stock = s->get(core::record_key{"t1", "b1", "stock", "p2"});
   ASSERT_TRUE(stock && stock->has_value());
   ASSERT_EQ((*stock)->versions.size(), 1u);
-  EXPECT_EQ((*stock)->versions[0].id.node, node);
-  EXPECT_GT((*stock)->versions[0].id.counter, 1'000'000u);
+  EXPECT_EQ((*stock)->versions[0].id.node, s->counter_node());
+  EXPECT_GT((*stock)->versions[0].id.counter, 2'000'000'000'000u);
   auto pn = core::counter_of(**stock);
   EXPECT_EQ(pn.entries.count(node), 0u);
   EXPECT_EQ(pn.entries.at(s->counter_node()).second, 2000);
@@ -337,7 +355,7 @@ TEST(lifecycle, start_over_requeues_the_outbox_first_and_forgets_the_rest) {
   const auto cn = s->counter_node();
   s.reset();
   s = open_store(db);
-  EXPECT_EQ(s->dot_floor(), 1'000'000u);
+  EXPECT_EQ(s->dot_floor(), 2'000'000'000'000u);
   EXPECT_EQ(s->counter_node(), cn);
 }
 
@@ -348,29 +366,95 @@ TEST(lifecycle, a_rebuilt_store_selling_before_download_keeps_upstream_stock_rig
   auto term = open_store(db, 0);
   auto hq = open_store(db, 1, node_role::hq, false);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(term->record_sale(sale_key(*term), sale_body({{"p1", 1000}}, i)));
-  auto push = [&] {
-    for (uint8_t l = 0; l < core::lane_count; ++l) {
-      auto w = term->outbox_window(l, 0, 1000);
-      ASSERT_TRUE(w);
-      std::vector<core::record> states;
-      for (auto& e : *w) states.push_back(e.rec);
-      ASSERT_TRUE(hq->apply_remote(states, apply_source{term->node(), true}));
-      if (!w->empty()) {
-        ASSERT_FALSE(term->ack_outbox(l, w->back().seq));
-      }
-    }
-  };
-  push();
+  push_all(*term, *hq);
   ASSERT_EQ(*hq->stock_level("t1", "b1", "p1"), -3000);
   ASSERT_TRUE(term->start_over({}));
   ASSERT_FALSE(term->get(core::record_key{"t1", "b1", "stock", "p1"})->has_value());
   ASSERT_TRUE(term->record_sale(sale_key(*term), sale_body({{"p1", 1000}}, 9)));
-  push();
+  push_all(*term, *hq);
   EXPECT_EQ(*hq->stock_level("t1", "b1", "p1"), -4000);
   // And the terminal, once it downloads HQ's state, agrees.
   auto st = hq->get(core::record_key{"t1", "b1", "stock", "p1"});
   ASSERT_TRUE(term->apply_remote({**st}, apply_source{hq->node(), false}));
   EXPECT_EQ(*term->stock_level("t1", "b1", "p1"), -4000);
+}
+
+TEST(lifecycle, a_rebuilt_store_writing_twice_before_download_covers_nothing_it_lost) {
+  // Found by the simulation (a branch reset while cut off from HQ): after a rebuild the
+  // store's second write of a record carried the first one's dot in its past. Had
+  // that dot kept the node's old id, the past would claim every version the node
+  // wrote before the rebuild: HQ refused the state (it lowered counter entries) and
+  // the rebuilt node dropped HQ's, so the two never agreed again.
+  auto db = open_mem_db();
+  auto term = open_store(db, 0);
+  auto hq = open_store(db, 1, node_role::hq, false);
+  const core::record_key stock{"t1", "b1", "stock", "p1"};
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(term->record_sale(sale_key(*term), sale_body({{"p1", 1000}}, i)));
+  push_all(*term, *hq);
+  ASSERT_TRUE(term->start_over({}));
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(term->record_sale(sale_key(*term), sale_body({{"p1", 1000}}, 10 + i)));
+  push_all(*term, *hq);
+  EXPECT_EQ(*hq->stock_level("t1", "b1", "p1"), -5000);
+  // Downloading HQ's state, the terminal keeps what HQ holds and agrees with it.
+  auto st = hq->get(stock);
+  ASSERT_TRUE(term->apply_remote({**st}, apply_source{hq->node(), false}));
+  EXPECT_EQ(*term->stock_level("t1", "b1", "p1"), -5000);
+}
+
+TEST(lifecycle, a_second_reset_after_the_clock_went_back_never_reuses_a_dot) {
+  // The terminal is reset, sells, is reset again after its clock went back an hour,
+  // and sells again before downloading the stock record. Each reset must raise the
+  // dot floor past every dot of the one before, or the second sale's stock state
+  // carries a dot HQ already holds and HQ takes it for the first one.
+  auto db = open_mem_db();
+  auto wall = std::make_shared<std::atomic<uint64_t>>(1'800'000'000'000);
+  store_options to;
+  to.clock = [wall] { return wall->load(); };
+  auto term = open_with(db, to);
+  auto hq = open_store(db, 1, node_role::hq, false);
+  const core::record_key stock{"t1", "b1", "stock", "p1"};
+  auto first = term->start_over({});
+  ASSERT_TRUE(first) << first.err().to_string();
+  ASSERT_TRUE(term->record_sale(sale_key(*term), sale_body({{"p1", 1000}}, 1)));
+  const auto dot1 = (*term->get(stock))->versions.at(0).id;
+  push_all(*term, *hq);
+  ASSERT_EQ(*hq->stock_level("t1", "b1", "p1"), -1000);
+
+  wall->store(wall->load() - 3'600'000);
+  auto second = term->start_over({});
+  ASSERT_TRUE(second) << second.err().to_string();
+  EXPECT_GT(second->floor, dot1.counter);
+  ASSERT_TRUE(term->record_sale(sale_key(*term), sale_body({{"p1", 1000}}, 2)));
+  const auto dot2 = (*term->get(stock))->versions.at(0).id;
+  EXPECT_NE(dot2, dot1);
+  push_all(*term, *hq);
+  EXPECT_EQ(*hq->stock_level("t1", "b1", "p1"), -2000);
+}
+
+TEST(lifecycle, recover_store_raises_the_floor_above_the_damaged_stores_after_the_clock_went_back) {
+  temp_dir parent;
+  const std::string dir = (parent.path / "data").string();
+  const uint64_t then = 1'800'000'000'000;
+  uint64_t old_floor = 0;
+  {
+    auto db = open_db(dir);
+    auto s = open_store(db);
+    start_over_options o;
+    o.floor = then << 16;
+    auto rep = s->start_over(o);
+    ASSERT_TRUE(rep) << rep.err().to_string();
+    old_floor = rep->floor;
+    ASSERT_TRUE(s->record_sale(sale_key(*s), sale_body({{"p1", 1000}}, 1)));
+  }
+  recover_options o;
+  o.dir = dir;
+  o.clock = [then] { return then - 3'600'000; }; // an hour earlier than the last rebuild
+  auto rep = recover_store(o);
+  ASSERT_TRUE(rep) << rep.err().to_string();
+  EXPECT_GE(rep->floor, old_floor + dot_span);
+  EXPECT_EQ(rep->salvaged[core::lane_sales], 1u);
 }
 
 TEST(lifecycle, recover_store_moves_the_damage_aside_and_keeps_the_unsent_sales) {

@@ -79,6 +79,8 @@ struct local_identity {
 /// What an upstream grants one downstream session after admitting its Hello.
 struct grant {
   core::node_id peer = 0;
+  /// Hello.writer (peer if 0): records only it wrote are not echoed back to the peer.
+  core::node_id peer_writer = 0;
   storage::node_role role = storage::node_role::terminal;
   std::string tenant;
   std::string branch;

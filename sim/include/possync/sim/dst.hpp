@@ -33,19 +33,20 @@ namespace possync::sim::dst {
 
 /// Kinds of fault, as bits of a mask.
 enum fault : uint32_t {
-  fault_partition = 1u << 0,  ///< node pairs or a whole branch cut off, seconds to days
-  fault_cut = 1u << 1,        ///< a connection dropped, possibly mid-frame (frame lost)
-  fault_delay = 1u << 2,      ///< frames delayed (ms to seconds), links slowed
-  fault_duplicate = 1u << 3,  ///< a frame delivered twice; full outbox replays (acks lost)
-  fault_crash = 1u << 4,      ///< a node dies (writes not yet durable are lost) and restarts
-  fault_clock = 1u << 5,      ///< clock skew of hours, backward jumps
-  fault_disk = 1u << 6,       ///< disk full and I/O errors on writes for a while
-  fault_disk_loss = 1u << 7,  ///< a terminal loses its disk; rebuilt from upstream
-  fault_all = (1u << 8) - 1,
+  fault_partition = 1u << 0, ///< node pairs or a whole branch cut off, seconds to days
+  fault_cut = 1u << 1,       ///< a connection dropped, possibly mid-frame (frame lost)
+  fault_delay = 1u << 2,     ///< frames delayed (ms to seconds), links slowed
+  fault_duplicate = 1u << 3, ///< a frame delivered twice; full outbox replays (acks lost)
+  fault_crash = 1u << 4,     ///< a node dies (writes not yet durable are lost) and restarts
+  fault_clock = 1u << 5,     ///< clock skew of hours, backward jumps
+  fault_disk = 1u << 6,      ///< disk full and I/O errors on writes for a while
+  fault_disk_loss = 1u << 7, ///< a terminal loses its disk; rebuilt from upstream
+  fault_reset = 1u << 8,     ///< an operator resets a branch or terminal (its unsent outbox kept)
+  fault_all = (1u << 9) - 1,
 };
 
 /// "all", "none" or a comma list of partition,cut,delay,duplicate,crash,clock,disk,
-/// disk-loss. invalid_argument naming the unknown word.
+/// disk-loss,reset. invalid_argument naming the unknown word.
 result<uint32_t> parse_faults(const std::string& text);
 /// The mask as parse_faults reads it ("all" when every bit is set).
 std::string faults_to_string(uint32_t mask);

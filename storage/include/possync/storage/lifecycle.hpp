@@ -73,6 +73,9 @@ result<verify_report> verify_store(database& db, const verify_options& opts);
 /// What could be read out of one space's outbox.
 struct salvaged_outbox {
   core::node_id node = 0;  ///< 0 if meta node_id is unreadable
+  /// The highest of the damaged store's dot floor and lane heads (what is readable of
+  /// them): the rebuilt store numbers its outbox and feed above it.
+  uint64_t seq_high = 0;
   bool encrypted = false;
   /// Readable, decodable, valid outbox states, per lane in their original order.
   std::array<std::vector<core::record>, core::lane_count> entries{};

@@ -223,11 +223,17 @@ struct session_audit {
   std::string detail;           ///< operator: what exactly
 };
 
+/// How far one incarnation of a store (from its creation or a rebuild to the next
+/// rebuild) can move its own dot counter of any one key: a bound no store reaches
+/// (2^40 writes of one record). Each rebuild raises the dot floor by at least this.
+constexpr uint64_t dot_span = uint64_t{1} << 40;
+
 /// What node_store::start_over does.
 struct start_over_options {
   /// Dot floor: every later dot counter of this node, and every lane sequence number,
-  /// is above it. 0 = clock() << 16 (ms since epoch times 65,536: above any counter
-  /// a store could have reached before, and rising with each rebuild).
+  /// is above it. The floor in force becomes max(floor, previous floor + dot_span), so
+  /// it is above every dot issued before whatever this says. 0 = clock() << 16 (ms
+  /// since epoch times 65,536: rising with each rebuild while the clock does).
   uint64_t floor = 0;
   /// Outbox states to queue, per lane oldest first, instead of this store's own outbox
   /// (recovery: entries salvaged from a damaged store). nullopt = this store's own.
@@ -396,18 +402,21 @@ public:
   /// `opts.requeue`), deletes every record, feed entry, outbox entry, cursor, conflict,
   /// audit entry, index entry and `sync.*` meta value of the space, keeps the node id
   /// and other meta, raises the dot floor and lane sequences to `opts.floor`, takes a
-  /// new stock counter identity (a PN-counter entry of its own: the totals its old
-  /// entry reached upstream are unknown here, and a per-node max would swallow new
-  /// sales), and merges the salvaged states back as records + feed + outbox entries,
-  /// per lane in their original order, so they are pushed before anything written
-  /// later. With no cursors left, the next session downloads everything again. Writes
-  /// made concurrently are ordered before or after it, never lost. The caller stops
-  /// sessions first (a session would keep positions of the old outbox and feed).
+  /// new writer identity (counter_node(): the dots of its later versions and its
+  /// PN-counter entry; the totals its old entry reached upstream are unknown here, a
+  /// per-node max would swallow new sales, and a version vector entry of the old id
+  /// would claim every version the old store wrote, covering them wherever they meet
+  /// though their content is gone from here), and merges the salvaged states back as records + feed + outbox
+  /// entries, per lane in their original order, so they are pushed before anything written later. With no
+  /// cursors left, the next session downloads everything again. Writes made concurrently are ordered before
+  /// or after it, never lost. The caller stops sessions first (a session would keep positions of the old
+  /// outbox and feed).
   result<start_over_report> start_over(start_over_options opts);
   /// The dot floor in force (0 = never rebuilt).
   uint64_t dot_floor() const;
-  /// The node id under which this store's stock counter deltas are kept (node() until
-  /// the store is rebuilt).
+  /// The id this store writes under: the dots of its versions and its stock counter
+  /// entry. node() until the store is rebuilt (start_over), then a new one each time.
+  /// Sessions, tokens and the device registry know the store by node() only.
   core::node_id counter_node() const;
 
   /// Retention: removes, locally, records of the sales lane (sales, payments) whose
