@@ -101,8 +101,10 @@ result<std::vector<node_info>> list_nodes(const storage::node_store& store, cons
         if (auto d = devs->find(p.node()); d != devs->end() && d->second.branch() != b)
           continue;  // only the node's own branch reports on it
         if (online_direct.count(p.node())) continue;  // served here: first-hand figures win
-        core::node_id via = 0;
-        for (const auto& ver : r.versions) via = ver.id.node;  // the branch node that wrote it
+        core::node_id via = p.reporter();             // the branch node that serves it
+        if (via == 0)
+          for (const auto& ver : r.versions)
+            via = ver.id.node; // a report of an older branch
         auto& n = entry(p.node());
         if (!n.registered) {
           n.role = static_cast<storage::node_role>(p.role());
@@ -438,6 +440,7 @@ storage::put_op presence_write(const actors::local_identity& me, const actors::p
   p.set_skew_ms(v.skew_ms);
   p.set_records_up(v.records_up);
   p.set_records_down(v.records_down);
+  p.set_reporter(me.node);
   storage::put_op op;
   op.key = core::record_key{me.tenant, me.branch, "node_presence", device_id(v.node)};
   op.body = p.SerializeAsString();

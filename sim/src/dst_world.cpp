@@ -1139,6 +1139,8 @@ struct world::impl {
   void reset_store(int n) {
     auto& nd = nodes[n];
     nd.resetting = false;
+    // What its conflicts table lists goes with the store: noted, for the checker.
+    auto listed = nd.store->conflicts(false, std::numeric_limits<size_t>::max());
     auto r = nd.store->start_over({});
     if (!r) {
       tr(n, "reset failed: %s", r.err().to_string().c_str());
@@ -1147,7 +1149,9 @@ struct world::impl {
          static_cast<unsigned long long>(r->requeued[0]), static_cast<unsigned long long>(r->requeued[1]),
          static_cast<unsigned long long>(r->requeued[2]), static_cast<unsigned long long>(r->requeued[3]),
          static_cast<unsigned long long>(r->floor), core::node_id_to_string(r->counter_node).c_str());
-      hist.resets.emplace_back(nd.name, now);
+      if (listed)
+        for (const auto& e : *listed)
+          hist.conflicts_emptied.push_back(e.key);
       hist.counter_owner[r->counter_node] = nd.store->node();
     }
     schedule_connect(n, now + net_rng.between(0, 50));
@@ -1398,7 +1402,6 @@ struct world::impl {
       ce.field = field == 3 ? "name" : "price";
       ce.node_a = nodes[m].name;
       ce.node_b = nd.name;
-      ce.at_ms = now;
       hist.concurrent_edits.push_back(std::move(ce));
     }
     tr(n, "edit product %s %s%s", p.id.c_str(), field == 3 ? "name" : "price",

@@ -77,7 +77,6 @@ struct concurrent_edit {
   core::record_key key;
   std::string field;
   std::string node_a, node_b;
-  int64_t at_ms = 0; ///< simulated time of the second edit
 };
 
 /// Everything the world did that the checker needs.
@@ -87,9 +86,8 @@ struct history {
   std::vector<lost_disk> lost;
   std::vector<push_record> pushes;
   std::vector<concurrent_edit> concurrent_edits;
-  /// Operators' resets carried out: (node_view::name, simulated time). A reset empties
-  /// the node's conflicts table with the rest of its store.
-  std::vector<std::pair<std::string, int64_t>> resets;
+  /// Keys a node's conflicts table listed when a reset emptied it with the rest of its store.
+  std::vector<core::record_key> conflicts_emptied;
   /// Stock counter identities a reset gave a node -> that node's identity.
   std::map<core::node_id, core::node_id> counter_owner;
   /// Initial stock level per (branch, product id), loaded at HQ before the run.

@@ -1469,11 +1469,9 @@ status node_store_impl::prepare_start_over(txn& t, start_over_options& o, start_
     for (auto& k : *ks) t.del(cf_meta, std::move(k));
   }
   scratch_.pending = {};
-  // Every dot of one incarnation lies in (floor, floor + dot_span): no store writes one
-  // key 2^40 times. A floor at least dot_span above the last is therefore above every
-  // dot issued before it, even when the clock that o.floor comes from has gone back
-  // since the last rebuild (a reused dot would make the upstream take a new state for
-  // one it holds, and drop it).
+  // The floor rises by at least dot_span per rebuild, even when the clock o.floor comes
+  // from has gone back since the last one: lane sequences (downstream cursors into this
+  // feed) and dots never go back. Dots are kept apart by the new writer id as well.
   scratch_.dot_floor = std::max(o.floor, scratch_.dot_floor + dot_span);
   for (auto& seq : scratch_.lane_seq) seq = std::max(seq, scratch_.dot_floor);
   for (uint8_t l = 0; l < core::lane_count; ++l)

@@ -507,6 +507,33 @@ TEST_F(Admin, ResetOrderRebuildsTheTerminalAndKeepsItsUnsentSales) {
   EXPECT_EQ(sales_at(hq_->store()), 9);
 }
 
+// After a reset the branch writes under a new id (node_store::counter_node); HQ still
+// sees its terminals online through it: the presence reports name the branch node.
+TEST_F(Admin, HqSeesTheTerminalsOfAResetBranch) {
+  ASSERT_NO_FATAL_FAILURE(start_all());
+  auto through_branch = [&] {
+    auto ns = hq_->nodes();
+    if (!ns) return false;
+    auto* a = find(*ns, t1_id);
+    auto* c = find(*ns, t2_id);
+    return a && a->online && a->via == branch_id && c && c->online && c->via == branch_id;
+  };
+  ASSERT_TRUE(eventually(through_branch)) << "HQ does not see both terminals through the branch";
+  const auto before = branch_->store().counter_node();
+  ASSERT_FALSE(branch_->reset("test"));
+  ASSERT_NE(branch_->store().counter_node(), before);
+  ASSERT_NO_FATAL_FAILURE(sell(t1_->store(), 1)); // a fresh presence report follows the sync
+  EXPECT_TRUE(eventually([&] {
+    if (!through_branch()) return false;
+    auto r =
+        hq_->store().get(core::record_key{tenant, branch, "node_presence", core::node_id_to_string(t1_id)});
+    // The report HQ reads was written after the reset.
+    return r && r->has_value() &&
+           std::any_of((*r)->versions.begin(), (*r)->versions.end(),
+                       [&](const core::version& v) { return v.id.node == branch_->store().counter_node(); });
+  })) << "HQ lost sight of the terminals behind the reset branch";
+}
+
 TEST_F(Admin, BackupOverGrpcIsAuditedAndRefusesAUsedDirectory) {
   auto h = base(storage::node_role::hq, hq_id);
   char tmpl[] = "/tmp/possync-admin-XXXXXX";

@@ -403,11 +403,12 @@ TEST(lifecycle, a_rebuilt_store_writing_twice_before_download_covers_nothing_it_
   EXPECT_EQ(*term->stock_level("t1", "b1", "p1"), -5000);
 }
 
-TEST(lifecycle, a_second_reset_after_the_clock_went_back_never_reuses_a_dot) {
+TEST(lifecycle, a_second_reset_after_the_clock_went_back_still_raises_the_floor) {
   // The terminal is reset, sells, is reset again after its clock went back an hour,
-  // and sells again before downloading the stock record. Each reset must raise the
-  // dot floor past every dot of the one before, or the second sale's stock state
-  // carries a dot HQ already holds and HQ takes it for the first one.
+  // and sells again before downloading the stock record. The new writer id keeps the
+  // second sale's dot apart from the first; the floor (by at least dot_span per reset,
+  // whatever the clock) keeps its outbox and feed numbers above everything before, so
+  // cursors of nodes below never point past new entries.
   auto db = open_mem_db();
   auto wall = std::make_shared<std::atomic<uint64_t>>(1'800'000'000'000);
   store_options to;
@@ -422,13 +423,16 @@ TEST(lifecycle, a_second_reset_after_the_clock_went_back_never_reuses_a_dot) {
   push_all(*term, *hq);
   ASSERT_EQ(*hq->stock_level("t1", "b1", "p1"), -1000);
 
+  const uint64_t head1 = term->lane_head(core::lane_stock);
   wall->store(wall->load() - 3'600'000);
   auto second = term->start_over({});
   ASSERT_TRUE(second) << second.err().to_string();
+  EXPECT_GE(second->floor, first->floor + dot_span);
   EXPECT_GT(second->floor, dot1.counter);
   ASSERT_TRUE(term->record_sale(sale_key(*term), sale_body({{"p1", 1000}}, 2)));
   const auto dot2 = (*term->get(stock))->versions.at(0).id;
   EXPECT_NE(dot2, dot1);
+  EXPECT_GT(term->lane_head(core::lane_stock), head1);
   push_all(*term, *hq);
   EXPECT_EQ(*hq->stock_level("t1", "b1", "p1"), -2000);
 }

@@ -95,9 +95,8 @@ struct write_spec {
   bool tombstone = false;
   std::string body;
   /// Every new dot counter of `writer` is above this. 0 for a store that never lost its
-  /// history; a rebuilt store (same node id, empty) sets it above any counter it could
-  /// have used before, so a write to a record it has not downloaded yet cannot reuse a
-  /// dot its upstream already holds (which would drop the write as already seen).
+  /// history; a rebuilt store sets its dot floor (it also writes under a new id then,
+  /// which is what keeps its dots apart from its old store's).
   uint64_t counter_floor = 0;
 };
 

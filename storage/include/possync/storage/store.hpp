@@ -401,7 +401,8 @@ public:
   /// an operator's reset or a recovery: reads every outbox entry (or takes
   /// `opts.requeue`), deletes every record, feed entry, outbox entry, cursor, conflict,
   /// audit entry, index entry and `sync.*` meta value of the space, keeps the node id
-  /// and other meta, raises the dot floor and lane sequences to `opts.floor`, takes a
+  /// and other meta, raises the dot floor and lane sequences (to max(`opts.floor`,
+  /// previous floor + dot_span)), takes a
   /// new writer identity (counter_node(): the dots of its later versions and its
   /// PN-counter entry; the totals its old entry reached upstream are unknown here, a
   /// per-node max would swallow new sales, and a version vector entry of the old id
