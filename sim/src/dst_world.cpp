@@ -938,8 +938,8 @@ struct world::impl {
   void inject_fault() {
     if (now >= opts.chaos_ms) return;
     std::vector<uint32_t> kinds;
-    for (uint32_t b = 0; b < 9; ++b)
-      if (opts.faults & (1u << b)) kinds.push_back(1u << b);
+    for (uint32_t bit = 1; bit & fault_all; bit <<= 1)
+      if (opts.faults & bit) kinds.push_back(bit);
     if (kinds.empty()) return;
     uint32_t kind = *choose(kinds);
     bool done = false;

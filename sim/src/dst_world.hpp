@@ -5,8 +5,8 @@
 // were told and what the faults did; the checker compares it with the stores.
 
 #include <array>
-#include <map>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>

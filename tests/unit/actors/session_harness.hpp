@@ -213,6 +213,13 @@ struct session {
     collect();
   }
 
+  /// Entries were queued in the uplink's outbox (a sale, a write): tell the uplink and
+  /// take what it hands out.
+  void outbox_changed() {
+    up.on_outbox_changed(now());
+    collect();
+  }
+
   void collect() {
     auto uo = up.take_output();
     for (auto& f : uo.frames)

@@ -467,8 +467,7 @@ TEST_F(SessionTest, FeedWhoseTailIsThePeersOwnWriteEndsCaughtUp) {
   ASSERT_TRUE(s->up.status().caught_up);
   sell(*branch, 1, "b1", "p1"); // the branch's own stock change: served to the terminal
   sell(*term, 1, "b1", "p0");   // the terminal's: pushed, then the tail of the branch's stock feed
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   s->run();
   EXPECT_FALSE(s->closed());
   EXPECT_EQ(pending_total(*term), 0u);
@@ -641,8 +640,7 @@ TEST_P(SaleHoldTest, CatalogueChangesWaitOutASaleInFlight) {
   ASSERT_TRUE(s->up.status().caught_up);
 
   sell(*term, 1);
-  s->up.on_outbox_changed(s->now()); // the sale's Push is handed out first
-  s->collect();
+  s->outbox_changed(); // the sale's Push is handed out first
   put_products(*branch, 0, 200);
   s->announce_feeds();
 
@@ -681,8 +679,7 @@ TEST_F(SessionTest, BranchServesNoCatalogueWhileApplyingASale) {
   const uint64_t before = s->changes_records;
 
   sell(*term, 1);
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   s->stall_down_applies = true; // the sale's apply at the branch is in flight
   for (int i = 0; i < 10 && s->down.status().stats.records_up == 0; ++i)
     s->step();
@@ -699,8 +696,7 @@ TEST_F(SessionTest, BranchServesNoCatalogueWhileApplyingASale) {
   // Bounded: a sale whose apply never ends holds the catalogue for urgent_hold_ms only.
   s->time->now += 2000; // past the free time the first hold earned the lower lanes
   sell(*term, 1);
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   s->stall_down_applies = true;
   const uint64_t up_before = s->down.status().stats.records_up;
   for (int i = 0; i < 10 && s->down.status().stats.records_up == up_before; ++i)
@@ -731,14 +727,12 @@ TEST_F(SessionTest, SaleIsAckedWhileAnEarlierReportStillApplies) {
   op.body = rep.SerializeAsString();
   ASSERT_TRUE(term->write({op}));
   s->stall_down_applies = true;
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   for (int i = 0; i < 20 && s->down.status().stats.records_up == 0; ++i)
     s->step();
   ASSERT_EQ(s->down.status().stats.records_up, 1u); // the report's Push is applying
   sell(*term, 1);
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   for (int i = 0; i < 20 && s->down_done.size() < 2; ++i)
     s->step();
   ASSERT_EQ(s->down_done.size(), 2u); // and the sale's (with its stock, lane 1, later)
@@ -801,8 +795,7 @@ TEST_F(SessionTest, HeldChangesAreReleasedAtTheApplyWindowsPace) {
   s->tick = false;
 
   sell(*term, 1);
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   s->stall_down_applies = true; // the sale's Ack does not come: the hold runs its course
   put_products(*branch, 0, 200);
   s->announce_feeds();
@@ -853,8 +846,7 @@ TEST_F(SessionTest, ClockGoingBackDoesNotKeepSalesRecent) {
   auto s = connect_paced();
   s->run();
   sell(*term, 1);
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   s->run();
   ASSERT_EQ(pending_total(*term), 0u);
   ASSERT_TRUE(s->up.status().caught_up);
@@ -890,8 +882,7 @@ TEST_F(SessionTest, EchoSuppression) {
     // Sold while connected: the stock record goes up and is announced on the
     // branch's feed, but not served back to the terminal that wrote it.
     sell(*term, 3);
-    s->up.on_outbox_changed(s->now());
-    s->collect();
+    s->outbox_changed();
     s->run();
     EXPECT_EQ(pending_total(*term), 0u);
     EXPECT_GT(s->down.status().stats.records_up, 0u);
@@ -937,8 +928,7 @@ TEST_F(SessionTest, ARebuiltStoreIsSentWhatItWroteBeforeTheRebuild) {
     auto s = connect();
     s->run();
     sell(*term, 3);
-    s->up.on_outbox_changed(s->now());
-    s->collect();
+    s->outbox_changed();
     s->run();
     ASSERT_EQ(pending_total(*term), 0u);
   }
@@ -957,8 +947,7 @@ TEST_F(SessionTest, ARebuiltStoreIsSentWhatItWroteBeforeTheRebuild) {
   EXPECT_EQ(*lvl, -3000);
   // What it writes from now on is its own again: not echoed.
   sell(*term, 1);
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   const size_t before = s->changes_keys.size();
   s->run();
   EXPECT_EQ(pending_total(*term), 0u);
@@ -1100,8 +1089,7 @@ TEST_F(SessionTest, AnOutboxAckRetriedAfterALaterOneChangesNothing) {
   s->run();
   EXPECT_FALSE(s->closed());
   EXPECT_EQ(term->pending()[0], 1u) << "the retry removed only what it acked";
-  s->up.on_outbox_changed(s->now());
-  s->collect();
+  s->outbox_changed();
   s->run();
   EXPECT_EQ(term->pending()[0], 0u) << "the new sale still goes up and is acked";
   EXPECT_GT(s->down_applied, applied);
@@ -1237,8 +1225,7 @@ TEST(RelayTest, TerminalBranchHq) {
     EXPECT_EQ(count_feed(*term, "", core::lane_catalog, "product"), 50u);
     EXPECT_EQ(count_feed(*branch, "b1", core::lane_sales, "sale"), 100u);
     // The branch's outbox moves on to HQ.
-    up->up.on_outbox_changed(up->now());
-    up->collect();
+    up->outbox_changed();
     up->run();
     EXPECT_EQ(count_feed(*hq, "b1", core::lane_sales, "sale"), 100u);
     EXPECT_EQ(pending_total(*branch), 0u);

@@ -402,16 +402,16 @@ public:
   /// `opts.requeue`), deletes every record, feed entry, outbox entry, cursor, conflict,
   /// audit entry, index entry and `sync.*` meta value of the space, keeps the node id
   /// and other meta, raises the dot floor and lane sequences (to max(`opts.floor`,
-  /// previous floor + dot_span)), takes a
-  /// new writer identity (counter_node(): the dots of its later versions and its
-  /// PN-counter entry; the totals its old entry reached upstream are unknown here, a
-  /// per-node max would swallow new sales, and a version vector entry of the old id
-  /// would claim every version the old store wrote, covering them wherever they meet
-  /// though their content is gone from here), and merges the salvaged states back as records + feed + outbox
-  /// entries, per lane in their original order, so they are pushed before anything written later. With no
-  /// cursors left, the next session downloads everything again. Writes made concurrently are ordered before
-  /// or after it, never lost. The caller stops sessions first (a session would keep positions of the old
-  /// outbox and feed).
+  /// previous floor + dot_span)), takes a new writer identity (counter_node(): the dots
+  /// of its later versions and its PN-counter entry; the totals its old entry reached
+  /// upstream are unknown here, a per-node max would swallow new sales, and a version
+  /// vector entry of the old id would claim every version the old store wrote, covering
+  /// them wherever they meet though their content is gone from here), and merges the
+  /// salvaged states back as records + feed + outbox entries, per lane in their original
+  /// order, so they are pushed before anything written later. With no cursors left, the
+  /// next session downloads everything again. Writes made concurrently are ordered
+  /// before or after it, never lost. The caller stops sessions first (a session would
+  /// keep positions of the old outbox and feed).
   result<start_over_report> start_over(start_over_options opts);
   /// The dot floor in force (0 = never rebuilt).
   uint64_t dot_floor() const;
