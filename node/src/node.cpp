@@ -176,7 +176,7 @@ struct node::impl {
     while (!retention_stop) {
       lk.unlock();
       auto n = store->purge_sales(now_ms() - keep_ms);
-      if (n) purged = *n;  // an error (disk) is retried at the next run
+      if (n) purged += *n; // an error (disk) is retried at the next run
       lk.lock();
       retention_cv.wait_for(lk, std::chrono::milliseconds(std::max<int64_t>(cfg.retention_interval_ms, 1)),
                             [&] { return retention_stop; });

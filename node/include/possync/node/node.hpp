@@ -228,7 +228,8 @@ public:
   possync::status reset(const std::string& reason);
   /// What recover_on_corruption did at start, if it ran.
   const std::optional<storage::recover_report>& recovery() const;
-  /// Retention: sales removed by the last run (0 before the first).
+  /// Retention: sales removed since this node started (0 before the first run). A
+  /// total, not the last run's count: a poller that looks between runs misses nothing.
   uint64_t sales_purged() const;
 
   /// Called on a background thread after every durable commit; must not block.
