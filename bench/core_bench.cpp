@@ -7,6 +7,7 @@
 #include "possync/core/policy.hpp"
 #include "possync/core/proto_convert.hpp"
 #include "possync/core/record.hpp"
+#include "possync/core/schema.hpp"
 
 namespace {
 
@@ -66,6 +67,31 @@ void bm_record_codec(benchmark::State& st) {
   }
 }
 BENCHMARK(bm_record_codec);
+
+// What every node does to each stock record it receives (a terminal: every stock
+// change of its branch): validate it, then decode its merged counter. With one
+// register per entry, 200 entries is a 200-register branch's counter.
+void bm_counter_validate(benchmark::State& st) {
+  const auto reg = collection_registry::pos();
+  record r = make_counter(1);
+  pn_counter c;
+  for (int w = 1; w <= st.range(0); ++w)
+    c.entries[static_cast<node_id>(w)] = {100000, 1000 + w};
+  r.versions.front().body = encode_counter(c);
+  for (auto _ : st)
+    benchmark::DoNotOptimize(validate_record(r, reg, record_limits{}));
+}
+BENCHMARK(bm_counter_validate)->Arg(1)->Arg(200);
+
+void bm_counter_decode(benchmark::State& st) {
+  pn_counter c;
+  for (int w = 1; w <= st.range(0); ++w)
+    c.entries[static_cast<node_id>(w)] = {100000, 1000 + w};
+  const std::string body = encode_counter(c);
+  for (auto _ : st)
+    benchmark::DoNotOptimize(decode_counter(body));
+}
+BENCHMARK(bm_counter_decode)->Arg(1)->Arg(200);
 
 void bm_hlc_now(benchmark::State& st) {
   uint64_t t = 1'700'000'000'000;

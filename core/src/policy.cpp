@@ -284,11 +284,16 @@ std::string encode_counter(const pn_counter& c) {
 }
 
 result<pn_counter> decode_counter(std::string_view body) {
-  v1::StockCounter msg;
-  if (!msg.ParseFromArray(body.data(), static_cast<int>(body.size())))
+  // Every stock record received is decoded (to validate it, then to merge it), with an
+  // entry per register that sold the product: one arena for the message and an
+  // in-order insert (encode_counter writes entries by ascending node) instead of an
+  // allocation per parsed entry and a temporary counter per merge.
+  google::protobuf::Arena arena;
+  auto* msg = google::protobuf::Arena::CreateMessage<v1::StockCounter>(&arena);
+  if (!msg->ParseFromArray(body.data(), static_cast<int>(body.size())))
     return error(errc::invalid_argument, "counter body is not a possync.v1.StockCounter");
   pn_counter c;
-  for (const auto& e : msg.entries()) {
+  for (const auto& e : msg->entries()) {
     if (e.node() == 0) return error(errc::invalid_argument, "counter entry with node 0");
     if (e.inc() < 0 || e.dec() < 0 || e.inc() > counter_entry_max || e.dec() > counter_entry_max)
       return error(errc::invalid_argument,
@@ -296,9 +301,15 @@ result<pn_counter> decode_counter(std::string_view body) {
                        (e.inc() < 0 || e.dec() < 0 ? "negative" : "too large") + " total (inc " +
                        std::to_string(e.inc()) + ", dec " + std::to_string(e.dec()) + "; at most " +
                        std::to_string(counter_entry_max) + ")");
-    pn_counter one;
-    one.entries[e.node()] = {e.inc(), e.dec()};
-    c.merge(one);  // a repeated node keeps its per-field max
+    if (c.entries.empty() || c.entries.rbegin()->first < e.node()) {
+      c.entries.emplace_hint(c.entries.end(), e.node(), std::make_pair(e.inc(), e.dec()));
+      continue;
+    }
+    auto [it, inserted] = c.entries.emplace(e.node(), std::make_pair(e.inc(), e.dec()));
+    if (!inserted) { // a repeated node keeps its per-field max
+      it->second.first = std::max(it->second.first, e.inc());
+      it->second.second = std::max(it->second.second, e.dec());
+    }
   }
   return c;
 }

@@ -196,19 +196,22 @@ status validate_body(const collection_info& info, std::string_view body) {
                                                std::to_string(body.size()) + " bytes, limit " +
                                                std::to_string(info.max_body_bytes));
   if (info.body_type.empty()) return {};
-  const pb::Message* proto = prototype_of(info.body_type);
-  if (!proto)
-    return error(errc::invalid_argument, "collection '" + info.name + "' has unknown body type " +
-                                             quoted(info.body_type));
-  std::unique_ptr<pb::Message> msg(proto->New());
-  if (!msg->ParseFromArray(body.data(), static_cast<int>(body.size())))
-    return error(errc::invalid_argument, "body of collection '" + info.name + "' does not parse as " +
-                                             info.body_type + " (" + std::to_string(body.size()) + " bytes)");
+  // A counter body: decode_counter parses it as the same message and checks its entries.
   if (info.policy == policy::counter && info.body_type == v1::StockCounter::descriptor()->full_name()) {
     auto c = decode_counter(body);
     if (!c)
       return error(errc::invalid_argument, "body of collection '" + info.name + "': " + c.err().message);
+    return {};
   }
+  const pb::Message* proto = prototype_of(info.body_type);
+  if (!proto)
+    return error(errc::invalid_argument, "collection '" + info.name + "' has unknown body type " +
+                                             quoted(info.body_type));
+  pb::Arena arena;
+  pb::Message* msg = proto->New(&arena);
+  if (!msg->ParseFromArray(body.data(), static_cast<int>(body.size())))
+    return error(errc::invalid_argument, "body of collection '" + info.name + "' does not parse as " +
+                                             info.body_type + " (" + std::to_string(body.size()) + " bytes)");
   return {};
 }
 

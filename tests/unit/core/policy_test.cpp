@@ -241,6 +241,26 @@ TEST(counter, decode_repeated_node_keeps_max) {
   EXPECT_EQ(*d, counter({{n1, 5, 7}}));
 }
 
+TEST(counter, decode_takes_entries_in_any_order) {
+  // encode_counter writes ascending node ids; another writer may not. A node seen
+  // again after others still keeps its per-field max.
+  v1::StockCounter msg;
+  auto add = [&](node_id n, int64_t inc, int64_t dec) {
+    auto* e = msg.add_entries();
+    e->set_node(n);
+    e->set_inc(inc);
+    e->set_dec(dec);
+  };
+  add(n3, 1, 2);
+  add(n1, 3, 4);
+  add(n2, 5, 6);
+  add(n3, 0, 9);
+  add(n1, 7, 0);
+  auto d = decode_counter(msg.SerializeAsString());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(*d, counter({{n1, 7, 4}, {n2, 5, 6}, {n3, 1, 9}}));
+}
+
 TEST(counter, counter_of_and_resolve_merge_siblings) {
   auto r = make_record({make_version({n1, 1}, {}, ts(100, n1), encode_counter(counter({{n1, 10, 2}}))),
                         make_version({n2, 1}, {}, ts(90, n2), encode_counter(counter({{n1, 8, 3}, {n2, 0, 4}}))),
