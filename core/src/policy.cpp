@@ -245,6 +245,9 @@ std::optional<conflict_info> detect_conflict(const record& r, policy p, tie_rule
       return std::nullopt;
     case policy::counter: return std::nullopt;
     case policy::field_merge: {
+      // One version has one opinion per field: nothing to tie (and merging its fields
+      // was most of the cost of applying a downloaded product).
+      if (r.versions.size() < 2) return std::nullopt;
       auto res = merge_fields(r, tie);
       if (res.conflicted_fields.empty()) return std::nullopt;
       return conflict_info{std::string("field tie: ") + to_string(tie), std::move(res.conflicted_fields)};

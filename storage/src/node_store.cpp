@@ -722,10 +722,17 @@ status node_store_impl::update_indexes(txn& t, const core::collection_info& info
     auto extract = [&](const core::record& r) {
       terms out;
       if (r.empty()) return out;
-      auto view = core::resolve(r, info.policy, info.tie);
-      if (!view.exists) return out;
       v1::Product p;
-      if (!p.ParseFromString(view.body)) return out;
+      if (r.versions.size() == 1) {
+        // One version: its body parses to the message its resolved view would (a
+        // field_merge view of one version holds the fields its body has), without
+        // merging fields first. Most applied products have one version.
+        const auto& v = r.versions.front();
+        if (v.tombstone || !p.ParseFromString(v.body)) return out;
+      } else {
+        auto view = core::resolve(r, info.policy, info.tie);
+        if (!view.exists || !p.ParseFromString(view.body)) return out;
+      }
       auto add = [&](const std::string& c) {
         if (!c.empty() && c.find('\0') == std::string::npos) out.codes.insert(c);
       };

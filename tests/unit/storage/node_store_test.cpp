@@ -489,6 +489,39 @@ TEST(node_store, product_indexes_follow_updates) {
   EXPECT_FALSE(s->read(product_key("p1"))->exists);
 }
 
+// Indexes follow the resolved view: of merged siblings (two registers renamed and
+// re-barcoded a product without seeing each other), and of the one version that
+// replaces them.
+TEST(node_store, product_indexes_follow_merged_siblings_and_the_version_replacing_them) {
+  auto db = open_mem_db();
+  auto a = open_store(db, 1);
+  auto b = open_store(db, 2);
+  auto local = open_store(db, 3);
+  ASSERT_TRUE(a->write({put_op{product_key("p1"), product_body("Green tea", "111", 100)}}));
+  ASSERT_TRUE(b->write({put_op{product_key("p1"), product_body("Black tea", "222", 100)}}));
+  auto from = [](node_store& s) { return std::move(s.get(product_key("p1"))).value().value(); };
+  ASSERT_TRUE(local->apply_remote({from(*a)}, apply_source{a->node(), false}));
+  ASSERT_TRUE(local->apply_remote({from(*b)}, apply_source{b->node(), false}));
+  ASSERT_EQ(local->get(product_key("p1"))->value().versions.size(), 2u);
+  auto view = local->read(product_key("p1"));
+  ASSERT_TRUE(view && view->exists);
+  v1::Product merged;
+  ASSERT_TRUE(merged.ParseFromString(view->body));
+  const std::string kept = merged.barcode(), lost = kept == "111" ? "222" : "111";
+  EXPECT_EQ(**local->product_by_barcode("t1", kept), "p1");
+  EXPECT_FALSE(local->product_by_barcode("t1", lost)->has_value());
+  EXPECT_EQ(*local->search_products("t1", merged.name().substr(0, 5), 50), (std::vector<std::string>{"p1"}));
+
+  // One version over both: the merged view's entries go, the new ones come.
+  ASSERT_TRUE(local->write({put_op{product_key("p1"), product_body("Oolong", "333", 100)}}));
+  ASSERT_EQ(local->get(product_key("p1"))->value().versions.size(), 1u);
+  EXPECT_FALSE(local->product_by_barcode("t1", kept)->has_value());
+  EXPECT_EQ(**local->product_by_barcode("t1", "333"), "p1");
+  EXPECT_TRUE(local->search_products("t1", "green", 50)->empty());
+  EXPECT_TRUE(local->search_products("t1", "black", 50)->empty());
+  EXPECT_EQ(*local->search_products("t1", "oolong", 50), (std::vector<std::string>{"p1"}));
+}
+
 TEST(node_store, field_merge_write_stamps_fields) {
   auto db = open_mem_db();
   auto s = open_store(db);
