@@ -329,8 +329,13 @@ void sale_ahead_of_download(bool sync_sale) {
   const long slack = sync_sale ? 2 + 6 : 0;
   EXPECT_LE(at, 1 + 2 * 6 + slack) << "the sale completed after " << at << " of " << applies
                                    << " catalogue applies: " << seen;
+  // The report goes in the first group taken after it was queued. Ahead of that group:
+  // the one whose first apply held the committer and the one prepared on top of it, each
+  // of at most 6 applies (1,024 records of budget, 200 per apply); within its own group
+  // the sale and up to 6 applies complete first (lane order). Under load the first group
+  // is full, so 6 + 6 + 1 + 6 is reached; behind the whole download it would be 41.
   const auto report_at = std::find(order.begin(), order.end(), -2) - order.begin();
-  EXPECT_LE(report_at, 2 + 2 * 6) << "the report completed after " << report_at << " requests";
+  EXPECT_LE(report_at, 3 * 6 + 1) << "the report completed after " << report_at << " requests: " << seen;
   // The catalogue applies themselves kept their order (and their cursor).
   std::vector<int> rest;
   for (int v : order)
