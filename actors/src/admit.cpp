@@ -250,4 +250,8 @@ status may_write(const grant& g, const core::record_key& key, const core::collec
   return {};
 }
 
+std::vector<std::string> admission_collections() {
+  return {"device", "revocation"};
+}
+
 } // namespace possync::actors

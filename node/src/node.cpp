@@ -870,7 +870,9 @@ possync::status node::impl::reset(const std::string& reason) {
   if (!quiet() || !i.drain_store_actor(deadline)) {
     result = error(errc::deadline_exceeded, "reset: the sessions did not end in time; nothing was reset");
   } else {
-    auto rep = i.store->start_over({});
+    storage::start_over_options so;
+    so.keep = actors::admission_collections(); // a branch admits its terminals meanwhile
+    auto rep = i.store->start_over(std::move(so));
     if (!rep) result = error(rep.err().code, "reset: " + rep.err().message);
   }
   {

@@ -1141,7 +1141,9 @@ struct world::impl {
     nd.resetting = false;
     // What its conflicts table lists goes with the store: noted, for the checker.
     auto listed = nd.store->conflicts(false, std::numeric_limits<size_t>::max());
-    auto r = nd.store->start_over({});
+    storage::start_over_options so;
+    so.keep = actors::admission_collections(); // as node::reset does
+    auto r = nd.store->start_over(std::move(so));
     if (!r) {
       tr(n, "reset failed: %s", r.err().to_string().c_str());
     } else {

@@ -3,6 +3,7 @@
 // with the 4-byte big-endian space. Key parts never contain '\0' (validation).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -78,6 +79,21 @@ inline std::string feed(uint32_t space, std::string_view tenant, std::string_vie
   put_u64(s, seq);
   return s;
 }
+/// The record key of a records-column key, given what follows the space prefix
+/// (tenant\0scope\0collection\0id); nullopt if it has fewer parts.
+inline std::optional<core::record_key> parse_record(std::string_view k) {
+  core::record_key key;
+  std::string* parts[] = {&key.tenant, &key.scope, &key.collection};
+  for (auto* p : parts) {
+    auto z = k.find('\0');
+    if (z == std::string_view::npos) return std::nullopt;
+    *p = std::string(k.substr(0, z));
+    k.remove_prefix(z + 1);
+  }
+  key.id = std::string(k);
+  return key;
+}
+
 /// feed value: collection\0id
 inline std::string feed_value(const core::record_key& k) {
   std::string s;

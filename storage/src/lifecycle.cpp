@@ -115,7 +115,7 @@ public:
     // records: key tenant\0scope\0collection\0id
     std::set<std::string> expected_feed;  // feed keys the records name
     walk(sp, cf_records, "records", prefix, end, [&](std::string_view k, std::string_view v) {
-      auto key = parse_record_key(k.substr(4));
+      auto key = keys::parse_record(k.substr(4));
       if (!key) return problem(sp, "records", printable(k.substr(4)), "malformed key");
       const auto* info = reg_.find(key->collection);
       if (!info) return problem(sp, "records", key->to_string(), "unknown collection");
@@ -124,7 +124,8 @@ public:
       auto plain = open_sealed(cipher, 'r', k, v);
       if (!plain) return problem(sp, "records", key->to_string(), plain.err().message);
       v1::StoredRecord sr;
-      if (!sr.ParseFromString(*plain)) return problem(sp, "records", key->to_string(), "stored record does not parse");
+      if (!sr.ParseFromString(*plain))
+        return problem(sp, "records", key->to_string(), "stored record does not parse");
       auto d = decode_stored(*plain, *key);
       if (!d) return problem(sp, "records", key->to_string(), d.err().message);
       check_state(sp, "records", key->to_string(), d->rec);
@@ -222,19 +223,6 @@ private:
       return false;
     }
     return true;
-  }
-
-  static std::optional<core::record_key> parse_record_key(std::string_view k) {
-    core::record_key key;
-    std::string* parts[] = {&key.tenant, &key.scope, &key.collection};
-    for (auto* p : parts) {
-      auto z = k.find('\0');
-      if (z == std::string_view::npos) return std::nullopt;
-      *p = std::string(k.substr(0, z));
-      k.remove_prefix(z + 1);
-    }
-    key.id = std::string(k);
-    return key;
   }
 
   static std::string printable(std::string_view s) {

@@ -1462,6 +1462,19 @@ status node_store_impl::prepare_start_over(txn& t, start_over_options& o, start_
       }
     }
   }
+  std::vector<core::record> kept;
+  if (!o.keep.empty()) {
+    auto ks = t.keys_in(cf_records, space, keys::prefix_end(space));
+    if (!ks) return std::move(ks).err();
+    for (const auto& k : *ks) {
+      auto key = keys::parse_record(std::string_view(k).substr(space.size()));
+      if (!key || std::find(o.keep.begin(), o.keep.end(), key->collection) == o.keep.end()) continue;
+      auto cur = load(t, *key, k);
+      // What does not read or validate is not kept: the download brings it again.
+      if (!cur || cur->rec.empty() || core::validate_record(cur->rec, *reg_, opts_.limits)) continue;
+      kept.push_back(std::move(cur->rec));
+    }
+  }
   for (int cf : {cf_records, cf_feed, cf_outbox, cf_cursors, cf_conflicts, cf_audit, cf_index}) {
     auto ks = t.keys_in(static_cast<cf_id>(cf), space, keys::prefix_end(space));
     if (!ks) return std::move(ks).err();
@@ -1485,6 +1498,11 @@ status node_store_impl::prepare_start_over(txn& t, start_over_options& o, start_
     scratch_.ack_floor[l] = scratch_.lane_seq[l] + 1;
   scratch_.counter_node = rep.counter_node;
   rep.floor = scratch_.dot_floor;
+  if (!kept.empty()) {
+    apply_result out;
+    if (auto s = prepare_apply(t, kept, /*from_downstream=*/false, out, ch)) return s;
+    rep.kept = out.applied;
+  }
   for (uint8_t l = 0; l < core::lane_count; ++l) {
     auto& states = (*o.requeue)[l];
     std::vector<core::record> ok;

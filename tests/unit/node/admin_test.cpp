@@ -534,6 +534,26 @@ TEST_F(Admin, HqSeesTheTerminalsOfAResetBranch) {
   })) << "HQ lost sight of the terminals behind the reset branch";
 }
 
+// A reset keeps the device registry (actors::admission_collections): a branch cut off
+// from HQ admits its terminals again at once, and takes their sales.
+TEST_F(Admin, AResetBranchCutOffFromHqStillAdmitsItsTerminals) {
+  ASSERT_NO_FATAL_FAILURE(start_all());
+  branch_->set_uplink_enabled(false);
+  ASSERT_TRUE(eventually([&] { return !branch_->status().online; }));
+  ASSERT_FALSE(branch_->reset("test"));
+  EXPECT_TRUE(
+      branch_->store().read(core::record_key{tenant, "", "device", core::node_id_to_string(t1_id)})->exists);
+  ASSERT_TRUE(eventually([&] { return t1_->status().online && t2_->status().online; }, 20s))
+      << "terminals refused by the reset branch: " << t1_->status().last_error;
+  ASSERT_NO_FATAL_FAILURE(sell(t1_->store(), 2));
+  EXPECT_TRUE(eventually([&] { return t1_->status().pending[core::lane_sales] == 0; }))
+      << "the reset branch did not take the terminal's sales";
+  // HQ still gets them once the branch is back.
+  branch_->set_uplink_enabled(true);
+  EXPECT_TRUE(eventually(
+      [&] { return branch_->status().online && branch_->status().pending[core::lane_sales] == 0; }));
+}
+
 TEST_F(Admin, BackupOverGrpcIsAuditedAndRefusesAUsedDirectory) {
   auto h = base(storage::node_role::hq, hq_id);
   char tmpl[] = "/tmp/possync-admin-XXXXXX";

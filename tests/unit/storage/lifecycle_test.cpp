@@ -287,6 +287,44 @@ TEST(lifecycle, salvage_skips_what_does_not_decode_and_counts_it) {
   EXPECT_EQ(sv->meta[0].first, "cli.tenant");
 }
 
+// start_over_options::keep: the device registry a branch admits by stays, filed again
+// above the new floor (so downstream cursors read it again), queued nowhere; the rest
+// of what came from upstream goes.
+TEST(lifecycle, start_over_keeps_the_collections_it_is_asked_to_keep) {
+  auto db = open_mem_db();
+  auto hq = open_store(db, 1, node_role::hq, false);
+  auto s = open_store(db, 2, node_role::branch);
+  v1::Device d;
+  d.set_node(0x77);
+  d.set_role(1);
+  d.set_branch("b1");
+  d.set_name("Till 7");
+  const core::record_key dev{"t1", "", "device", "0000000000000077"};
+  ASSERT_TRUE(hq->write({put_op{dev, d.SerializeAsString(), false, std::nullopt}}));
+  ASSERT_TRUE(hq->write({put_op{product_key("p1"), product_body("Tea", "123", 100), false, std::nullopt}}));
+  std::vector<core::record> from_hq{hq->get(dev)->value(), hq->get(product_key("p1"))->value()};
+  ASSERT_TRUE(s->apply_remote(from_hq, apply_source{hq->node(), false}));
+  const auto before = s->get(dev)->value();
+
+  start_over_options o;
+  o.keep = {"device", "revocation"};
+  auto rep = s->start_over(o);
+  ASSERT_TRUE(rep) << rep.err().to_string();
+  EXPECT_EQ(rep->kept, 1u);
+  auto after = s->get(dev);
+  ASSERT_TRUE(after && after->has_value());
+  EXPECT_EQ((*after)->versions, before.versions); // HQ's version as it was
+  EXPECT_FALSE(s->get(product_key("p1"))->has_value());
+  EXPECT_EQ(s->pending()[core::lane_catalog], 0u);
+  auto feed = s->read_feed("t1", "", core::lane_catalog, 0, 10);
+  ASSERT_TRUE(feed);
+  ASSERT_EQ(feed->size(), 1u);
+  EXPECT_EQ((*feed)[0].rec.key, dev);
+  EXPECT_GT((*feed)[0].seq, s->dot_floor());
+  auto r = verify(*db);
+  EXPECT_TRUE(r.clean()) << problems_of(r);
+}
+
 TEST(lifecycle, start_over_requeues_the_outbox_first_and_forgets_the_rest) {
   auto db = open_mem_db();
   auto s = open_store(db);

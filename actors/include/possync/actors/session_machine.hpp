@@ -130,6 +130,10 @@ std::set<std::string> default_collections(storage::node_role role, const core::c
 /// for another tenant, branch, node or role, or revoked).
 result<grant> admit(const v1::Hello& hello, const local_identity& me, const storage::node_store& store,
                     const admission_policy& policy = {});
+/// The collections admit() and still_admitted() read: the device registry and the
+/// token revocations. A node's reset keeps them (storage::start_over_options::keep),
+/// so that a branch admits its terminals again before its download brings them back.
+std::vector<std::string> admission_collections();
 /// Whether a live session's credentials still hold at `now_ms`: its token unexpired
 /// (unauthenticated) and not revoked, its device not revoked (permission_denied).
 status still_admitted(const grant& g, const storage::node_store& store, int64_t now_ms);

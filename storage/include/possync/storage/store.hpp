@@ -238,6 +238,11 @@ struct start_over_options {
   /// Outbox states to queue, per lane oldest first, instead of this store's own outbox
   /// (recovery: entries salvaged from a damaged store). nullopt = this store's own.
   std::optional<std::array<std::vector<core::record>, core::lane_count>> requeue;
+  /// Collections whose records stay, filed again under new feed sequence numbers and
+  /// not queued upstream: what the node cannot do without until the download brings it
+  /// back (a branch admits its terminals by the device registry). Meant for data only
+  /// HQ writes; the node's own writes go back up through the outbox instead.
+  std::vector<std::string> keep;
 };
 
 /// What node_store::start_over did.
@@ -245,6 +250,7 @@ struct start_over_report {
   std::array<uint64_t, core::lane_count> requeued{};  ///< outbox entries queued again, per lane
   uint64_t unreadable = 0;        ///< own outbox entries that did not decode (lost)
   uint64_t invalid = 0;           ///< given or own entries refused by validation (lost)
+  uint64_t kept = 0;              ///< records of start_over_options::keep filed again
   uint64_t floor = 0;             ///< the dot floor now in force
   core::node_id counter_node = 0; ///< this store's new stock counter identity
 };
