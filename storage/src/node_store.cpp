@@ -1462,23 +1462,24 @@ status node_store_impl::prepare_start_over(txn& t, start_over_options& o, start_
       }
     }
   }
+  // Records of o.keep are read as the wipe passes them, and filed again further down.
   std::vector<core::record> kept;
-  if (!o.keep.empty()) {
-    auto ks = t.keys_in(cf_records, space, keys::prefix_end(space));
-    if (!ks) return std::move(ks).err();
-    for (const auto& k : *ks) {
-      auto key = keys::parse_record(std::string_view(k).substr(space.size()));
-      if (!key || std::find(o.keep.begin(), o.keep.end(), key->collection) == o.keep.end()) continue;
-      auto cur = load(t, *key, k);
-      // What does not read or validate is not kept: the download brings it again.
-      if (!cur || cur->rec.empty() || core::validate_record(cur->rec, *reg_, opts_.limits)) continue;
-      kept.push_back(std::move(cur->rec));
-    }
-  }
+  auto keep = [&](const std::string& k) {
+    if (o.keep.empty()) return;
+    auto key = keys::parse_record(std::string_view(k).substr(space.size()));
+    if (!key || std::find(o.keep.begin(), o.keep.end(), key->collection) == o.keep.end()) return;
+    auto cur = load(t, *key, k);
+    // What does not read or validate is not kept: the download brings it again.
+    if (!cur || cur->rec.empty() || core::validate_record(cur->rec, *reg_, opts_.limits)) return;
+    kept.push_back(std::move(cur->rec));
+  };
   for (int cf : {cf_records, cf_feed, cf_outbox, cf_cursors, cf_conflicts, cf_audit, cf_index}) {
     auto ks = t.keys_in(static_cast<cf_id>(cf), space, keys::prefix_end(space));
     if (!ks) return std::move(ks).err();
-    for (auto& k : *ks) t.del(static_cast<cf_id>(cf), std::move(k));
+    for (auto& k : *ks) {
+      if (cf == cf_records) keep(k);
+      t.del(static_cast<cf_id>(cf), std::move(k));
+    }
   }
   {
     // Session state (sync.upstream: whom we synced with, so that it skips our own

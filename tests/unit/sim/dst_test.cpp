@@ -130,23 +130,29 @@ bool has_trace_line(const std::string& trace, const std::string& a, const std::s
   return false;
 }
 
+// Runs `seed` (6 h, traced) with `faults`: no violation, and the trace still has a line
+// holding `a` and `b`, the path that once failed; else a change to the draws made the
+// seed moot (`moot` says what to pick instead).
+void expect_fixed_on_its_path(uint64_t seed, uint32_t faults, const char* a, const char* b,
+                              const char* moot) {
+  options o;
+  o.seed = seed;
+  o.faults = faults;
+  o.trace = true;
+  auto r = run_seed(o);
+  ASSERT_TRUE(r) << r.err().to_string();
+  EXPECT_TRUE(r->ok) << "seed " << seed << ":\n" << joined(r->violations);
+  EXPECT_TRUE(has_trace_line(r->trace, a, b)) << "seed " << seed << " " << moot;
+}
+
 // Seeds that found a bug, at the options that found it (default 6 h, every fault). 122, 220
 // and 249: a disk fault armed to fail the outbox ack that followed an Ack left the lane's
 // entries pending for as long as the session lived (fixed in uplink_machine: a failed
 // outbox ack is retried at the next tick; SessionTest.AFailedOutboxAckIsRetriedAtTheNextTick).
 TEST(Dst, SeedsThatFoundBugsStayFixed) {
-  for (uint64_t seed : {122, 220, 249}) {
-    options o;
-    o.seed = seed;
-    o.faults = fault_all & ~fault_reset; // the kinds there were when they found it
-    o.trace = true;
-    auto r = run_seed(o);
-    ASSERT_TRUE(r) << r.err().to_string();
-    EXPECT_TRUE(r->ok) << "seed " << seed << ":\n" << joined(r->violations);
-    // Still the path that failed: else a change to the draws made the seed moot.
-    EXPECT_TRUE(has_trace_line(r->trace, "ack_outbox lane=", " failed: "))
-        << "seed " << seed << " no longer fails an outbox ack: pick a seed that does";
-  }
+  for (uint64_t seed : {122, 220, 249}) // with the kinds of fault there were when they found it
+    expect_fixed_on_its_path(seed, fault_all & ~fault_reset, "ack_outbox lane=", " failed: ",
+                             "no longer fails an outbox ack: pick a seed that does");
 }
 
 // Seeds that found bugs once operators' resets joined the faults (every fault, 6 h):
@@ -160,17 +166,9 @@ TEST(Dst, SeedsThatFoundBugsStayFixed) {
 //   never sent back (fixed with Hello.writer;
 //   SessionTest.ARebuiltStoreIsSentWhatItWroteBeforeTheRebuild).
 TEST(Dst, SeedsThatFoundResetBugsStayFixed) {
-  for (uint64_t seed : {33, 37, 134, 194}) {
-    options o;
-    o.seed = seed;
-    o.faults = fault_all;
-    o.trace = true;
-    auto r = run_seed(o);
-    ASSERT_TRUE(r) << r.err().to_string();
-    EXPECT_TRUE(r->ok) << "seed " << seed << ":\n" << joined(r->violations);
-    EXPECT_TRUE(has_trace_line(r->trace, " reset: requeued ", " counter identity "))
-        << "seed " << seed << " no longer resets a node: pick a seed that does";
-  }
+  for (uint64_t seed : {33, 37, 134, 194})
+    expect_fixed_on_its_path(seed, fault_all, " reset: requeued ", " counter identity ",
+                             "no longer resets a node: pick a seed that does");
 }
 
 TEST(Dst, ManySeedsOnThreadsAggregateInSeedOrder) {
