@@ -55,6 +55,7 @@ struct session_state {
   bool welcomed = false;
   std::optional<error> closing; ///< the machine asked to end once its frames are written
   std::optional<error> ending;  ///< finish() ran: waiting for io jobs, then exit
+  bool stopped = false;         ///< its owner sent (stop): a planned end, not a failure
   uint32_t io_pending = 0;
   int64_t started_ms = 0;
   uint64_t peer_session = 0;     ///< downlink: id in setup.peers (0 = not published yet)
@@ -196,11 +197,17 @@ void finish(self_ptr self, error why) {
     st.setup.traffic->ended[code < st.setup.traffic->ended.size() ? code : 2].fetch_add(1, std::memory_order_relaxed);
   }
   auto audit = make_audit(st, why);
-  log::event(why && why.code != errc::cancelled ? log::level::warn : log::level::info, st.up ? "uplink" : "downlink",
-             "session ended",
-             {{"peer", core::node_id_to_string(audit.peer)}, {"role", audit.peer_role},
-              {"duration_ms", audit.ended_ms - audit.started_ms}, {"records_up", audit.records_up},
-              {"records_down", audit.records_down}, {"bytes_up", audit.bytes_up}, {"bytes_down", audit.bytes_down},
+  // A session its own node stopped (shutdown, reset, uplink disabled) ended as asked:
+  // a fleet of thousands stopping must not print thousands of warnings.
+  const bool failed = why && why.code != errc::cancelled && !st.stopped;
+  log::event(failed ? log::level::warn : log::level::info, st.up ? "uplink" : "downlink", "session ended",
+             {{"peer", core::node_id_to_string(audit.peer)},
+              {"role", audit.peer_role},
+              {"duration_ms", audit.ended_ms - audit.started_ms},
+              {"records_up", audit.records_up},
+              {"records_down", audit.records_down},
+              {"bytes_up", audit.bytes_up},
+              {"bytes_down", audit.bytes_down},
               {"result", audit.result}});
   auto store = st.setup.store;
   run_io(self, [store, audit] { (void)store->record_session(audit); }, false);
@@ -414,7 +421,10 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
         if (st.wake_at_ms == at) st.wake_at_ms = 0;
         tick(self);
       },
-      [=](atom::stop, error& why) { finish(self, std::move(why)); },
+      [=](atom::stop, error& why) {
+        if (!self->state.ending) self->state.stopped = true;
+        finish(self, std::move(why));
+      },
   };
 }
 

@@ -98,6 +98,17 @@ TEST_F(cli, sim_local_json_has_the_fields_the_harness_reads) {
     EXPECT_NE(r.out.find(f), std::string::npos) << f << " in " << r.out;
 }
 
+// A fleet stopping at the end of a run ends every session as asked: no warnings
+// (a W7 run used to print one per terminal, 10,000 lines).
+TEST_F(cli, sim_fleet_stops_without_warnings) {
+  auto r =
+      run("sim --workload many-terminals --terminals 20 --sales 5 --transport grpc --json --dir " + dir_);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"lost\":0"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("[warning]"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("session ended"), std::string::npos) << r.out; // info is below the default level
+}
+
 // W9 in small: a real HQ process SIGKILLed twice mid-traffic comes back on its port,
 // the terminal's session is welcomed again, and every acknowledged sale is at HQ once.
 TEST_F(cli, sim_restart_kills_hq_and_loses_no_sale) {
