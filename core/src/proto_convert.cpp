@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
@@ -144,13 +145,15 @@ std::string serialize_deterministic(const google::protobuf::MessageLite& msg) {
 }
 
 std::string encode_record(const record& r) {
-  v1::Record msg;
+  google::protobuf::Arena arena;
+  auto& msg = *google::protobuf::Arena::CreateMessage<v1::Record>(&arena);
   to_proto(r, &msg);
   return serialize_deterministic(msg);
 }
 
 result<record> decode_record(std::string_view bytes) {
-  v1::Record msg;
+  google::protobuf::Arena arena;
+  auto& msg = *google::protobuf::Arena::CreateMessage<v1::Record>(&arena);
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       !msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return invalid("record: " + std::to_string(bytes.size()) + " bytes do not parse as possync.v1.Record");

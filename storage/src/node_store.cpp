@@ -8,6 +8,7 @@
 #include <set>
 #include <utility>
 
+#include <google/protobuf/arena.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/slice.h>
 
@@ -169,7 +170,9 @@ T wait_for(Start&& start) {
 } // namespace
 
 result<stored_record> decode_stored(std::string_view bytes, const core::record_key& key) {
-  v1::StoredRecord sr;
+  // In an arena: a product's versions hold a stamp per field, each a message of its own.
+  google::protobuf::Arena arena;
+  auto& sr = *google::protobuf::Arena::CreateMessage<v1::StoredRecord>(&arena);
   if (!sr.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return error(errc::data_loss, "stored record " + key.to_string() + " does not parse");
   stored_record out;
@@ -632,7 +635,8 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
   if (before_seq != 0) t.del(cf_feed, keys::feed(space_, key.tenant, key.scope, lane, before_seq));
   t.put(cf_feed, keys::feed(space_, key.tenant, key.scope, lane, seq), keys::feed_value(key));
 
-  v1::StoredRecord sr;
+  google::protobuf::Arena arena;
+  auto& sr = *google::protobuf::Arena::CreateMessage<v1::StoredRecord>(&arena);
   for (const auto& v : after.versions) core::to_proto(v, sr.add_versions());
   sr.set_feed_seq(seq);
   sr.set_written_ms(now_ms);
