@@ -88,6 +88,42 @@ void bm_product_codec(benchmark::State& st) {
 }
 BENCHMARK(bm_product_codec);
 
+/// A stock counter as a 200-register branch serves it after folding: one version
+/// whose past names every register, body with an entry each. Encoded and decoded
+/// with version vectors packed (arg 1) or one message per entry (arg 0).
+void bm_wide_counter_codec(benchmark::State& st) {
+  const auto form = st.range(0) ? vectors::packed : vectors::entries;
+  record r;
+  r.key = {"t1", "b1", "stock", "p000001"};
+  version v;
+  v.id = {0x4800000000000001ULL, 9};
+  v.hlc = {1000, 0, v.id.node};
+  pn_counter c;
+  std::vector<version_vector::entry> past;
+  for (node_id n = 1; n <= 200; ++n) {
+    const node_id term = 0x7000000000000000ULL + n * 0x10001ULL;
+    past.emplace_back(term, 1 + n % 40);
+    c.entries[term] = {0, 1000 * (1 + n % 40)};
+  }
+  v.past = version_vector(std::move(past));
+  v.body = encode_counter(c);
+  r.versions.push_back(v);
+  size_t bytes = 0;
+  for (auto _ : st) {
+    google::protobuf::Arena arena;
+    auto* msg = google::protobuf::Arena::CreateMessage<possync::v1::Record>(&arena);
+    to_proto(r, msg, form);
+    const std::string wire = msg->SerializeAsString();
+    bytes = wire.size();
+    auto* in = google::protobuf::Arena::CreateMessage<possync::v1::Record>(&arena);
+    in->ParseFromString(wire);
+    auto back = from_proto(*in);
+    benchmark::DoNotOptimize(back);
+  }
+  st.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(bm_wide_counter_codec)->Arg(0)->Arg(1);
+
 // What every node does to each stock record it receives (a terminal: every stock
 // change of its branch): validate it, then decode its merged counter. With one
 // register per entry, 200 entries is a 200-register branch's counter.

@@ -72,6 +72,7 @@ struct downlink_machine::state {
   downlink_status st;
   std::vector<feed_state> feeds; ///< in lane order (stable within a lane)
   size_t next_feed = 0;
+  core::vectors change_vectors = core::vectors::entries; ///< packed if the Hello says it reads them
   uint32_t unsent_changes = 0;
   std::deque<bool> unwritten; ///< frames handed out, not yet written: is it a Changes?
   std::deque<pending_push> pushes;
@@ -132,6 +133,7 @@ void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
   st.granted.peer = h.node();
   st.granted.peer_writer = h.writer() != 0 ? h.writer() : h.node();
   st.peer_software = h.software().substr(0, 64);
+  change_vectors = h.packed_vectors() ? core::vectors::packed : core::vectors::entries;
   if (h.clock().wall_ms() != 0) {
     store.clock_update(core::from_proto(h.clock()));
     st.peer_skew_ms = -core::ms_ahead(h.clock().wall_ms(), static_cast<uint64_t>(std::max<int64_t>(now, 0)));
@@ -170,6 +172,7 @@ void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
     e->set_seq(std::max(fs.pos, store.lane_head(fs.id.lane)));
   }
   w->set_window(std::max<uint32_t>(1, opts.push_window));
+  w->set_packed_vectors(true);
   ph = phase::live;
   send(std::move(f), now);
   out.subscribe = st.granted.feeds;
@@ -282,7 +285,7 @@ bool downlink_machine::state::serve_one(feed_state& f, int64_t now) {
     last = e.seq;
     if (skip(f, e.rec)) continue;
     bytes += cost;
-    core::to_proto(e.rec, c->add_records());
+    core::to_proto(e.rec, c->add_records(), change_vectors);
   }
   const bool caught_up = took == read->size() && read->size() < limit;
   f.pos = last;

@@ -57,6 +57,7 @@ struct uplink_machine::state {
   uplink_status st;
   core::node_id hinted = 0; ///< upstream named in meta "sync.upstream"
   uint32_t window = 1;
+  core::vectors push_vectors = core::vectors::entries; ///< packed once the Welcome says it reads them
   uint32_t pushes_in_flight = 0;
   std::array<lane_state, core::lane_count> lanes;
   /// Outbox acks that failed, per lane (the newest seq), handed out again at the next tick.
@@ -139,6 +140,7 @@ void uplink_machine::state::start(int64_t now) {
   h->set_token(me.token);
   h->set_software(me.software);
   h->set_writer(store.counter_node());
+  h->set_packed_vectors(true);
   core::to_proto(store.clock_now(), h->mutable_clock());
   h->set_upstream(hinted);
   std::set<std::string> scopes;
@@ -180,6 +182,7 @@ void uplink_machine::state::on_welcome(const v1::Welcome& w, int64_t now) {
   if (w.clock().wall_ms() != 0) store.clock_update(core::from_proto(w.clock()));
   window = std::max<uint32_t>(1, opts.push_window);
   if (w.window() > 0) window = std::min(window, w.window());
+  push_vectors = w.packed_vectors() ? core::vectors::packed : core::vectors::entries;
   for (const auto& e : w.estimates()) {
     if (e.lane() >= core::lane_count) continue;
     feed_id fd{e.tenant(), e.scope(), static_cast<uint8_t>(e.lane())};
@@ -376,7 +379,7 @@ void uplink_machine::state::push_more(int64_t now) {
       size_t cost = detail::record_cost(e.rec);
       if (n > 0 && bytes + cost > opts.push_batch_bytes) break;
       bytes += cost;
-      core::to_proto(e.rec, p->add_records());
+      core::to_proto(e.rec, p->add_records(), push_vectors);
       p->set_last_seq(e.seq);
       ls.pushed = e.seq;
       ls.staged.pop_front();

@@ -24,7 +24,12 @@ dot from_proto(const v1::Dot& in) {
   return dot{in.node(), in.counter()};
 }
 
-void to_proto(const version_vector& in, v1::VersionVector* out) {
+void to_proto(const version_vector& in, v1::VersionVector* out, vectors form) {
+  if (in.empty()) return;
+  if (form == vectors::packed) {
+    out->set_packed(in.encode());
+    return;
+  }
   out->mutable_entries()->Reserve(static_cast<int>(in.size()));
   for (const auto& [node, counter] : in.entries()) {
     auto* e = out->add_entries();
@@ -34,6 +39,12 @@ void to_proto(const version_vector& in, v1::VersionVector* out) {
 }
 
 result<version_vector> from_proto(const v1::VersionVector& in, const char* what) {
+  if (!in.packed().empty()) {
+    if (in.entries_size() > 0) return invalid(std::string(what) + " has both entries and packed entries");
+    auto vv = version_vector::decode(in.packed());
+    if (!vv) return invalid(std::string(what) + ": " + vv.err().message);
+    return vv;
+  }
   std::vector<version_vector::entry> entries;
   entries.reserve(static_cast<size_t>(in.entries_size()));
   for (int i = 0; i < in.entries_size(); ++i) {
@@ -72,9 +83,9 @@ record_key from_proto(const v1::RecordKey& in) {
   return record_key{in.tenant(), in.scope(), in.collection(), in.id()};
 }
 
-void to_proto(const version& in, v1::Version* out) {
+void to_proto(const version& in, v1::Version* out, vectors form) {
   to_proto(in.id, out->mutable_dot());
-  to_proto(in.past, out->mutable_past());
+  to_proto(in.past, out->mutable_past(), form);
   to_proto(in.hlc, out->mutable_hlc());
   out->set_tombstone(in.tombstone);
   out->set_body(in.body);
@@ -110,11 +121,11 @@ result<version> from_proto(const v1::Version& in) {
   return out;
 }
 
-void to_proto(const record& in, v1::Record* out) {
+void to_proto(const record& in, v1::Record* out, vectors form) {
   to_proto(in.key, out->mutable_key());
   out->mutable_versions()->Reserve(static_cast<int>(in.versions.size()));
   for (const auto& v : in.versions)
-    to_proto(v, out->add_versions());
+    to_proto(v, out->add_versions(), form);
 }
 
 result<record> from_proto(const v1::Record& in) {
@@ -147,7 +158,7 @@ std::string serialize_deterministic(const google::protobuf::MessageLite& msg) {
 std::string encode_record(const record& r) {
   google::protobuf::Arena arena;
   auto& msg = *google::protobuf::Arena::CreateMessage<v1::Record>(&arena);
-  to_proto(r, &msg);
+  to_proto(r, &msg, vectors::packed);
   return serialize_deterministic(msg);
 }
 

@@ -28,7 +28,10 @@ constexpr const char* sale_type = "possync.v1.Sale";
 constexpr const char* return_type = "possync.v1.Return";
 constexpr const char* movement_type = "possync.v1.StockMovement";
 constexpr const char* stock_collection = "stock";
-constexpr uint64_t schema_version = 1;
+/// What a store's values look like. 2: version vectors packed (VersionVector.packed),
+/// which a build of schema 1 would read as empty pasts. A store of a higher schema than
+/// this build's is refused; a lower one is upgraded in place (its values are read as they are).
+constexpr uint64_t schema_version = 2;
 
 /// The writer's random source when none is injected.
 class device_random final : public core::random_source {
@@ -248,6 +251,13 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
   if (encrypted->value_or(0) == 0 && s->opts_.cipher && stored_node->has_value())
     return error(errc::failed_precondition,
                  "this store was created without encryption; encryption is chosen when a store is created");
+  auto stored_schema = get_u64(rdb, meta, keys::meta(s->space_, "schema_version"));
+  if (!stored_schema) return std::move(stored_schema).err();
+  if (stored_schema->value_or(0) > schema_version)
+    return error(errc::failed_precondition, "this store was written by a newer possync (store schema " +
+                                                std::to_string(**stored_schema) +
+                                                "; this build reads up to " + std::to_string(schema_version) +
+                                                ")");
   for (uint8_t l = 0; l < core::lane_count; ++l) {
     auto v = get_u64(rdb, meta, keys::meta(s->space_, "lane_seq/" + std::to_string(l)));
     if (!v) return std::move(v).err();
@@ -305,7 +315,7 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
   s->dot_floor_pub_.store(s->durable_.dot_floor);
   s->counter_node_pub_.store(s->durable_.counter_node != 0 ? s->durable_.counter_node : node);
 
-  if (stored_node->value_or(0) != node) {
+  if (stored_node->value_or(0) != node || stored_schema->value_or(0) != schema_version) {
     uint32_t space = s->space_;
     auto st = s->commit(
         [space, node, enc = s->opts_.cipher != nullptr](txn& t, std::vector<change>&) {
@@ -637,7 +647,8 @@ status node_store_impl::store_record(txn& t, const core::collection_info& info, 
 
   google::protobuf::Arena arena;
   auto& sr = *google::protobuf::Arena::CreateMessage<v1::StoredRecord>(&arena);
-  for (const auto& v : after.versions) core::to_proto(v, sr.add_versions());
+  for (const auto& v : after.versions)
+    core::to_proto(v, sr.add_versions(), core::vectors::packed);
   sr.set_feed_seq(seq);
   sr.set_written_ms(now_ms);
   sr.set_outbox_seq(to_outbox ? seq : 0);
@@ -699,7 +710,8 @@ status node_store_impl::note_conflict(txn& t, const core::collection_info& info,
   const uint64_t id = ++scratch_.conflict_seq;
   v1::ConflictEntry e;
   core::to_proto(after.key, e.mutable_key());
-  for (const auto& v : after.versions) core::to_proto(v, e.add_versions());
+  for (const auto& v : after.versions)
+    core::to_proto(v, e.add_versions(), core::vectors::packed);
   e.set_policy(core::to_string(info.policy));
   std::string rule = c->rule;
   if (!c->fields.empty()) {

@@ -57,11 +57,12 @@ protected:
 
   /// Starts `um` and welcomes it as the branch would (no estimates); returns what the
   /// Welcome made it hand out (its first Pushes).
-  machine_output welcomed(uplink_machine& um) {
+  machine_output welcomed(uplink_machine& um, bool packed_vectors = false) {
     um.start(time->now);
     (void)um.take_output();
     v1::Frame w;
     w.mutable_welcome()->set_node(branch_node);
+    w.mutable_welcome()->set_packed_vectors(packed_vectors);
     um.on_frame(std::move(w), time->now);
     return um.take_output();
   }
@@ -1143,6 +1144,75 @@ TEST_F(SessionTest, AckPastThePushesInFlightDeletesOnlyWhatWasPushed) {
   EXPECT_EQ(out.outbox_acks[0].second, last_pushed);
   ASSERT_FALSE(term->ack_outbox(out.outbox_acks[0].first, out.outbox_acks[0].second));
   EXPECT_EQ(term->pending()[0], queued - 2);
+}
+
+// Version vectors go packed only to a peer that said it reads them: a Hello or
+// Welcome of an older possync (no packed_vectors) gets one message per entry.
+TEST_F(SessionTest, PackedVectorsOnlyToPeersThatReadThem) {
+  // Every version of these has a non-empty past: written twice by one node.
+  put_products(*branch, 0, 3);
+  put_products(*branch, 0, 3, 200);
+  sell(*term, 2); // the stock counter of p0, written twice
+
+  // Pasts of every record in `frames` (Changes or Pushes): how many packed, how many not.
+  auto pasts = [](const std::vector<v1::Frame>& frames) {
+    std::pair<int, int> packed_entries{0, 0};
+    for (const auto& f : frames) {
+      const auto& rs = f.kind_case() == v1::Frame::kChanges ? f.changes().records() : f.push().records();
+      for (const auto& r : rs)
+        for (const auto& v : r.versions()) {
+          if (!v.past().packed().empty()) ++packed_entries.first;
+          if (v.past().entries_size() > 0) ++packed_entries.second;
+        }
+    }
+    return packed_entries;
+  };
+
+  for (bool reads_packed : {false, true}) {
+    SCOPED_TRACE(reads_packed ? "peer reads packed vectors" : "older peer");
+    downlink_machine d(branch_id(), test_options(), *branch,
+                       [this](const v1::Hello& h) { return admit(h, branch_id(), *branch); });
+    d.start(epoch_ms);
+    v1::Frame hello;
+    *hello.mutable_hello() = hello_of(term_node, v1::ROLE_TERMINAL, "b1");
+    hello.mutable_hello()->set_packed_vectors(reads_packed);
+    d.on_frame(std::move(hello), epoch_ms);
+    auto out = d.take_output();
+    ASSERT_FALSE(out.close);
+    ASSERT_EQ(out.frames.front().kind_case(), v1::Frame::kWelcome);
+    EXPECT_TRUE(out.frames.front().welcome().packed_vectors()); // this build reads them
+    for (int i = 0; i < 50 && !out.close; ++i) {
+      const size_t handed = out.frames.size();
+      for (size_t j = 0; j < handed; ++j)
+        d.on_written(epoch_ms);
+      auto more = d.take_output();
+      if (more.frames.empty()) break;
+      for (auto& f : more.frames)
+        out.frames.push_back(std::move(f));
+    }
+    auto [packed, entries] = pasts(out.frames);
+    EXPECT_GE(packed + entries, 3);
+    EXPECT_EQ(packed, reads_packed ? packed + entries : 0);
+    EXPECT_EQ(entries, reads_packed ? 0 : packed + entries);
+
+    uplink_machine um(terminal_id(), test_options(), *term);
+    um.start(time->now);
+    auto hello_out = um.take_output();
+    ASSERT_FALSE(hello_out.frames.empty());
+    EXPECT_TRUE(hello_out.frames.front().hello().packed_vectors());
+    auto pushed = welcomed(um, reads_packed);
+    // The sales go first (one version each, empty past); the stock counter follows their Ack.
+    v1::Frame ack;
+    ack.mutable_ack()->set_lane(0);
+    ack.mutable_ack()->set_seq(pushed.frames.back().push().last_seq());
+    um.on_frame(std::move(ack), time->now);
+    for (auto& f : um.take_output().frames)
+      pushed.frames.push_back(std::move(f));
+    std::tie(packed, entries) = pasts(pushed.frames);
+    EXPECT_GE(packed + entries, 1);
+    EXPECT_EQ(packed, reads_packed ? packed + entries : 0);
+    EXPECT_EQ(entries, reads_packed ? 0 : packed + entries);
+  }
 }
 
 // Changes of another tenant, or carrying records of another feed than their cursor's,

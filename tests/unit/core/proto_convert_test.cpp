@@ -128,6 +128,56 @@ TEST(proto_convert_test, version_validation) {
   expect_invalid(pv, "twice");
 }
 
+// The packed form carries the same vector in one bytes field; readers take either
+// form, and a version setting both, or a malformed packed vector, is refused.
+TEST(proto_convert_test, packed_vectors_round_trip_and_are_validated) {
+  const version v = sample_version();
+  v1::Version packed, entries;
+  to_proto(v, &packed, vectors::packed);
+  to_proto(v, &entries);
+  EXPECT_EQ(packed.past().entries_size(), 0);
+  EXPECT_EQ(packed.past().packed(), v.past.encode());
+  EXPECT_EQ(entries.past().entries_size(), 2);
+  EXPECT_TRUE(entries.past().packed().empty());
+  auto back = from_proto(packed);
+  ASSERT_TRUE(back) << back.err().to_string();
+  EXPECT_EQ(*back, v);
+
+  // A 200-node past (a stock counter folded by a 200-register branch) is smaller packed.
+  version wide = v;
+  std::vector<version_vector::entry> es;
+  for (node_id n = 1; n <= 200; ++n)
+    es.emplace_back(0x7000000000000000ULL + n * 977, 3 + n % 50);
+  wide.past = version_vector(std::move(es));
+  v1::Version wp, we;
+  to_proto(wide, &wp, vectors::packed);
+  to_proto(wide, &we);
+  EXPECT_LT(wp.ByteSizeLong() * 3, we.ByteSizeLong());
+  auto wide_back = from_proto(wp);
+  ASSERT_TRUE(wide_back);
+  EXPECT_EQ(wide_back->past, wide.past);
+
+  v1::Version both = packed;
+  *both.mutable_past()->add_entries() = entries.past().entries(0);
+  expect_invalid(both, "both entries and packed");
+  v1::Version truncated = packed;
+  truncated.mutable_past()->mutable_packed()->pop_back();
+  expect_invalid(truncated, "version vector");
+  v1::Version zero = packed;
+  std::string z;
+  put_varint(z, 1);
+  put_varint(z, A);
+  put_varint(z, 0);
+  zero.mutable_past()->set_packed(z);
+  expect_invalid(zero, "counter 0");
+
+  // Stored and encoded records are written packed.
+  v1::Record pr;
+  ASSERT_TRUE(pr.ParseFromString(encode_record(sample_record())));
+  EXPECT_EQ(pr.versions(0).past().entries_size(), 0);
+  EXPECT_FALSE(pr.versions(0).past().packed().empty());
+}
+
 TEST(proto_convert_test, record_validation_names_the_version) {
   v1::Record pr;
   to_proto(sample_record(), &pr);

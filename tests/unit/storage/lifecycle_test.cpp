@@ -568,6 +568,68 @@ TEST(lifecycle, recover_store_without_a_readable_node_id_gives_the_directory_bac
   EXPECT_EQ(rep->node, o.node);
 }
 
+// The store's schema: a store of an older schema opens (its values read as they are)
+// and is marked with this build's; one written by a newer possync is refused, since
+// its values may mean something this build would misread (schema 2 packed version
+// vectors, which a schema-1 build reads as empty pasts).
+TEST(lifecycle, a_store_of_a_newer_schema_is_refused_an_older_one_is_upgraded) {
+  temp_dir dir;
+  auto u64 = [](const std::string& v) { // meta values: big-endian u64
+    uint64_t n = 0;
+    for (unsigned char c : v)
+      n = (n << 8) | c;
+    return n;
+  };
+  auto be64 = [](uint64_t n) {
+    std::string v(8, '\0');
+    for (int i = 7; i >= 0; --i, n >>= 8)
+      v[static_cast<size_t>(i)] = static_cast<char>(n & 0xff);
+    return v;
+  };
+  auto schema_of = [&] {
+    uint64_t v = 0;
+    for (const auto& [k, val] : raw_values(dir.str(), "meta"))
+      if (k.size() >= 14 && k.compare(k.size() - 14, 14, "schema_version") == 0) v = u64(val);
+    return v;
+  };
+  auto set_schema = [&](uint64_t v) {
+    rewrite(dir.str(), "meta", [&](auto& values) {
+      for (auto& [k, val] : values)
+        if (k.size() >= 14 && k.compare(k.size() - 14, 14, "schema_version") == 0) val = be64(v);
+    });
+  };
+  {
+    auto s = open_store(open_db(dir.str()));
+    ASSERT_TRUE(s);
+    storage::put_op op;
+    op.key = product_key("p1");
+    op.body = product_body("Teh botol", "899", 5000);
+    ASSERT_TRUE(s->write({op}));
+    op.body = product_body("Teh botol 350ml", "899", 5000); // a version with a past
+    ASSERT_TRUE(s->write({op}));
+  }
+  EXPECT_EQ(schema_of(), 2u);
+
+  set_schema(1);
+  {
+    auto s = open_store(open_db(dir.str()));
+    ASSERT_TRUE(s);
+    auto r = s->get(product_key("p1"));
+    ASSERT_TRUE(r && r->has_value());
+    EXPECT_FALSE((*r)->versions.at(0).past.empty());
+  }
+  EXPECT_EQ(schema_of(), 2u);
+
+  set_schema(3);
+  store_options o;
+  auto refused = node_store::open(open_db(dir.str()), o);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.err().code, errc::failed_precondition);
+  EXPECT_NE(refused.err().message.find("newer possync (store schema 3; this build reads up to 2)"),
+            std::string::npos)
+      << refused.err().message;
+}
+
 TEST(lifecycle, purge_sales_removes_only_old_acknowledged_sales_and_replicates_nothing) {
   auto db = open_mem_db();
   std::atomic<uint64_t> now{1'000'000'000'000};
