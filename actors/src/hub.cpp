@@ -83,15 +83,22 @@ hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self, std
         if (!st.watchers.empty()) self->send(st.notifier, atom::committed_v, c);
         if (st.uplink) st.uplink_dirty = true;
         if (!st.by_feed.empty()) {
-          feed_id probe;
+          // The feeds the commit touched, each once: a committed group holds hundreds of
+          // changes of a few feeds, and a branch's feed has a session per register.
+          std::set<feed_id> touched;
+          const storage::change* last = nullptr;
           for (const auto& ch : c.changes) {
-            probe.tenant = ch.key.tenant;
-            probe.scope = ch.key.scope;
-            probe.lane = ch.lane;
-            auto i = st.by_feed.find(probe);
+            if (last && last->lane == ch.lane && last->key.scope == ch.key.scope &&
+                last->key.tenant == ch.key.tenant)
+              continue;
+            last = &ch;
+            touched.insert(feed_id{ch.key.tenant, ch.key.scope, ch.lane});
+          }
+          for (const auto& f : touched) {
+            auto i = st.by_feed.find(f);
             if (i == st.by_feed.end()) continue;
             for (const auto& a : i->second)
-              st.dirty[a].insert(probe);
+              st.dirty[a].insert(f);
           }
         }
         if (st.uplink_dirty || !st.dirty.empty()) schedule_flush();

@@ -209,13 +209,22 @@ TEST_F(ActorTest, HubCoalescesAnnouncementsPerSession) {
   sched_.run();
   EXPECT_EQ(a->feed, 1);
   EXPECT_EQ(up->outbox, 2);
+  // One commit of two feeds, interleaved: each session hears once, of its own feed.
+  caf::anon_send(hub, atom::committed_v,
+                 committed{{change_of("t1", "", 2, "q1"), change_of("t1", "b2", 1, "q2"),
+                            change_of("t1", "", 2, "q3"), change_of("t1", "b2", 1, "q4")}});
+  sched_.run();
+  EXPECT_EQ(a->feed, 2);
+  EXPECT_EQ(a->last_feeds, (std::vector<feed_id>{feed_id{"t1", "", 2}}));
+  EXPECT_EQ(b->feed, 1);
+  EXPECT_EQ(b->last_feeds, (std::vector<feed_id>{feed_id{"t1", "b2", 1}}));
   // A session that exits is forgotten.
   caf::anon_send(sa, atom::stop_v, error());
   sched_.run();
   caf::anon_send(hub, atom::committed_v, committed{{change_of("t1", "b2", 1, "z")}});
   sched_.run();
-  EXPECT_EQ(a->feed, 1);
-  EXPECT_EQ(b->feed, 1);
+  EXPECT_EQ(a->feed, 2);
+  EXPECT_EQ(b->feed, 2);
 }
 
 // The real store actor tells the session of an outbox ack that failed, so that the
