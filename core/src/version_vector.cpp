@@ -96,20 +96,12 @@ ordering version_vector::compare(const version_vector& other) const {
 std::string version_vector::encode() const {
   // Sized for the longest varints once, then trimmed: stores and peers encode the past
   // of every version they write or send, 200 nodes long for a busy branch's counters.
-  std::string out(10 * (1 + 2 * entries_.size()), '\0');
-  char* p = out.data();
-  auto put = [&p](uint64_t v) {
-    while (v >= 0x80) {
-      *p++ = static_cast<char>((v & 0x7F) | 0x80);
-      v >>= 7;
-    }
-    *p++ = static_cast<char>(v);
-  };
-  put(entries_.size());
+  std::string out(max_varint_bytes * (1 + 2 * entries_.size()), '\0');
+  char* p = write_varint(out.data(), entries_.size());
   node_id prev = 0;
   for (const auto& [node, counter] : entries_) {
-    put(node - prev);
-    put(counter);
+    p = write_varint(p, node - prev);
+    p = write_varint(p, counter);
     prev = node;
   }
   out.resize(static_cast<size_t>(p - out.data()));
@@ -162,12 +154,18 @@ std::string version_vector::to_string() const {
   return out;
 }
 
-void put_varint(std::string& out, uint64_t v) {
+char* write_varint(char* p, uint64_t v) {
   while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    *p++ = static_cast<char>((v & 0x7F) | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+void put_varint(std::string& out, uint64_t v) {
+  char buf[max_varint_bytes];
+  out.append(buf, static_cast<size_t>(write_varint(buf, v) - buf));
 }
 
 bool get_varint(std::string_view in, size_t& pos, uint64_t& v) {

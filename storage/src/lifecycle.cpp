@@ -123,18 +123,15 @@ public:
       if (!open_values) return;
       auto plain = open_sealed(cipher, 'r', k, v);
       if (!plain) return problem(sp, "records", key->to_string(), plain.err().message);
-      v1::StoredRecord sr;
-      if (!sr.ParseFromString(*plain))
-        return problem(sp, "records", key->to_string(), "stored record does not parse");
       auto d = decode_stored(*plain, *key);
       if (!d) return problem(sp, "records", key->to_string(), d.err().message);
       check_state(sp, "records", key->to_string(), d->rec);
-      if (sr.feed_seq() == 0) return problem(sp, "records", key->to_string(), "no feed sequence number");
-      if (sr.feed_seq() > sum.lane_seq[info->lane])
+      if (d->feed_seq == 0) return problem(sp, "records", key->to_string(), "no feed sequence number");
+      if (d->feed_seq > sum.lane_seq[info->lane])
         problem(sp, "records", key->to_string(),
-                "feed seq " + std::to_string(sr.feed_seq()) + " is above lane " + std::to_string(info->lane) +
+                "feed seq " + std::to_string(d->feed_seq) + " is above lane " + std::to_string(info->lane) +
                     "'s head " + std::to_string(sum.lane_seq[info->lane]) + " (it would be reused)");
-      expected_feed.insert(keys::feed(sp, key->tenant, key->scope, info->lane, sr.feed_seq()));
+      expected_feed.insert(keys::feed(sp, key->tenant, key->scope, info->lane, d->feed_seq));
     });
     // feed: key tenant\0scope\0 lane seq; value collection\0id
     walk(sp, cf_feed, "feed", prefix, end, [&](std::string_view k, std::string_view v) {

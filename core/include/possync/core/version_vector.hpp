@@ -1,6 +1,7 @@
 #pragma once
 // Dots and version vectors: the causality metadata of every version.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -68,6 +69,9 @@ private:
 };
 
 /// LEB128 varint helpers shared by core's compact encodings.
+constexpr size_t max_varint_bytes = 10;
+/// Writes `v` as a varint at `p` (room for max_varint_bytes); returns the end.
+char* write_varint(char* p, uint64_t v);
 void put_varint(std::string& out, uint64_t v);
 /// Reads a varint at `pos`, advancing it; false on truncation or overflow.
 bool get_varint(std::string_view in, size_t& pos, uint64_t& v);
