@@ -141,6 +141,8 @@ void uplink_machine::state::start(int64_t now) {
   h->set_software(me.software);
   h->set_writer(store.counter_node());
   h->set_packed_vectors(true);
+  for (const auto& c : me.collections)
+    h->add_collections(c);
   core::to_proto(store.clock_now(), h->mutable_clock());
   h->set_upstream(hinted);
   std::set<std::string> scopes;

@@ -60,6 +60,13 @@ struct terminal_config {
   int64_t retry_max_ms = 30000;         ///< ...up to this [30 s]
   int64_t stale_after_ms = 300000;      ///< status().stale after this long without a sync [5 min]
   bool in_memory = false;               ///< no files (tests); nothing survives close
+  /// Receive the branch's stock levels [true]. Every sale changes its products' stock,
+  /// and each change goes to every register of the branch: with many registers per
+  /// branch (W7 in TARGETS.md: 100) that work grows with the square of the registers.
+  /// false: the register downloads everything but stock; stock() then refuses
+  /// (failed precondition) and product_info.stock_known is false. Sales still
+  /// decrement stock at the branch and HQ as always.
+  bool live_stock = true;
 };
 
 /// A product as the register shows it (the tenant-wide product record).
@@ -71,6 +78,7 @@ struct product_info {
   int64_t price = 0;          ///< minor units, tax included
   bool active = true;
   int64_t stock_milli = 0;    ///< this branch's stock, thousandths of a unit
+  bool stock_known = true;    ///< false on a register without live stock (stock_milli 0)
 };
 
 /// One line of a sale.
@@ -157,7 +165,8 @@ public:
   terminal_result<product_info> product_by_barcode(const std::string& barcode) const;
   /// Up to `limit` products whose name starts with `prefix` (case-insensitive), by name.
   terminal_result<std::vector<product_info>> search(const std::string& prefix, size_t limit = 50) const;
-  /// This branch's stock of a product, thousandths.
+  /// This branch's stock of a product, thousandths. Code 9 (failed precondition) on a
+  /// register opened with live_stock = false.
   terminal_result<int64_t> stock(const std::string& product_id) const;
 
   /// `fn` is called after each durable commit (local or synced). Returns an id.

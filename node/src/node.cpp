@@ -571,6 +571,25 @@ private:
   node::impl* n_;  // the node outlives its server (stop() shuts the server down first)
 };
 
+/// The collections a node asks its upstream for: everything its role may read, less
+/// cfg.skip_collections (empty when nothing is skipped: Hello then asks for all).
+status download_collections(const node_config& cfg, const core::collection_registry& reg,
+                            std::vector<std::string>& out) {
+  out.clear();
+  if (cfg.skip_collections.empty()) return {};
+  std::set<std::string> skip;
+  for (const auto& name : cfg.skip_collections) {
+    if (!reg.find(name))
+      return error(errc::invalid_argument, "skip_collections: unknown collection '" + name + "'");
+    skip.insert(name);
+  }
+  for (const auto& name : actors::default_collections(cfg.role, reg))
+    if (skip.count(name) == 0) out.push_back(name);
+  if (out.empty())
+    return error(errc::invalid_argument, "skip_collections leaves this node nothing to download");
+  return {};
+}
+
 } // namespace
 
 result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runtime> rt) {
@@ -628,7 +647,9 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
     opened = open_store();
   }
   if (opened) return opened;
-  i->me = actors::local_identity{i->store->node(), cfg.role, cfg.tenant, cfg.branch, cfg.token, software_version};
+  i->me = actors::local_identity{i->store->node(), cfg.role,         cfg.tenant, cfg.branch,
+                                 cfg.token,        software_version, {}};
+  if (auto e = download_collections(cfg, i->store->registry(), i->me.collections)) return e;
   if (!cfg.token_public_key_pem.empty()) {
     auto v = core::token_verifier::from_pem(cfg.token_public_key_pem);
     if (!v) return error(v.err().code, "token public key: " + v.err().message);

@@ -90,9 +90,12 @@ struct terminal::impl {
       v1::Price price;
       if (price.ParseFromString(pr->body)) out.price = price.price();
     }
-    auto stock = store().stock_level(cfg.tenant, cfg.branch, id);
-    if (!stock) return stock.err();
-    out.stock_milli = *stock;
+    out.stock_known = cfg.live_stock;
+    if (cfg.live_stock) {
+      auto stock = store().stock_level(cfg.tenant, cfg.branch, id);
+      if (!stock) return stock.err();
+      out.stock_milli = *stock;
+    }
     return std::optional<product_info>(std::move(out));
   }
 };
@@ -111,6 +114,7 @@ terminal_result<std::unique_ptr<terminal>> terminal::open(const std::string& dir
   nc.dir = dir;
   nc.in_memory = cfg.in_memory;
   nc.upstreams = cfg.upstreams;
+  if (!cfg.live_stock) nc.skip_collections = {"stock"};
   nc.backoff.initial_ms = cfg.retry_initial_ms > 0 ? cfg.retry_initial_ms : 1000;
   nc.backoff.max_ms = std::max(nc.backoff.initial_ms, cfg.retry_max_ms);
   auto n = node::node::start(std::move(nc));
@@ -228,6 +232,10 @@ terminal_result<std::vector<product_info>> terminal::search(const std::string& p
 }
 
 terminal_result<int64_t> terminal::stock(const std::string& product_id) const {
+  if (!impl_->cfg.live_stock)
+    return fail<int64_t>(
+        errc::failed_precondition,
+        "this register does not receive the branch's stock (terminal_config.live_stock is off)");
   auto s = impl_->store().stock_level(impl_->cfg.tenant, impl_->cfg.branch, product_id);
   if (!s) return fail<int64_t>(s.err());
   return ok<int64_t>(*s);

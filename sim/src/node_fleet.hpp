@@ -168,6 +168,8 @@ public:
 
   /// session.stock_pause_ms of every node started from config() (-1: the node default).
   void set_stock_pause_ms(int64_t ms) { stock_pause_ms_ = ms; }
+  /// Whether terminals started from config() download stock (node_config.skip_collections).
+  void set_terminal_stock(bool on) { terminal_stock_ = on; }
 
   const std::string& tenant() const { return tenant_; }
   sync_transport transport() const { return transport_; }
@@ -185,6 +187,7 @@ public:
     c.backoff.max_ms = 500;
     c.stream_window_bytes = stream_window_;
     if (stock_pause_ms_ >= 0) c.session.live_pause_ms[core::lane_stock] = stock_pause_ms_;
+    if (role == storage::node_role::terminal && !terminal_stock_) c.skip_collections = {"stock"};
     if (role != storage::node_role::terminal && transport_ == sync_transport::grpc) c.listen = "127.0.0.1:0";
     return c;
   }
@@ -223,6 +226,7 @@ private:
   std::string tenant_;
   size_t stream_window_;
   int64_t stock_pause_ms_ = -1;
+  bool terminal_stock_ = true;
   std::mutex mu_;
   std::vector<std::unique_ptr<node::node>> nodes_;
 };

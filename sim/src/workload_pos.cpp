@@ -365,6 +365,7 @@ struct world {
       : o(opts), root(std::move(r)), rt(runtime),
         f(runtime, opts.transport, opts.tenant, opts.stream_window_bytes) {
     f.set_stock_pause_ms(opts.stock_pause_ms);
+    f.set_terminal_stock(opts.terminal_stock);
   }
   size_t branch_of(size_t t) const { return t % o.branches; }
 };
@@ -1074,7 +1075,7 @@ result<pos_report> run_load(pos_report rep, const std::string& root, std::shared
     size_t t = i - w.branches.size();
     auto& br = *w.branches[w.branch_of(t)];
     return same(*w.terms[t], br, catalog_keys) && same(*w.terms[t], br, branch_keys[w.branch_of(t)]) &&
-           same_stock(*w.terms[t], br, branch_name(w.branch_of(t)));
+           (!o.terminal_stock || same_stock(*w.terms[t], br, branch_name(w.branch_of(t))));
   };
   size_t stale = 0;
   if (!wait_all(all, deadline, node_converged, stale))
@@ -1183,6 +1184,7 @@ result<pos_report> run_lanes(pos_report rep, const std::string& root, std::share
   const std::string br = branch_name(0);
   fleet f(rt, o.transport, tenant, o.stream_window_bytes);
   f.set_stock_pause_ms(o.stock_pause_ms);
+  f.set_terminal_stock(o.terminal_stock);
 
   auto hdb = open_db(o, root + "/hq");
   if (!hdb) return std::move(hdb).err();
@@ -1414,6 +1416,7 @@ std::string command_of(const pos_options& o) {
     s << " --rate " << o.sales_per_terminal_s << " --hq-changes " << o.hq_changes_per_s << " --duration-s "
       << o.duration_ms / 1000;
   if (o.stock_pause_ms >= 0) s << " --stock-pause-ms " << o.stock_pause_ms;
+  if (!o.terminal_stock) s << " --terminal-stock off";
   if (o.in_memory) s << " --in-memory";
   s << " --seed " << o.seed;
   return s.str();
@@ -1442,6 +1445,7 @@ void fill_record(pos_report& r) {
   p["seed"] = std::to_string(o.seed);
   p["store"] = o.in_memory ? "RocksDB in-memory" : "RocksDB on disk";
   p["stock pause ms"] = o.stock_pause_ms >= 0 ? std::to_string(o.stock_pause_ms) : "node default";
+  p["stock at terminals"] = o.terminal_stock ? "live" : "off";
   if (o.workload == w_pos || o.workload == w_scale) {
     p["sales per terminal per s"] = fmt(o.sales_per_terminal_s);
     p["HQ changes per s"] = fmt(o.hq_changes_per_s);
@@ -1553,6 +1557,7 @@ std::string to_json(const pos_report& r) {
                       {"seed", o.seed},
                       {"in_memory", o.in_memory}};
   if (o.stock_pause_ms >= 0) p["stock_pause_ms"] = o.stock_pause_ms;
+  p["terminal_stock"] = o.terminal_stock ? "live" : "off";
   if (o.workload == w_pos || o.workload == w_scale) {
     p["rate"] = o.sales_per_terminal_s;
     p["hq_changes"] = o.hq_changes_per_s;

@@ -125,6 +125,11 @@ void add_sim_command(CLI::App& app, command_fn& run) {
          "pos/lanes/scale: session.stock_pause_ms of HQ and branches, how often live stock goes to each "
          "downstream (-1 = node default, 1000)")
       ->check(CLI::Range(int64_t{-1}, int64_t{3'600'000}));
+  cmd->add_option_function<std::string>(
+         "--terminal-stock", [cfg](const std::string& v) { cfg->pos.terminal_stock = v == "live"; },
+         "pos/lanes/scale: live (terminals download their branch's stock) or off (skip_collections "
+         "stock: each sale's stock change no longer goes to every register of the branch) [live]")
+      ->check(CLI::IsMember({"live", "off"}));
   cmd->add_option("--hq-changes", cfg->pos.hq_changes_per_s, "pos/scale: product changes per second at HQ")
       ->capture_default_str();
   cfg->duration = cmd->add_option("--duration-s", cfg->duration_s, "pos/scale: measured phase in seconds");

@@ -206,6 +206,7 @@ status load_yaml(const std::string& path, role_settings& s) {
                            "gzip",
                            "stream_window_bytes",
                            "sale_retention_days",
+                           "skip_collections",
                            "recover_on_corruption",
                            "session",
                            "backoff",
@@ -299,6 +300,15 @@ status load_yaml(const std::string& path, role_settings& s) {
   if (root["recover_on_corruption"])
     if (auto e = read_scalar(root["recover_on_corruption"], f + "recover_on_corruption", c.recover_on_corruption))
       return e;
+  if (auto n = root["skip_collections"]) {
+    if (!n.IsSequence()) return bad(f + "skip_collections", "expected a list of collection names");
+    c.skip_collections.clear();
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string name;
+      if (auto e = read_scalar(n[i], f + "skip_collections[" + std::to_string(i) + "]", name)) return e;
+      c.skip_collections.push_back(name);
+    }
+  }
   if (auto n = root["session"]) {
     if (!n.IsMap()) return bad(f + "session", "expected a map");
     if (auto e = check_keys(n, f + "session.",
@@ -512,6 +522,13 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
                       s.node.sale_retention_days = v;
                       return status{};
                     });
+    later<std::vector<std::string>>(
+        cmd, ov, "--skip-collection",
+        "do not download this collection (repeatable; e.g. stock on registers of a large branch) [none]",
+        [](role_settings& s, const std::vector<std::string>& v) {
+          s.node.skip_collections = v;
+          return status{};
+        });
     cmd->add_flag_callback(
         "--recover-on-corruption",
         [&ov] {

@@ -189,6 +189,91 @@ TEST_F(TerminalTest, SaleIsDurableDecrementsStockAndReachesHq) {
   }));
 }
 
+// live_stock = false: the register downloads the catalogue but never its branch's stock
+// (Hello.collections without "stock"), refuses to show stock, and its sales still
+// decrement stock at the branch and HQ.
+TEST_F(TerminalTest, WithoutLiveStockTheRegisterSellsButDownloadsNoStock) {
+  storage::counter_op restock;
+  restock.key = core::record_key{"acme", "jkt-01", "stock", "p1"};
+  restock.delta = 10000;
+  ASSERT_TRUE(branch_->store().write({restock}));
+  auto c = till_config();
+  c.live_stock = false;
+  auto t = terminal::open("", c);
+  ASSERT_TRUE(t) << t.error_message;
+  till_ = std::move(*t.value);
+  ASSERT_TRUE(eventually([&] { return till_->product("p3").ok() && till_->status().caught_up; }))
+      << till_->status().last_error;
+
+  auto p = till_->product("p1");
+  ASSERT_TRUE(p) << p.error_message;
+  EXPECT_FALSE(p.value->stock_known);
+  EXPECT_EQ(p.value->stock_milli, 0);
+  auto refused = till_->stock("p1");
+  EXPECT_EQ(refused.code, 9);
+  EXPECT_NE(refused.error_message.find("live_stock"), std::string::npos) << refused.error_message;
+
+  sale_input in;
+  in.lines = {{"p1", 2000, 18000, 0}};
+  in.payments = {{"cash", 36000, 0, ""}};
+  ASSERT_TRUE(till_->record_sale(in));
+  ASSERT_TRUE(eventually([&] {
+    auto s = hq_->store().stock_level("acme", "jkt-01", "p1");
+    return s && *s == 8000;
+  }));
+  auto at_branch = branch_->store().stock_level("acme", "jkt-01", "p1");
+  ASSERT_TRUE(at_branch);
+  EXPECT_EQ(*at_branch, 8000);
+}
+
+// The node underneath: skip_collections {"stock"} keeps the branch's stock out of the
+// register's store while everything else still arrives; unknown names are refused.
+TEST_F(TerminalTest, SkippedCollectionsAreNeverDownloaded) {
+  storage::counter_op restock;
+  restock.key = core::record_key{"acme", "jkt-01", "stock", "p1"};
+  restock.delta = 10000;
+  ASSERT_TRUE(branch_->store().write({restock}));
+  node::node_config c;
+  c.role = storage::node_role::terminal;
+  c.tenant = "acme";
+  c.branch = "jkt-01";
+  c.node_id = till_id;
+  c.in_memory = true;
+  c.tick_ms = 50;
+  c.backoff.initial_ms = 20;
+  c.backoff.max_ms = 200;
+  c.upstreams = {"127.0.0.1:" + std::to_string(branch_->port())};
+  c.skip_collections = {"stok"};
+  auto bad = node::node::start(c, rt_);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.err().code, errc::invalid_argument);
+  EXPECT_NE(bad.err().message.find("'stok'"), std::string::npos) << bad.err().message;
+
+  c.skip_collections = {"stock"};
+  auto n = node::node::start(c, rt_);
+  ASSERT_TRUE(n) << n.err().to_string();
+  auto& till = **n;
+  ASSERT_TRUE(eventually([&] {
+    auto v = till.store().read(core::record_key{"acme", "", "product", "p3"});
+    return v && v->exists;
+  }));
+  // Written at the branch after the register caught up: still never downloaded, while
+  // the product change written after it arrives.
+  ASSERT_TRUE(branch_->store().write({restock}));
+  put_product("p2", "Kopi Hitam", "8991234567891", "SKU-2", 16000);
+  ASSERT_TRUE(eventually([&] {
+    auto v = till.store().read(core::record_key{"acme", "", "product", "p2"});
+    v1::Product p;
+    return v && v->exists && p.ParseFromString(v->body) && p.price() == 16000;
+  }));
+  auto own = till.store().read(restock.key);
+  ASSERT_TRUE(own);
+  EXPECT_FALSE(own->exists);
+  auto level = branch_->store().stock_level("acme", "jkt-01", "p1");
+  ASSERT_TRUE(level);
+  EXPECT_EQ(*level, 20000);
+}
+
 TEST_F(TerminalTest, InvalidSalesAreRefused) {
   ASSERT_NO_FATAL_FAILURE(open_till());
   EXPECT_EQ(till_->record_sale({}).code, 3);

@@ -148,6 +148,24 @@ TEST(pos_workloads, scale_with_a_long_stock_pause_converges) {
   EXPECT_NE(to_json(*r).find("\"stock_pause_ms\":3000"), std::string::npos) << to_json(*r);
 }
 
+// Terminals without live stock (--terminal-stock off): sales still reach HQ exactly
+// once, stock still converges between branches and HQ, and every terminal still ends
+// with its branch's catalogue; a terminal's own counters are not its branch's.
+TEST(pos_workloads, scale_without_terminal_stock_converges) {
+  auto o = small("scale");
+  o.terminals = 20;
+  o.branches = 2;
+  o.sales_per_terminal_s = 2;
+  o.terminal_stock = false;
+  auto r = run_pos(o);
+  ASSERT_TRUE(r) << r.err().to_string();
+  expect_clean(*r);
+  EXPECT_EQ(r->details.at("stale_nodes"), 0);
+  EXPECT_EQ(r->details.at("stock_mismatches"), 0);
+  EXPECT_NE(to_json(*r).find("\"terminal_stock\":\"off\""), std::string::npos) << to_json(*r);
+  EXPECT_NE(r->record.command.find("--terminal-stock off"), std::string::npos) << r->record.command;
+}
+
 // The devices file, as `possync hq` reads it: node_id, role and branch of each entry.
 std::vector<node::device> read_devices(const std::string& path, const std::string& tenant) {
   std::ifstream in(path);

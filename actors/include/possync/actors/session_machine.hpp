@@ -74,6 +74,9 @@ struct local_identity {
   std::string branch;  ///< "" for HQ
   std::string token;   ///< uplink: the device token sent in Hello ("" = none)
   std::string software; ///< possync version announced in Hello ("" = none)
+  /// uplink: collections to download, sent as Hello.collections (empty = everything the
+  /// role may read). A register of a large branch leaves out "stock" (node_config).
+  std::vector<std::string> collections;
 };
 
 /// What an upstream grants one downstream session after admitting its Hello.

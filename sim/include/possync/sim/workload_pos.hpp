@@ -48,6 +48,9 @@ struct pos_options {
   double sales_per_terminal_s = 1;       ///< sale rate of each terminal
   double hq_changes_per_s = 1;           ///< product/price edits at HQ
   int64_t stock_pause_ms = -1; ///< session.stock_pause_ms of HQ and branches (-1 = node default, 1 s)
+  /// Terminals download their branch's stock [true]; false: skip_collections "stock"
+  /// (terminal_config.live_stock), and convergence then compares no stock at terminals.
+  bool terminal_stock = true;
   double overrides_per_s = 0.2;          ///< price overrides at branches (pos)
   double stocktakes_per_s = 0.2;         ///< stocktakes (pos)
   double offline_fraction = 0.05;        ///< pos: share of terminals offline at any time
