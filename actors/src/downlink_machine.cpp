@@ -176,6 +176,7 @@ void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
   ph = phase::live;
   send(std::move(f), now);
   out.subscribe = st.granted.feeds;
+  out.subscribe_collections = std::make_shared<const std::set<std::string>>(st.granted.collections);
   serve(now);
 }
 

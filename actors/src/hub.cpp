@@ -2,7 +2,9 @@
 
 #include "possync/actors/hub.hpp"
 
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -30,11 +32,18 @@ notifier_actor::behavior_type notifier(notifier_actor::stateful_pointer<notifier
   };
 }
 
+/// A downlink session as the hub knows it.
+struct subscriber {
+  session_actor handle;
+  std::vector<feed_id> feeds;
+  std::shared_ptr<const std::set<std::string>> collections; ///< null: any collection wakes it
+};
+
 struct hub_state {
-  /// Feed -> sessions serving it.
-  std::map<feed_id, std::set<caf::actor_addr>> by_feed;
-  /// Session -> its handle and feeds.
-  std::map<caf::actor_addr, std::pair<session_actor, std::vector<feed_id>>> sessions;
+  /// Feed -> sessions serving it, with the collections each takes (null: any).
+  std::map<feed_id, std::map<caf::actor_addr, const std::set<std::string>*>> by_feed;
+  /// Session -> its handle, feeds and collections.
+  std::map<caf::actor_addr, subscriber> sessions;
   session_actor uplink;
   /// Session -> the feeds it serves that commits landed on since the last flush.
   std::map<caf::actor_addr, std::set<feed_id>> dirty;
@@ -48,7 +57,7 @@ struct hub_state {
   void drop(const caf::actor_addr& a) {
     auto i = sessions.find(a);
     if (i != sessions.end()) {
-      for (const auto& f : i->second.second) {
+      for (const auto& f : i->second.feeds) {
         auto j = by_feed.find(f);
         if (j == by_feed.end()) continue;
         j->second.erase(a);
@@ -83,22 +92,28 @@ hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self, std
         if (!st.watchers.empty()) self->send(st.notifier, atom::committed_v, c);
         if (st.uplink) st.uplink_dirty = true;
         if (!st.by_feed.empty()) {
-          // The feeds the commit touched, each once: a committed group holds hundreds of
-          // changes of a few feeds, and a branch's feed has a session per register.
-          std::set<feed_id> touched;
+          // The feeds the commit touched, each once with the collections it changed
+          // there: a committed group holds hundreds of changes of a few feeds, and a
+          // branch's feed has a session per register.
+          std::map<feed_id, std::vector<const std::string*>> touched;
           const storage::change* last = nullptr;
+          std::vector<const std::string*>* cols = nullptr;
           for (const auto& ch : c.changes) {
-            if (last && last->lane == ch.lane && last->key.scope == ch.key.scope &&
-                last->key.tenant == ch.key.tenant)
-              continue;
+            if (!last || last->lane != ch.lane || last->key.scope != ch.key.scope ||
+                last->key.tenant != ch.key.tenant)
+              cols = &touched[feed_id{ch.key.tenant, ch.key.scope, ch.lane}];
             last = &ch;
-            touched.insert(feed_id{ch.key.tenant, ch.key.scope, ch.lane});
+            const std::string& name = ch.key.collection;
+            if (std::none_of(cols->begin(), cols->end(), [&](const std::string* c) { return *c == name; }))
+              cols->push_back(&name);
           }
-          for (const auto& f : touched) {
+          for (const auto& [f, changed] : touched) {
             auto i = st.by_feed.find(f);
             if (i == st.by_feed.end()) continue;
-            for (const auto& a : i->second)
-              st.dirty[a].insert(f);
+            for (const auto& [a, takes] : i->second)
+              if (!takes || std::any_of(changed.begin(), changed.end(),
+                                        [t = takes](const std::string* c) { return t->count(*c) > 0; }))
+                st.dirty[a].insert(f);
           }
         }
         if (st.uplink_dirty || !st.dirty.empty()) schedule_flush();
@@ -110,8 +125,8 @@ hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self, std
         st.drop(a);
         if (!known) self->monitor(s);
         for (const auto& f : sub.feeds)
-          st.by_feed[f].insert(a);
-        st.sessions[a] = {std::move(s), std::move(sub.feeds)};
+          st.by_feed[f][a] = sub.collections.get();
+        st.sessions[a] = subscriber{std::move(s), std::move(sub.feeds), std::move(sub.collections)};
       },
       [=](atom::uplink, session_actor& s) {
         self->monitor(s);
@@ -131,7 +146,7 @@ hub_actor::behavior_type hub_fn(hub_actor::stateful_pointer<hub_state> self, std
         for (auto& [a, feeds] : st.dirty) {
           auto i = st.sessions.find(a);
           if (i != st.sessions.end())
-            self->send(i->second.first, atom::feed_v, feed_subscription{{feeds.begin(), feeds.end()}});
+            self->send(i->second.handle, atom::feed_v, feed_subscription{{feeds.begin(), feeds.end()}, nullptr});
         }
         st.dirty.clear();
         if (st.uplink_dirty && st.uplink) self->send(st.uplink, atom::outbox_v);

@@ -242,7 +242,9 @@ void pump(self_ptr self) {
     self->send(st.setup.store_h, atom::apply_v, me, std::move(a));
   for (auto [lane, seq] : out.outbox_acks)
     self->send(st.setup.store_h, atom::ack_v, me, lane, seq);
-  if (out.subscribe) self->send(st.setup.hub, atom::subscribe_v, me, feed_subscription{std::move(*out.subscribe)});
+  if (out.subscribe)
+    self->send(st.setup.hub, atom::subscribe_v, me,
+               feed_subscription{std::move(*out.subscribe), std::move(out.subscribe_collections)});
   auto store = st.setup.store;
   if (out.clear_cursors && st.up) {
     auto peer = st.up->status().upstream;

@@ -106,9 +106,9 @@ store_actor::behavior_type fake_store(store_actor::pointer, std::shared_ptr<int>
 }
 
 storage::change change_of(const std::string& tenant, const std::string& scope, uint8_t lane,
-                          const std::string& id) {
+                          const std::string& id, const std::string& collection = "product") {
   storage::change c;
-  c.key = core::record_key{tenant, scope, "product", id};
+  c.key = core::record_key{tenant, scope, collection, id};
   c.lane = lane;
   c.seq = 1;
   return c;
@@ -192,8 +192,8 @@ TEST_F(ActorTest, HubCoalescesAnnouncementsPerSession) {
   auto sa = keep(sys_.spawn(probe, a));
   auto sb = keep(sys_.spawn(probe, b));
   auto su = keep(sys_.spawn(probe, up));
-  caf::anon_send(hub, atom::subscribe_v, sa, feed_subscription{{feed_id{"t1", "", 2}}});
-  caf::anon_send(hub, atom::subscribe_v, sb, feed_subscription{{feed_id{"t1", "b2", 1}}});
+  caf::anon_send(hub, atom::subscribe_v, sa, feed_subscription{{feed_id{"t1", "", 2}}, nullptr});
+  caf::anon_send(hub, atom::subscribe_v, sb, feed_subscription{{feed_id{"t1", "b2", 1}}, nullptr});
   caf::anon_send(hub, atom::uplink_v, su);
   sched_.run();
   // Three commits queued before the hub runs: one announcement each at most.
@@ -218,13 +218,33 @@ TEST_F(ActorTest, HubCoalescesAnnouncementsPerSession) {
   EXPECT_EQ(a->last_feeds, (std::vector<feed_id>{feed_id{"t1", "", 2}}));
   EXPECT_EQ(b->feed, 1);
   EXPECT_EQ(b->last_feeds, (std::vector<feed_id>{feed_id{"t1", "b2", 1}}));
+  // A session that takes some collections only (a register without live stock) hears
+  // of a commit on its feed only if it changed one of them.
+  auto c = std::make_shared<probe_counts>();
+  auto sc = keep(sys_.spawn(probe, c));
+  auto takes = std::make_shared<const std::set<std::string>>(std::set<std::string>{"stock_movement", "return"});
+  caf::anon_send(hub, atom::subscribe_v, sc, feed_subscription{{feed_id{"t1", "b2", 1}}, takes});
+  sched_.run();
+  caf::anon_send(hub, atom::committed_v,
+                 committed{{change_of("t1", "b2", 1, "s1", "stock"), change_of("t1", "b2", 1, "s2", "stock")}});
+  sched_.run();
+  EXPECT_EQ(b->feed, 2);
+  EXPECT_EQ(c->feed, 0);
+  caf::anon_send(hub, atom::committed_v,
+                 committed{{change_of("t1", "b2", 1, "s3", "stock"), change_of("t1", "b2", 1, "m1", "stock_movement")}});
+  sched_.run();
+  EXPECT_EQ(b->feed, 3);
+  EXPECT_EQ(c->feed, 1);
+  EXPECT_EQ(c->last_feeds, (std::vector<feed_id>{feed_id{"t1", "b2", 1}}));
+  caf::anon_send(sc, atom::stop_v, error());
   // A session that exits is forgotten.
   caf::anon_send(sa, atom::stop_v, error());
   sched_.run();
   caf::anon_send(hub, atom::committed_v, committed{{change_of("t1", "b2", 1, "z")}});
   sched_.run();
   EXPECT_EQ(a->feed, 2);
-  EXPECT_EQ(b->feed, 2);
+  EXPECT_EQ(b->feed, 4);
+  EXPECT_EQ(c->feed, 1);
 }
 
 // The real store actor tells the session of an outbox ack that failed, so that the

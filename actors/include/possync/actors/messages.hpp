@@ -17,6 +17,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,9 @@ struct committed {
 /// The feeds a downlink session serves (it wants to hear of commits on them).
 struct feed_subscription {
   std::vector<feed_id> feeds;
+  /// subscribe: only commits changing one of these collections announce (null: any).
+  /// A register without live stock is not woken by every sale's stock change.
+  std::shared_ptr<const std::set<std::string>> collections;
 };
 
 /// A small blocking store write (put_meta, clear_cursors, record_session, device

@@ -31,6 +31,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -163,6 +164,8 @@ struct machine_output {
   /// (lane, seq): drop outbox up to seq; a failed one goes back as on_outbox_ack_failed.
   std::vector<std::pair<uint8_t, uint64_t>> outbox_acks;
   std::optional<std::vector<feed_id>> subscribe;          ///< downlink: announce commits on these feeds
+  /// ...that change one of these collections (the granted ones; null: any).
+  std::shared_ptr<const std::set<std::string>> subscribe_collections;
   bool clear_cursors = false;   ///< uplink: full resync ordered: clear the upstream's (status().upstream) cursors
   /// uplink: Welcome came from this node, not the one in meta "sync.upstream": the
   /// shell stores put_meta("sync.upstream", core::node_id_to_string(node)) so that the
