@@ -158,6 +158,9 @@ struct sim_node {
   std::string name;
   storage::node_role role = storage::node_role::terminal;
   std::string branch;  ///< "" for HQ
+  /// Terminal: downloads its branch's stock. The second terminal of each branch does
+  /// not (skip_collections "stock", as a register of a large branch would).
+  bool live_stock = true;
   int parent = -1;     ///< upstream node index; -1 for HQ
   core::node_id id = 0;
   std::vector<core::node_id> spares;  ///< registered identities for a rebuild after disk loss
@@ -217,6 +220,7 @@ struct sim_link {
     bool dup_next = false;            ///< fault: deliver the next frame twice
   } s[2];
   std::vector<actors::feed_id> feeds;  ///< downlink subscription
+  std::shared_ptr<const std::set<std::string>> takes; ///< ...of commits changing these (null: any)
   std::set<actors::feed_id> dirty;     ///< announced by the hub, not yet flushed
   bool welcomed = false;
   bool cut_after_apply = false;  ///< fault: the next applied Push is never acked (link cut)
@@ -334,7 +338,11 @@ struct world::impl {
 
   actors::local_identity identity(int n) const {
     const auto& nd = nodes[n];
-    return actors::local_identity{nd.store->node(), nd.role, tenant_id, nd.branch};
+    actors::local_identity me{nd.store->node(), nd.role, tenant_id, nd.branch, "", "", {}};
+    if (!nd.live_stock)
+      for (const auto& c : actors::default_collections(nd.role, *reg))
+        if (c != "stock") me.collections.push_back(c);
+    return me;
   }
 
   std::array<uint64_t, core::lane_count> heads(int n) const {
@@ -423,6 +431,7 @@ struct world::impl {
         tm.name = nodes[bi].name + ".t" + std::to_string(t);
         tm.branch = nodes[bi].branch;
         tm.role = storage::node_role::terminal;
+        tm.live_stock = t != 2;
         tm.parent = bi;
         tm.id = fresh_id();
         for (int s = 0; s < spares_per_terminal; ++s)
@@ -495,6 +504,7 @@ struct world::impl {
       auto* l = find_link(id);
       if (!l) continue;
       for (const auto& c : ch) {
+        if (l->takes && l->takes->count(c.key.collection) == 0) continue;
         probe.tenant = c.key.tenant;
         probe.scope = c.key.scope;
         probe.lane = c.lane;
@@ -602,7 +612,10 @@ struct world::impl {
           if (auto* x = s ? find_link(id) : nullptr) x->um->on_outbox_ack_failed(lane, seq, node_now(n));
         });
       }
-      if (out.subscribe) l.feeds = std::move(*out.subscribe);
+      if (out.subscribe) {
+        l.feeds = std::move(*out.subscribe);
+        l.takes = std::move(out.subscribe_collections);
+      }
       if (out.clear_cursors && sd == 0) {
         core::node_id peer = l.um->status().upstream;
         disk(n, [this, n, peer] {
@@ -1563,6 +1576,7 @@ std::vector<node_view> world::nodes() const {
     v.name = n.name;
     v.role = n.role;
     v.branch = n.branch;
+    v.live_stock = n.live_stock;
     v.id = n.id;
     v.store = n.store.get();
     out.push_back(std::move(v));

@@ -24,6 +24,7 @@ struct node_view {
   std::string name;               ///< "hq", "b1", "b1.t2" (stable for a seed; used in the trace)
   storage::node_role role = storage::node_role::terminal;
   std::string branch;             ///< "" for HQ
+  bool live_stock = true;         ///< false: a terminal that does not download stock
   core::node_id id = 0;           ///< current identity (a terminal rebuilt after disk loss has a new one)
   storage::node_store* store = nullptr;  ///< open after the run
 };
