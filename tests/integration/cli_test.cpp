@@ -167,6 +167,18 @@ TEST_F(cli, terminal_node_without_branch_or_with_bad_config_is_a_usage_error) {
   EXPECT_EQ(wrong_role.code, 2) << wrong_role.out;
   auto bad_device = run("hq --dir " + dir_ + "/hq --device demo:b1:zz:terminal");
   EXPECT_EQ(bad_device.code, 2) << bad_device.out;
+  {
+    std::ofstream f(dir_ + "/skip.yaml");
+    f << "tenant: demo\nbranch: b1\nskip_collections: stock\n";
+  }
+  auto skip_scalar =
+      run("terminal --config " + dir_ + "/skip.yaml --dir " + dir_ + "/t --upstream 127.0.0.1:1");
+  EXPECT_EQ(skip_scalar.code, 2) << skip_scalar.out;
+  EXPECT_NE(skip_scalar.out.find("skip_collections: expected a list"), std::string::npos) << skip_scalar.out;
+  auto skip_unknown = run("terminal --branch b1 --insecure-dev --dir " + dir_ +
+                          "/t --upstream 127.0.0.1:1 --skip-collection stok");
+  EXPECT_NE(skip_unknown.code, 0) << skip_unknown.out;
+  EXPECT_NE(skip_unknown.out.find("unknown collection 'stok'"), std::string::npos) << skip_unknown.out;
 }
 
 TEST_F(cli, example_configs_parse) {
