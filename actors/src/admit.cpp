@@ -72,6 +72,21 @@ std::set<std::string> default_collections(storage::node_role role, const core::c
   return out;
 }
 
+result<std::vector<std::string>> download_collections(storage::node_role role,
+                                                      const core::collection_registry& reg,
+                                                      const std::vector<std::string>& skip) {
+  std::vector<std::string> out;
+  if (skip.empty()) return out;
+  for (const auto& name : skip)
+    if (!reg.find(name))
+      return error(errc::invalid_argument, "skip_collections: unknown collection '" + name + "'");
+  for (const auto& name : default_collections(role, reg))
+    if (std::find(skip.begin(), skip.end(), name) == skip.end()) out.push_back(name);
+  if (out.empty())
+    return error(errc::invalid_argument, "skip_collections leaves this node nothing to download");
+  return out;
+}
+
 namespace {
 
 /// Revocation entry of a token id, if any.

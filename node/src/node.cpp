@@ -2,6 +2,7 @@
 
 #include "possync/node/node.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <condition_variable>
@@ -571,23 +572,40 @@ private:
   node::impl* n_;  // the node outlives its server (stop() shuts the server down first)
 };
 
-/// The collections a node asks its upstream for: everything its role may read, less
-/// cfg.skip_collections (empty when nothing is skipped: Hello then asks for all).
-status download_collections(const node_config& cfg, const core::collection_registry& reg,
-                            std::vector<std::string>& out) {
-  out.clear();
-  if (cfg.skip_collections.empty()) return {};
-  std::set<std::string> skip;
-  for (const auto& name : cfg.skip_collections) {
-    if (!reg.find(name))
-      return error(errc::invalid_argument, "skip_collections: unknown collection '" + name + "'");
-    skip.insert(name);
+/// A node that now downloads a collection it skipped before fetches its upstream's feeds
+/// from the start: while it skipped the collection its cursors moved past every change
+/// of it. Meta "sync.collections" keeps what the node last asked for ("" = everything).
+status resync_if_collections_grew(storage::node_store& store, storage::node_role role,
+                                  const std::vector<std::string>& asked) {
+  const auto all = actors::default_collections(role, store.registry());
+  auto split = [&](const std::string& text) {
+    if (text.empty()) return all;
+    std::set<std::string> out;
+    for (size_t at = 0; at <= text.size();) {
+      size_t comma = std::min(text.find(',', at), text.size());
+      out.insert(text.substr(at, comma - at));
+      at = comma + 1;
+    }
+    return out;
+  };
+  std::string text;
+  for (const auto& c : asked)
+    text += (text.empty() ? "" : ",") + c;
+  auto before = store.get_meta("sync.collections");
+  if (!before) return before.err();
+  if (before->has_value() && **before == text) return {};
+  const auto had = split(before->value_or(""));
+  const auto now = split(text);
+  const bool grew =
+      std::any_of(now.begin(), now.end(), [&](const std::string& c) { return had.count(c) == 0; });
+  if (grew) {
+    auto up = store.get_meta("sync.upstream");
+    if (!up) return up.err();
+    if (up->has_value())
+      if (auto peer = core::parse_node_id(**up); peer && *peer != 0)
+        if (auto e = store.clear_cursors(*peer)) return e;
   }
-  for (const auto& name : actors::default_collections(cfg.role, reg))
-    if (skip.count(name) == 0) out.push_back(name);
-  if (out.empty())
-    return error(errc::invalid_argument, "skip_collections leaves this node nothing to download");
-  return {};
+  return store.put_meta("sync.collections", text);
 }
 
 } // namespace
@@ -649,7 +667,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   if (opened) return opened;
   i->me = actors::local_identity{i->store->node(), cfg.role,         cfg.tenant, cfg.branch,
                                  cfg.token,        software_version, {}};
-  if (auto e = download_collections(cfg, i->store->registry(), i->me.collections)) return e;
+  auto asked = actors::download_collections(cfg.role, i->store->registry(), cfg.skip_collections);
+  if (!asked) return std::move(asked).err();
+  i->me.collections = std::move(asked).value();
+  if (auto e = resync_if_collections_grew(*i->store, cfg.role, i->me.collections)) return e;
   if (!cfg.token_public_key_pem.empty()) {
     auto v = core::token_verifier::from_pem(cfg.token_public_key_pem);
     if (!v) return error(v.err().code, "token public key: " + v.err().message);

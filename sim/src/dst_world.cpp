@@ -339,9 +339,7 @@ struct world::impl {
   actors::local_identity identity(int n) const {
     const auto& nd = nodes[n];
     actors::local_identity me{nd.store->node(), nd.role, tenant_id, nd.branch, "", "", {}};
-    if (!nd.live_stock)
-      for (const auto& c : actors::default_collections(nd.role, *reg))
-        if (c != "stock") me.collections.push_back(c);
+    if (!nd.live_stock) me.collections = actors::download_collections(nd.role, *reg, {"stock"}).value();
     return me;
   }
 

@@ -3,6 +3,7 @@
 // Every wait polls with a deadline; nothing asserts on timing.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -11,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../storage/test_util.hpp"
 #include "possync/node/node.hpp"
 #include "possync/terminal.hpp"
 #include "possync/v1/pos.pb.h"
@@ -88,6 +90,15 @@ protected:
     op.key = core::record_key{"acme", "", "product", id};
     op.body = p.SerializeAsString();
     auto r = hq_->store().write({op});
+    ASSERT_TRUE(r) << r.err().to_string();
+  }
+
+  /// Adds `delta` thousandths to the branch's stock of `product`.
+  void restock(const std::string& product, int64_t delta) {
+    storage::counter_op op;
+    op.key = core::record_key{"acme", "jkt-01", "stock", product};
+    op.delta = delta;
+    auto r = branch_->store().write({op});
     ASSERT_TRUE(r) << r.err().to_string();
   }
 
@@ -193,10 +204,7 @@ TEST_F(TerminalTest, SaleIsDurableDecrementsStockAndReachesHq) {
 // (Hello.collections without "stock"), refuses to show stock, and its sales still
 // decrement stock at the branch and HQ.
 TEST_F(TerminalTest, WithoutLiveStockTheRegisterSellsButDownloadsNoStock) {
-  storage::counter_op restock;
-  restock.key = core::record_key{"acme", "jkt-01", "stock", "p1"};
-  restock.delta = 10000;
-  ASSERT_TRUE(branch_->store().write({restock}));
+  ASSERT_NO_FATAL_FAILURE(restock("p1", 10000));
   auto c = till_config();
   c.live_stock = false;
   auto t = terminal::open("", c);
@@ -229,10 +237,7 @@ TEST_F(TerminalTest, WithoutLiveStockTheRegisterSellsButDownloadsNoStock) {
 // The node underneath: skip_collections {"stock"} keeps the branch's stock out of the
 // register's store while everything else still arrives; unknown names are refused.
 TEST_F(TerminalTest, SkippedCollectionsAreNeverDownloaded) {
-  storage::counter_op restock;
-  restock.key = core::record_key{"acme", "jkt-01", "stock", "p1"};
-  restock.delta = 10000;
-  ASSERT_TRUE(branch_->store().write({restock}));
+  ASSERT_NO_FATAL_FAILURE(restock("p1", 10000));
   node::node_config c;
   c.role = storage::node_role::terminal;
   c.tenant = "acme";
@@ -259,19 +264,70 @@ TEST_F(TerminalTest, SkippedCollectionsAreNeverDownloaded) {
   }));
   // Written at the branch after the register caught up: still never downloaded, while
   // the product change written after it arrives.
-  ASSERT_TRUE(branch_->store().write({restock}));
+  ASSERT_NO_FATAL_FAILURE(restock("p1", 10000));
   put_product("p2", "Kopi Hitam", "8991234567891", "SKU-2", 16000);
   ASSERT_TRUE(eventually([&] {
     auto v = till.store().read(core::record_key{"acme", "", "product", "p2"});
     v1::Product p;
     return v && v->exists && p.ParseFromString(v->body) && p.price() == 16000;
   }));
-  auto own = till.store().read(restock.key);
+  auto own = till.store().read(core::record_key{"acme", "jkt-01", "stock", "p1"});
   ASSERT_TRUE(own);
   EXPECT_FALSE(own->exists);
   auto level = branch_->store().stock_level("acme", "jkt-01", "p1");
   ASSERT_TRUE(level);
   EXPECT_EQ(*level, 20000);
+}
+
+// Turning live stock back on: the register's cursors moved past every stock change while
+// it skipped them, so it downloads its upstream's feeds again from the start and ends
+// with the branch's levels, also of products nobody sold since.
+TEST_F(TerminalTest, LiveStockTurnedBackOnDownloadsWhatWasSkipped) {
+  storage::test::temp_dir dir;
+  ASSERT_NO_FATAL_FAILURE(restock("p2", 7000));
+  auto c = till_config();
+  c.in_memory = false;
+  c.live_stock = false;
+  {
+    auto t = terminal::open(dir.str(), c);
+    ASSERT_TRUE(t) << t.error_message;
+    auto& till = *t.value;
+    ASSERT_TRUE(eventually([&] { return till->product("p3").ok() && till->status().caught_up; }))
+        << till->status().last_error;
+    // A stock change, then a stock movement (which the register does take) in the same
+    // feed: its cursor moves past the stock change.
+    ASSERT_NO_FATAL_FAILURE(restock("p2", 1000));
+    v1::StockMovement m;
+    m.set_product_id("p2");
+    m.set_delta(1000);
+    m.set_kind("receive");
+    storage::put_op movement;
+    const std::string movement_id = "01HK1568NS3153VKRZ0NTC9JVG";
+    movement.key = core::record_key{"acme", "jkt-01", "stock_movement", movement_id};
+    movement.body = m.SerializeAsString();
+    auto arrived = std::make_shared<std::atomic<bool>>(false);
+    till->subscribe([arrived, movement_id](const std::vector<terminal_change>& changes) {
+      for (const auto& ch : changes)
+        if (ch.collection == "stock_movement" && ch.id == movement_id) *arrived = true;
+    });
+    auto wrote = branch_->store().write({movement});
+    ASSERT_TRUE(wrote) << wrote.err().to_string();
+    ASSERT_TRUE(eventually([&] { return arrived->load(); }));
+    EXPECT_EQ(till->stock("p2").code, 9);
+  }
+  c.live_stock = true;
+  auto t = terminal::open(dir.str(), c);
+  ASSERT_TRUE(t) << t.error_message;
+  till_ = std::move(*t.value);
+  auto at_branch = branch_->store().stock_level("acme", "jkt-01", "p2");
+  ASSERT_TRUE(at_branch);
+  EXPECT_EQ(*at_branch, 9000); // 7000 + 1000, and the received movement's 1000
+  ASSERT_TRUE(eventually([&] {
+    auto s = till_->stock("p2");
+    return s && *s.value == *at_branch;
+  })) << till_->status().last_error
+      << ", stock " << till_->stock("p2").value.value_or(-1);
+  EXPECT_TRUE(till_->product("p2").value->stock_known);
 }
 
 TEST_F(TerminalTest, InvalidSalesAreRefused) {

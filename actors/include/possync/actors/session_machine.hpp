@@ -119,6 +119,13 @@ std::vector<feed_id> default_feeds(storage::node_role role, const std::string& t
 /// (the registry); branches and HQ everything.
 std::set<std::string> default_collections(storage::node_role role, const core::collection_registry& reg);
 
+/// What a node of `role` asks for in Hello.collections when it skips `skip`: every
+/// default collection but those, in name order; empty when `skip` is (the Hello then
+/// asks for everything). invalid_argument for an unknown name, or if nothing is left.
+result<std::vector<std::string>> download_collections(storage::node_role role,
+                                                      const core::collection_registry& reg,
+                                                      const std::vector<std::string>& skip);
+
 /// Admission of a Hello at an upstream: protocol version (failed_precondition), tenant
 /// and branch of this node (permission_denied), and the device registry held in
 /// `store` (collection "device", tenant scope, id = 16 lower-case hex digits of the

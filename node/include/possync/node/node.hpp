@@ -107,7 +107,9 @@ struct node_config {
   /// Registers of a large branch leave out "stock": every sale changes its products'
   /// counters, and each change goes to every register of the branch, so the work grows
   /// with the square of the registers. Such a node's local counters hold only its own
-  /// movements (terminal::stock() refuses to show them as the branch's stock). [none]
+  /// movements (terminal::stock() refuses to show them as the branch's stock). A node
+  /// that takes back a collection it skipped downloads its upstream's feeds again from
+  /// the start at its next start (meta "sync.collections"; unsent writes stay). [none]
   std::vector<std::string> skip_collections;
   connector connect;                       ///< how to dial an upstream; default gRPC
   actors::session_options session;
