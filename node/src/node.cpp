@@ -667,6 +667,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   if (opened) return opened;
   i->me = actors::local_identity{i->store->node(), cfg.role,         cfg.tenant, cfg.branch,
                                  cfg.token,        software_version, {}};
+  if (!cfg.skip_collections.empty() && cfg.role != storage::node_role::terminal)
+    return error(errc::invalid_argument,
+                 std::string("skip_collections is for terminals: a ") + storage::to_string(cfg.role) +
+                     " serves its downstream nodes from its own store and must hold all of it");
   auto asked = actors::download_collections(cfg.role, i->store->registry(), cfg.skip_collections);
   if (!asked) return std::move(asked).err();
   i->me.collections = std::move(asked).value();

@@ -515,13 +515,7 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
                      s.node.status_stale_after_ms = v;
                      return status{};
                    });
-  if (role != storage::node_role::hq) {
-    later<uint32_t>(cmd, ov, "--sale-retention-days",
-                    "remove acknowledged sales and payments older than N days locally (0: keep) [0]",
-                    [](role_settings& s, const uint32_t& v) {
-                      s.node.sale_retention_days = v;
-                      return status{};
-                    });
+  if (role == storage::node_role::terminal)
     later<std::vector<std::string>>(
         cmd, ov, "--skip-collection",
         "do not download this collection (repeatable; e.g. stock on registers of a large branch) [none]",
@@ -529,6 +523,13 @@ node_flags::node_flags(CLI::App* cmd, storage::node_role role) : role_(role) {
           s.node.skip_collections = v;
           return status{};
         });
+  if (role != storage::node_role::hq) {
+    later<uint32_t>(cmd, ov, "--sale-retention-days",
+                    "remove acknowledged sales and payments older than N days locally (0: keep) [0]",
+                    [](role_settings& s, const uint32_t& v) {
+                      s.node.sale_retention_days = v;
+                      return status{};
+                    });
     cmd->add_flag_callback(
         "--recover-on-corruption",
         [&ov] {

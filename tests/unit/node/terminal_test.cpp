@@ -255,6 +255,13 @@ TEST_F(TerminalTest, SkippedCollectionsAreNeverDownloaded) {
   EXPECT_NE(bad.err().message.find("'stok'"), std::string::npos) << bad.err().message;
 
   c.skip_collections = {"stock"};
+  c.role = storage::node_role::branch;
+  auto branch_skipping = node::node::start(c, rt_);
+  ASSERT_FALSE(branch_skipping);
+  EXPECT_EQ(branch_skipping.err().code, errc::invalid_argument);
+  EXPECT_NE(branch_skipping.err().message.find("for terminals"), std::string::npos)
+      << branch_skipping.err().message;
+  c.role = storage::node_role::terminal;
   auto n = node::node::start(c, rt_);
   ASSERT_TRUE(n) << n.err().to_string();
   auto& till = **n;

@@ -103,7 +103,8 @@ struct node_config {
   /// tokens); more are refused with resource_exhausted until the minute has passed [120].
   uint32_t max_hellos_per_minute = 120;
   std::vector<std::string> upstreams;      ///< endpoints tried in order, rotating on failure
-  /// Collections this node does not download from its upstream (Hello.collections).
+  /// Terminals only: collections this node does not download from its upstream
+  /// (Hello.collections); other roles refuse to start with it.
   /// Registers of a large branch leave out "stock": every sale changes its products'
   /// counters, and each change goes to every register of the branch, so the work grows
   /// with the square of the registers. Such a node's local counters hold only its own
