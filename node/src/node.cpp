@@ -11,6 +11,8 @@
 #include <map>
 #include <mutex>
 
+#include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -572,40 +574,29 @@ private:
   node::impl* n_;  // the node outlives its server (stop() shuts the server down first)
 };
 
-/// A node that now downloads a collection it skipped before fetches its upstream's feeds
+/// A node that takes back a collection it skipped before fetches its upstream's feeds
 /// from the start: while it skipped the collection its cursors moved past every change
-/// of it. Meta "sync.collections" keeps what the node last asked for ("" = everything).
-status resync_if_collections_grew(storage::node_store& store, storage::node_role role,
-                                  const std::vector<std::string>& asked) {
-  const auto all = actors::default_collections(role, store.registry());
-  auto split = [&](const std::string& text) {
-    if (text.empty()) return all;
-    std::set<std::string> out;
-    for (size_t at = 0; at <= text.size();) {
-      size_t comma = std::min(text.find(',', at), text.size());
-      out.insert(text.substr(at, comma - at));
-      at = comma + 1;
-    }
-    return out;
-  };
+/// of it. Meta "sync.skipped" keeps what the node skipped last time, one name per line.
+status resync_if_skip_shrank(storage::node_store& store, const std::vector<std::string>& skip) {
+  const std::set<std::string> now(skip.begin(), skip.end());
   std::string text;
-  for (const auto& c : asked)
-    text += (text.empty() ? "" : ",") + c;
-  auto before = store.get_meta("sync.collections");
+  for (const auto& c : now)
+    text += c + "\n";
+  auto before = store.get_meta("sync.skipped");
   if (!before) return before.err();
-  if (before->has_value() && **before == text) return {};
-  const auto had = split(before->value_or(""));
-  const auto now = split(text);
-  const bool grew =
-      std::any_of(now.begin(), now.end(), [&](const std::string& c) { return had.count(c) == 0; });
-  if (grew) {
+  if (before->value_or("") == text) return {};
+  bool taken_back = false;
+  std::istringstream lines(before->value_or(""));
+  for (std::string name; std::getline(lines, name);)
+    taken_back = taken_back || now.count(name) == 0;
+  if (taken_back) {
     auto up = store.get_meta("sync.upstream");
     if (!up) return up.err();
     if (up->has_value())
       if (auto peer = core::parse_node_id(**up); peer && *peer != 0)
         if (auto e = store.clear_cursors(*peer)) return e;
   }
-  return store.put_meta("sync.collections", text);
+  return store.put_meta("sync.skipped", text);
 }
 
 } // namespace
@@ -617,6 +608,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
                  std::string("node_config.branch is required for a ") + storage::to_string(cfg.role) + " node");
   if (!cfg.db && !cfg.in_memory && cfg.dir.empty())
     return error(errc::invalid_argument, "node_config.dir is required (or db, or in_memory)");
+  if (!cfg.skip_collections.empty() && cfg.role != storage::node_role::terminal)
+    return error(errc::invalid_argument,
+                 std::string("skip_collections is for terminals: a ") + storage::to_string(cfg.role) +
+                     " serves its downstream nodes from its own store and must hold all of it");
   if (cfg.tick_ms <= 0) cfg.tick_ms = 200;
 
   auto i = std::make_unique<impl>();
@@ -667,14 +662,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::shared_ptr<runti
   if (opened) return opened;
   i->me = actors::local_identity{i->store->node(), cfg.role,         cfg.tenant, cfg.branch,
                                  cfg.token,        software_version, {}};
-  if (!cfg.skip_collections.empty() && cfg.role != storage::node_role::terminal)
-    return error(errc::invalid_argument,
-                 std::string("skip_collections is for terminals: a ") + storage::to_string(cfg.role) +
-                     " serves its downstream nodes from its own store and must hold all of it");
   auto asked = actors::download_collections(cfg.role, i->store->registry(), cfg.skip_collections);
   if (!asked) return std::move(asked).err();
   i->me.collections = std::move(asked).value();
-  if (auto e = resync_if_collections_grew(*i->store, cfg.role, i->me.collections)) return e;
+  if (auto e = resync_if_skip_shrank(*i->store, cfg.skip_collections)) return e;
   if (!cfg.token_public_key_pem.empty()) {
     auto v = core::token_verifier::from_pem(cfg.token_public_key_pem);
     if (!v) return error(v.err().code, "token public key: " + v.err().message);

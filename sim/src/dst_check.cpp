@@ -108,6 +108,10 @@ public:
         unsent_of_[l.identity].insert(k);
       }
     }
+    for (const auto& s : h_.sales)
+      own_counters_[s.node].insert(s.counter_identity);
+    for (const auto& c : h_.stock_changes)
+      own_counters_[c.node].insert(c.counter_identity);
     check_quiet();
     if (!tenant_.empty()) {
       check_sales();
@@ -125,6 +129,8 @@ private:
   std::vector<node_view> nodes_;
   const node_view* hq_ = nullptr;
   std::string tenant_;
+  /// Node name -> the counter identities its acknowledged sales and stock changes wrote.
+  std::map<std::string, std::set<core::node_id>> own_counters_;
   std::map<core::node_id, const lost_disk*> lost_;
   std::set<core::record_key> unsent_;                              ///< of every lost disk
   std::map<core::node_id, std::set<core::record_key>> unsent_of_;  ///< per lost identity
@@ -273,13 +279,9 @@ private:
       return;
     }
     if (!r->has_value()) return;
-    std::set<core::node_id> own{n.store->counter_node()};
-    for (const auto& s : h_.sales)
-      if (s.node == n.name) own.insert(s.counter_identity);
-    for (const auto& c : h_.stock_changes)
-      if (c.node == n.name) own.insert(c.counter_identity);
+    const auto& own = own_counters_[n.name];
     for (const auto& [who, totals] : core::counter_of(**r).entries)
-      if (own.count(who) == 0)
+      if (who != n.store->counter_node() && own.count(who) == 0)
         fail("stock: " + n.name + " (no live stock) holds the entry of " + core::node_id_to_string(who) +
              " in " + sk.to_string() + ": it downloaded stock it does not take");
   }

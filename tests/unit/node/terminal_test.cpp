@@ -52,17 +52,8 @@ protected:
     ASSERT_TRUE(hq) << hq.err().to_string();
     hq_ = std::move(hq).value();
 
-    node::node_config b;
-    b.role = storage::node_role::branch;
-    b.tenant = "acme";
-    b.branch = "jkt-01";
-    b.node_id = branch_id;
-    b.in_memory = true;
+    node::node_config b = downstream_config(storage::node_role::branch, branch_id, *hq_);
     b.listen = "127.0.0.1:0";
-    b.tick_ms = 50;
-    b.backoff.initial_ms = 20;
-    b.backoff.max_ms = 200;
-    b.upstreams = {"127.0.0.1:" + std::to_string(hq_->port())};
     auto br = node::node::start(b, rt_);
     ASSERT_TRUE(br) << br.err().to_string();
     branch_ = std::move(br).value();
@@ -91,6 +82,21 @@ protected:
     op.body = p.SerializeAsString();
     auto r = hq_->store().write({op});
     ASSERT_TRUE(r) << r.err().to_string();
+  }
+
+  /// An in-memory node of jkt-01 dialing `up`, with short timers and reconnect delays.
+  node::node_config downstream_config(storage::node_role role, core::node_id id, node::node& up) const {
+    node::node_config c;
+    c.role = role;
+    c.tenant = "acme";
+    c.branch = "jkt-01";
+    c.node_id = id;
+    c.in_memory = true;
+    c.tick_ms = 50;
+    c.backoff.initial_ms = 20;
+    c.backoff.max_ms = 200;
+    c.upstreams = {"127.0.0.1:" + std::to_string(up.port())};
+    return c;
   }
 
   /// Adds `delta` thousandths to the branch's stock of `product`.
@@ -238,16 +244,7 @@ TEST_F(TerminalTest, WithoutLiveStockTheRegisterSellsButDownloadsNoStock) {
 // register's store while everything else still arrives; unknown names are refused.
 TEST_F(TerminalTest, SkippedCollectionsAreNeverDownloaded) {
   ASSERT_NO_FATAL_FAILURE(restock("p1", 10000));
-  node::node_config c;
-  c.role = storage::node_role::terminal;
-  c.tenant = "acme";
-  c.branch = "jkt-01";
-  c.node_id = till_id;
-  c.in_memory = true;
-  c.tick_ms = 50;
-  c.backoff.initial_ms = 20;
-  c.backoff.max_ms = 200;
-  c.upstreams = {"127.0.0.1:" + std::to_string(branch_->port())};
+  node::node_config c = downstream_config(storage::node_role::terminal, till_id, *branch_);
   c.skip_collections = {"stok"};
   auto bad = node::node::start(c, rt_);
   ASSERT_FALSE(bad);

@@ -110,7 +110,7 @@ struct node_config {
   /// with the square of the registers. Such a node's local counters hold only its own
   /// movements (terminal::stock() refuses to show them as the branch's stock). A node
   /// that takes back a collection it skipped downloads its upstream's feeds again from
-  /// the start at its next start (meta "sync.collections"; unsent writes stay). [none]
+  /// the start at its next start (meta "sync.skipped"; unsent writes stay). [none]
   std::vector<std::string> skip_collections;
   connector connect;                       ///< how to dial an upstream; default gRPC
   actors::session_options session;
