@@ -82,6 +82,15 @@ struct downlink_machine::state {
   int64_t last_sent_ms = 0;
   int64_t last_recv_ms = 0;
   int64_t last_auth_ms = 0;  ///< last still_admitted() check
+  /// admission_changes() when the registry was last read (admission, or a check that
+  /// found it changed): unchanged since, a check reads nothing but the token's expiry.
+  uint64_t admission_seen = 0;
+  uint64_t admission_changes() const {
+    uint64_t n = 0;
+    for (const auto& c : admission_collections())
+      n += store.collection_changes(c);
+    return n;
+  }
 
   void send(v1::Frame f, int64_t now) {
     const bool is_changes = f.kind_case() == v1::Frame::kChanges;
@@ -126,6 +135,7 @@ struct downlink_machine::state {
 };
 
 void downlink_machine::state::on_hello(const v1::Hello& h, int64_t now) {
+  admission_seen = admission_changes(); // before admit() reads the registry
   auto g = admit(h);
   if (!g) return fail(g.err(), now);
   st.admitted = true;
@@ -464,7 +474,11 @@ void downlink_machine::on_tick(int64_t now_ms) {
   }
   if (now_ms - s.last_auth_ms >= s.opts.auth_check_ms) {
     s.last_auth_ms = now_ms;
-    if (auto why = still_admitted(s.st.granted, s.store, now_ms)) return s.fail(std::move(why), now_ms);
+    const uint64_t changes = s.admission_changes();
+    const bool reread = changes != s.admission_seen;
+    s.admission_seen = changes;
+    if (auto why = still_admitted(s.st.granted, s.store, now_ms, reread))
+      return s.fail(std::move(why), now_ms);
   }
   // Not reading (own applies at the window): silence says nothing about the downstream.
   // (A peer that takes none of our frames is not excused: it may be gone for good.)
@@ -486,6 +500,12 @@ void downlink_machine::on_tick(int64_t now_ms) {
     s.send(std::move(f), now_ms);
   }
   s.serve(now_ms);
+}
+
+bool downlink_machine::quiet() const {
+  const auto& s = *s_;
+  if (s.ph != state::phase::live) return s.ph == state::phase::closed;
+  return std::none_of(s.feeds.begin(), s.feeds.end(), [](const state::feed_state& f) { return f.dirty; });
 }
 
 bool downlink_machine::wants_frame() const {

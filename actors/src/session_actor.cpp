@@ -64,6 +64,7 @@ struct session_state {
   session_stats accounted;       ///< what was added to setup.traffic so far
   int64_t accounted_ms = 0;
   int64_t wake_at_ms = 0; ///< a one-off tick asked for by the machine is due then (0 = none)
+  int64_t next_tick_ms = 0;          ///< the periodic tick is due then (tick_period())
   int64_t ack_failure_logged_ms = 0; ///< uplink: the last "outbox ack failed" line (one per 10 s)
   static inline const char* name = "possync.session";
 
@@ -230,6 +231,20 @@ void flush_writes(self_ptr self) {
   st.lnk->write(std::move(*f));
 }
 
+bool quiet(const session_state& st) {
+  return st.up ? st.up->quiet() : st.down->quiet();
+}
+
+/// The periodic tick's period now: tick_ms while the machine has timed work, longer
+/// while it is quiet (session_options::quiet_tick_ms).
+int64_t tick_period(const session_state& st) {
+  if (!quiet(st)) return st.setup.tick_ms;
+  const auto& o = st.setup.opts;
+  int64_t p = std::min({o.quiet_tick_ms, o.heartbeat_ms / 2, o.idle_timeout_ms / 4});
+  if (st.down) p = std::min(p, o.auth_check_ms);
+  return std::max(p, st.setup.tick_ms);
+}
+
 /// Carries out what the machine wants, in order, then pulls the next frame if wanted.
 void pump(self_ptr self) {
   auto& st = self->state;
@@ -266,6 +281,11 @@ void pump(self_ptr self) {
     run_io(self, note, true);
   }
   if (out.close && !st.closing) st.closing = std::move(out.close);
+  // A quiet session's periodic tick is far off: timed work that came up since is
+  // ticked within tick_ms all the same.
+  const int64_t fast = st.now() + st.setup.tick_ms;
+  if (st.next_tick_ms > fast && !quiet(st))
+    out.wake_at_ms = out.wake_at_ms > 0 ? std::min(out.wake_at_ms, fast) : fast;
   if (out.wake_at_ms > 0 && (st.wake_at_ms == 0 || out.wake_at_ms < st.wake_at_ms)) {
     st.wake_at_ms = out.wake_at_ms;
     const int64_t delay = std::max<int64_t>(1, out.wake_at_ms - st.now());
@@ -328,13 +348,13 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
   }
   st.lnk->start(std::make_shared<events_adapter>(self->address()));
   st.reading = true;
+  st.next_tick_ms = st.now() + st.setup.tick_ms;
   if (st.up)
     st.up->start(st.now());
   else
     st.down->start(st.now());
   pump(self);
-  const auto period = std::chrono::milliseconds(st.setup.tick_ms);
-  self->delayed_send(self, period, atom::tick_v);
+  self->delayed_send(self, std::chrono::milliseconds(st.setup.tick_ms), atom::tick_v);
   return {
       [=](atom::frame, v1::Frame& f) {
         auto& st = self->state;
@@ -415,7 +435,10 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
         auto& st = self->state;
         if (st.ending) return;
         tick(self);
-        if (!st.ending) self->delayed_send(self, std::chrono::milliseconds(st.setup.tick_ms), atom::tick_v);
+        if (st.ending) return;
+        const int64_t period = tick_period(st);
+        st.next_tick_ms = st.now() + period;
+        self->delayed_send(self, std::chrono::milliseconds(period), atom::tick_v);
       },
       [=](atom::tick, int64_t at) {
         auto& st = self->state;

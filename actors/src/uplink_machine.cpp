@@ -514,6 +514,13 @@ void uplink_machine::on_tick(int64_t now_ms) {
   s.check_synced(now_ms);
 }
 
+bool uplink_machine::quiet() const {
+  const auto& s = *s_;
+  if (s.ph != state::phase::live) return s.ph == state::phase::closed;
+  return s.held.empty() && s.hold.ends_at() < 0 &&
+         std::all_of(s.ack_retry.begin(), s.ack_retry.end(), [](uint64_t seq) { return seq == 0; });
+}
+
 bool uplink_machine::wants_frame() const {
   const auto& s = *s_;
   return s.ph == state::phase::hello_sent || (s.ph == state::phase::live && !s.backlogged());

@@ -236,6 +236,9 @@ result<std::unique_ptr<node_store_impl>> node_store_impl::open(std::shared_ptr<d
 
   std::unique_ptr<node_store_impl> s(new node_store_impl(std::move(db), std::move(opts)));
   s->reg_ = s->opts_.registry;
+  for (const auto* info : s->reg_->list())
+    s->collection_slot_.emplace(info->name, s->collection_slot_.size());
+  s->collection_changes_ = std::make_unique<std::atomic<uint64_t>[]>(s->collection_slot_.size());
   if (!s->db_.claim_space(s->space_))
     return error(errc::failed_precondition, "space " + std::to_string(s->space_) + " is already open");
   s->space_claimed_ = true;
@@ -380,6 +383,10 @@ status node_store_impl::commit(prep_fn prep, std::vector<change>* changes, int p
 }
 
 void node_store_impl::notify(const std::vector<change>& changes) {
+  for (const auto& c : changes) {
+    auto it = collection_slot_.find(c.key.collection);
+    if (it != collection_slot_.end()) collection_changes_[it->second].fetch_add(1, std::memory_order_release);
+  }
   std::shared_ptr<commit_listener> l;
   {
     std::lock_guard<std::mutex> lk(listener_mu_);
@@ -1162,6 +1169,12 @@ result<std::vector<feed_entry>> node_store::read_feed(const std::string& tenant,
   return out;
 }
 
+uint64_t node_store::collection_changes(std::string_view collection) const {
+  auto it = impl_->collection_slot_.find(collection);
+  if (it == impl_->collection_slot_.end()) return 0;
+  return impl_->collection_changes_[it->second].load(std::memory_order_acquire);
+}
+
 uint64_t node_store::lane_head(uint8_t lane) const {
   if (lane >= core::lane_count) return 0;
   return impl_->head_pub_[lane].load(std::memory_order_acquire);
@@ -1556,6 +1569,8 @@ result<start_over_report> node_store::start_over(start_over_options opts) {
   auto s = im->commit([im, st](txn& t, std::vector<change>& ch) { return im->prepare_start_over(t, st->o, st->rep, ch); },
                       nullptr);
   if (s) return s;
+  for (size_t i = 0; i < im->collection_slot_.size(); ++i)
+    im->collection_changes_[i].fetch_add(1, std::memory_order_release);
   return st->rep;
 }
 

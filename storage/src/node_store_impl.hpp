@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -105,6 +106,10 @@ public:
   std::array<std::atomic<uint64_t>, core::lane_count> pending_pub_{};
   std::array<std::atomic<uint64_t>, core::lane_count> outbox_head_pub_{};
   std::atomic<uint64_t> dot_floor_pub_{0};
+  /// node_store::collection_changes: one counter per registry collection, in the order
+  /// of `collection_slot_` (fixed at open, so read without a lock).
+  std::map<std::string, size_t, std::less<>> collection_slot_;
+  std::unique_ptr<std::atomic<uint64_t>[]> collection_changes_;
   std::atomic<core::node_id> counter_node_pub_{0};
 
   /// The committer side of node_store::start_over.

@@ -157,6 +157,13 @@ TEST_F(cli, terminal_node_without_branch_or_with_bad_config_is_a_usage_error) {
   EXPECT_EQ(bad_hold.code, 2) << bad_hold.out;
   EXPECT_NE(bad_hold.out.find("session.urgent_hold_ms"), std::string::npos) << bad_hold.out;
   {
+    std::ofstream f(dir_ + "/quiet.yaml");
+    f << "tenant: demo\nsession:\n  quiet_tick_ms: 0\n";
+  }
+  auto bad_quiet = run("hq --config " + dir_ + "/quiet.yaml --dir " + dir_ + "/hq");
+  EXPECT_EQ(bad_quiet.code, 2) << bad_quiet.out;
+  EXPECT_NE(bad_quiet.out.find("session.quiet_tick_ms"), std::string::npos) << bad_quiet.out;
+  {
     std::ofstream f(dir_ + "/window.yaml");
     f << "tenant: demo\nstream_window_bytes: 100\n";
   }

@@ -313,7 +313,7 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (!n.IsMap()) return bad(f + "session", "expected a map");
     if (auto e = check_keys(n, f + "session.",
                             {"push_window", "push_batch", "changes_batch", "heartbeat_ms", "idle_timeout_ms",
-                             "stock_pause_ms", "urgent_hold_ms"}))
+                             "stock_pause_ms", "urgent_hold_ms", "quiet_tick_ms"}))
       return e;
     auto& so = c.session;
     if (n["push_window"])
@@ -330,6 +330,10 @@ status load_yaml(const std::string& path, role_settings& s) {
     if (n["stock_pause_ms"]) {
       if (auto e = read_scalar(n["stock_pause_ms"], f + "session.stock_pause_ms", so.live_pause_ms[1])) return e;
       if (so.live_pause_ms[1] < 0) return bad(f + "session.stock_pause_ms", "must be 0 or more");
+    }
+    if (n["quiet_tick_ms"]) {
+      if (auto e = read_scalar(n["quiet_tick_ms"], f + "session.quiet_tick_ms", so.quiet_tick_ms)) return e;
+      if (so.quiet_tick_ms <= 0) return bad(f + "session.quiet_tick_ms", "must be above 0");
     }
     if (n["urgent_hold_ms"]) {
       if (auto e = read_scalar(n["urgent_hold_ms"], f + "session.urgent_hold_ms", so.urgent_hold_ms))

@@ -33,6 +33,29 @@ TEST(node_store, open_reopen_keeps_node_id_and_counters) {
   EXPECT_EQ((*g)->versions.size(), 1u);
 }
 
+// collection_changes counts, per collection, the records commits changed (local writes
+// and applies alike), once readable; a reset counts for all; unknown names read 0.
+TEST(node_store, collection_changes_count_per_collection) {
+  auto db = open_mem_db();
+  auto s = open_store(db);
+  auto other = open_store(db, 2);
+  EXPECT_EQ(s->collection_changes("product"), 0u);
+  ASSERT_TRUE(s->write({put_op{product_key("p1"), product_body("Tea", "123", 100)},
+                        put_op{product_key("p2"), product_body("Rice", "124", 900)}}));
+  EXPECT_EQ(s->collection_changes("product"), 2u);
+  EXPECT_EQ(s->collection_changes("device"), 0u);
+  EXPECT_EQ(s->collection_changes("no_such_collection"), 0u);
+  // A write that changes nothing new (the same state applied again) counts nothing.
+  ASSERT_TRUE(other->apply_remote({s->get(product_key("p1"))->value()}, apply_source{s->node(), false}));
+  EXPECT_EQ(other->collection_changes("product"), 1u);
+  ASSERT_TRUE(other->apply_remote({s->get(product_key("p1"))->value()}, apply_source{s->node(), false}));
+  EXPECT_EQ(other->collection_changes("product"), 1u);
+  EXPECT_EQ(s->collection_changes("product"), 2u); // spaces count apart
+  ASSERT_TRUE(other->start_over({}));
+  EXPECT_EQ(other->collection_changes("product"), 2u);
+  EXPECT_EQ(other->collection_changes("device"), 1u);
+}
+
 TEST(node_store, new_store_gets_new_node_id_and_space_opened_once) {
   auto db = open_mem_db();
   auto a = open_store(db, 1);

@@ -147,7 +147,9 @@ result<grant> admit(const v1::Hello& hello, const local_identity& me, const stor
 std::vector<std::string> admission_collections();
 /// Whether a live session's credentials still hold at `now_ms`: its token unexpired
 /// (unauthenticated) and not revoked, its device not revoked (permission_denied).
-status still_admitted(const grant& g, const storage::node_store& store, int64_t now_ms);
+/// `reread` = false checks the expiry only: the caller knows that no record of
+/// admission_collections() changed since it last looked (collection_changes).
+status still_admitted(const grant& g, const storage::node_store& store, int64_t now_ms, bool reread = true);
 using admit_fn = std::function<result<grant>(const v1::Hello&)>;
 /// Whether a session granted `g` may push a record with `key`: its tenant, a scope of
 /// g.write_scopes, and a collection whose writers include the peer's role (see
@@ -234,8 +236,12 @@ public:
   void on_outbox_ack_failed(uint8_t lane, uint64_t seq, int64_t now_ms);
   /// The last frame handed out was written.
   void on_written(int64_t now_ms);
-  /// Time passes (heartbeats, idle timeout); call every few hundred ms.
+  /// Time passes (heartbeats, idle timeout); call every few hundred ms, or every
+  /// session_options::quiet_tick_ms while quiet().
   void on_tick(int64_t now_ms);
+  /// Nothing waits for a tick but heartbeats and timeouts: live, no downloaded Changes
+  /// held, no failed outbox ack to hand out again, no hold running.
+  bool quiet() const;
   /// True when it can take another frame (applies in flight below the window).
   bool wants_frame() const;
   machine_output take_output();
@@ -280,6 +286,9 @@ public:
   void on_feed_changed(const std::vector<feed_id>& changed, int64_t now_ms);
   void on_written(int64_t now_ms);
   void on_tick(int64_t now_ms);
+  /// Nothing waits for a tick but heartbeats, timeouts and the periodic admission
+  /// check: live, and no feed has changes left to serve (a paused one is served by a tick).
+  bool quiet() const;
   bool wants_frame() const;
   machine_output take_output();
   downlink_status status() const;
