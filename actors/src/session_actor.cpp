@@ -231,6 +231,18 @@ void flush_writes(self_ptr self) {
   st.lnk->write(std::move(*f));
 }
 
+/// A tick in `delay_ms`: (tick) if `at` is 0, else (tick, at).
+void schedule_tick(self_ptr self, int64_t delay_ms, int64_t at) {
+  auto& st = self->state;
+  if (st.setup.ticker) {
+    self->send(st.setup.ticker, atom::wake_v, caf::actor_cast<session_actor>(self), delay_ms, at);
+  } else if (at == 0) {
+    self->delayed_send(self, std::chrono::milliseconds(delay_ms), atom::tick_v);
+  } else {
+    self->delayed_send(self, std::chrono::milliseconds(delay_ms), atom::tick_v, at);
+  }
+}
+
 bool quiet(const session_state& st) {
   return st.up ? st.up->quiet() : st.down->quiet();
 }
@@ -288,8 +300,7 @@ void pump(self_ptr self) {
     out.wake_at_ms = out.wake_at_ms > 0 ? std::min(out.wake_at_ms, fast) : fast;
   if (out.wake_at_ms > 0 && (st.wake_at_ms == 0 || out.wake_at_ms < st.wake_at_ms)) {
     st.wake_at_ms = out.wake_at_ms;
-    const int64_t delay = std::max<int64_t>(1, out.wake_at_ms - st.now());
-    self->delayed_send(self, std::chrono::milliseconds(delay), atom::tick_v, out.wake_at_ms);
+    schedule_tick(self, std::max<int64_t>(1, out.wake_at_ms - st.now()), out.wake_at_ms);
   }
   flush_writes(self);
   if (st.up) {
@@ -354,7 +365,7 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
   else
     st.down->start(st.now());
   pump(self);
-  self->delayed_send(self, std::chrono::milliseconds(st.setup.tick_ms), atom::tick_v);
+  schedule_tick(self, st.setup.tick_ms, 0);
   return {
       [=](atom::frame, v1::Frame& f) {
         auto& st = self->state;
@@ -438,7 +449,7 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
         if (st.ending) return;
         const int64_t period = tick_period(st);
         st.next_tick_ms = st.now() + period;
-        self->delayed_send(self, std::chrono::milliseconds(period), atom::tick_v);
+        schedule_tick(self, period, 0);
       },
       [=](atom::tick, int64_t at) {
         auto& st = self->state;

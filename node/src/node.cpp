@@ -211,6 +211,7 @@ struct node::impl {
     s.store = store;
     s.store_h = store_h;
     s.hub = hub;
+    s.ticker = rt->get().ticker;
     s.clock = now_ms;
     s.tick_ms = cfg.tick_ms;
     s.traffic = traffic;

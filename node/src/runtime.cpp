@@ -20,11 +20,14 @@ runtime::impl::impl(const runtime::options& opts) {
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   sys = std::make_unique<caf::actor_system>(cfg);
   worker = actors::spawn_blocking_worker(*sys);
+  ticker = actors::spawn_ticker(*sys);
 }
 
 runtime::impl::~impl() {
   caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
   worker = nullptr;
+  caf::anon_send_exit(ticker, caf::exit_reason::user_shutdown);
+  ticker = nullptr;
   // The actor system's destructor waits for every actor to terminate.
   sys.reset();
 }

@@ -18,6 +18,7 @@
 #include "possync/actors/session_actor.hpp"
 #include "possync/actors/store_actor.hpp"
 #include "possync/actors/supervisor.hpp"
+#include "possync/actors/ticker.hpp"
 #include "session_harness.hpp"
 
 namespace possync::actors {
@@ -70,6 +71,8 @@ struct probe_counts {
   std::vector<feed_id> last_feeds;  ///< the feeds named by the last announcement
   std::vector<std::pair<uint8_t, uint64_t>> failed_acks; ///< (lane, seq) the store reported failed
   std::vector<error> ack_errors;
+  int ticks = 0;              ///< (tick)
+  std::vector<int64_t> wakes; ///< (tick, at)
 };
 
 session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<probe_counts> c) {
@@ -88,8 +91,8 @@ session_actor::behavior_type probe(session_actor::pointer self, std::shared_ptr<
         c->last_feeds = changed.feeds;
       },
       [c](atom::outbox) { ++c->outbox; },
-      [](atom::tick) {},
-      [](atom::tick, int64_t) {},
+      [c](atom::tick) { ++c->ticks; },
+      [c](atom::tick, int64_t at) { c->wakes.push_back(at); },
       [self](atom::stop, error&) { self->quit(); },
   };
 }
@@ -258,6 +261,51 @@ TEST_F(ActorTest, HubCoalescesAnnouncementsPerSession) {
   EXPECT_EQ(a->feed, 2);
   EXPECT_EQ(b->feed, 4);
   EXPECT_EQ(c->feed, 1);
+}
+
+// The ticker sends each session its tick when due, late by at most its resolution, and
+// times a thousand sessions with a handful of timers of its own (CAF's delayed_send
+// wakes the clock thread on every call).
+TEST_F(ActorTest, TickerTicksEachSessionWhenDueWithFewTimersOfItsOwn) {
+  auto ticker = keep(spawn_ticker(sys_, 5));
+  auto a = std::make_shared<probe_counts>();
+  auto b = std::make_shared<probe_counts>();
+  auto sa = keep(sys_.spawn(probe, a));
+  auto sb = keep(sys_.spawn(probe, b));
+  caf::anon_send(ticker, atom::wake_v, sa, int64_t{100}, int64_t{0});
+  caf::anon_send(ticker, atom::wake_v, sb, int64_t{50}, int64_t{42});
+  sched_.run();
+  sched_.advance_time(45ms);
+  sched_.run();
+  EXPECT_EQ(a->ticks + b->ticks, 0);
+  EXPECT_TRUE(b->wakes.empty());
+  sched_.advance_time(10ms); // 55 ms
+  sched_.run();
+  EXPECT_EQ(b->wakes, (std::vector<int64_t>{42}));
+  EXPECT_EQ(a->ticks, 0);
+  sched_.advance_time(50ms); // 105 ms
+  sched_.run();
+  EXPECT_EQ(a->ticks, 1);
+  EXPECT_EQ(b->ticks, 0);
+
+  // A thousand sessions' ticks, due within one resolution of each other, and one
+  // earlier wake that overtakes them: three timers of the ticker's own at most.
+  auto many = std::make_shared<probe_counts>();
+  std::vector<session_actor> sessions;
+  for (int i = 0; i < 1000; ++i) {
+    sessions.push_back(keep(sys_.spawn(probe, many)));
+    caf::anon_send(ticker, atom::wake_v, sessions.back(), int64_t{200} + i % 3, int64_t{0});
+  }
+  caf::anon_send(ticker, atom::wake_v, sa, int64_t{20}, int64_t{7});
+  sched_.run();
+  size_t timers = 0;
+  for (int i = 0; i < 30; ++i) {
+    timers += sched_.advance_time(10ms);
+    sched_.run();
+  }
+  EXPECT_EQ(many->ticks, 1000);
+  EXPECT_EQ(a->wakes, (std::vector<int64_t>{7}));
+  EXPECT_LE(timers, 3u);
 }
 
 // The real store actor tells the session of an outbox ack that failed, so that the

@@ -91,97 +91,105 @@ CAF_BEGIN_TYPE_ID_BLOCK(possync, caf::first_custom_type_id)
   CAF_ADD_ATOM(possync, possync::actors::atom, connect, "connect")
   CAF_ADD_ATOM(possync, possync::actors::atom, enable, "enable")
   CAF_ADD_ATOM(possync, possync::actors::atom, sync, "sync")
-CAF_END_TYPE_ID_BLOCK(possync)
+  CAF_ADD_ATOM(possync, possync::actors::atom, wake, "wake")
+  CAF_END_TYPE_ID_BLOCK(possync)
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::v1::Frame)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::error)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::apply_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::apply_done)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::committed)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::feed_subscription)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::io_job)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::change_watch)
+  CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::v1::Frame)
+  CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::error)
+  CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::apply_request)
+  CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::apply_done)
+  CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::committed)
+  CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::feed_subscription)
+  CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::io_job)
+  CAF_ALLOW_UNSAFE_MESSAGE_TYPE(possync::actors::change_watch)
 
-namespace possync::actors {
+  namespace possync::actors {
 
-/// One sync session over one link (uplink or downlink machine inside).
-using session_actor = caf::typed_actor<
-    /// The link delivered a frame (the link waits for read_next before the next).
-    caf::reacts_to<atom::frame, v1::Frame>,
-    /// The outstanding write completed (false: the stream broke; closed follows).
-    caf::reacts_to<atom::written, bool>,
-    /// The link ended (exactly once).
-    caf::reacts_to<atom::closed, error>,
-    /// An apply handed to the store actor is durable (or failed).
-    caf::reacts_to<atom::applied, apply_done>,
-    /// Uplink: an outbox ack handed to the store actor failed (lane, seq, why).
-    caf::reacts_to<atom::ack, uint8_t, uint64_t, error>,
-    /// A blocking store write the session waits for has finished.
-    caf::reacts_to<atom::io_done>,
-    /// Downlink: commits landed on these of its subscribed feeds.
-    caf::reacts_to<atom::feed, feed_subscription>,
-    /// Uplink: local commits may have queued outbox entries (or: push now).
-    caf::reacts_to<atom::outbox>,
-    /// Timer (every tick_ms): heartbeats, timeouts.
-    caf::reacts_to<atom::tick>,
-    /// A one-off timer the machine asked for (machine_output::wake_at_ms).
-    caf::reacts_to<atom::tick, int64_t>,
-    /// End the session now: close the link with the error and exit.
-    caf::reacts_to<atom::stop, error>>;
+  /// One sync session over one link (uplink or downlink machine inside).
+  using session_actor = caf::typed_actor<
+      /// The link delivered a frame (the link waits for read_next before the next).
+      caf::reacts_to<atom::frame, v1::Frame>,
+      /// The outstanding write completed (false: the stream broke; closed follows).
+      caf::reacts_to<atom::written, bool>,
+      /// The link ended (exactly once).
+      caf::reacts_to<atom::closed, error>,
+      /// An apply handed to the store actor is durable (or failed).
+      caf::reacts_to<atom::applied, apply_done>,
+      /// Uplink: an outbox ack handed to the store actor failed (lane, seq, why).
+      caf::reacts_to<atom::ack, uint8_t, uint64_t, error>,
+      /// A blocking store write the session waits for has finished.
+      caf::reacts_to<atom::io_done>,
+      /// Downlink: commits landed on these of its subscribed feeds.
+      caf::reacts_to<atom::feed, feed_subscription>,
+      /// Uplink: local commits may have queued outbox entries (or: push now).
+      caf::reacts_to<atom::outbox>,
+      /// Timer (every tick_ms): heartbeats, timeouts.
+      caf::reacts_to<atom::tick>,
+      /// A one-off timer the machine asked for (machine_output::wake_at_ms).
+      caf::reacts_to<atom::tick, int64_t>,
+      /// End the session now: close the link with the error and exit.
+      caf::reacts_to<atom::stop, error>>;
 
-/// Runs small blocking store writes on a thread of its own (detached).
-using blocking_worker_actor = caf::typed_actor<
-    /// Run the job.
-    caf::reacts_to<atom::io, io_job>>;
+  /// Runs small blocking store writes on a thread of its own (detached).
+  using blocking_worker_actor = caf::typed_actor<
+      /// Run the job.
+      caf::reacts_to<atom::io, io_job>>;
 
-/// Runs node-level change callbacks for a hub.
-using notifier_actor = caf::typed_actor<
-    /// Add a callback.
-    caf::reacts_to<atom::watch, change_watch>,
-    /// Remove a callback by id.
-    caf::reacts_to<atom::unwatch, uint64_t>,
-    /// Call every callback with these changes.
-    caf::reacts_to<atom::committed, committed>>;
+  /// Runs node-level change callbacks for a hub.
+  using notifier_actor = caf::typed_actor<
+      /// Add a callback.
+      caf::reacts_to<atom::watch, change_watch>,
+      /// Remove a callback by id.
+      caf::reacts_to<atom::unwatch, uint64_t>,
+      /// Call every callback with these changes.
+      caf::reacts_to<atom::committed, committed>>;
 
-/// The store actor of one node.
-using store_actor = caf::typed_actor<
-    /// Apply remote records (and cursor) durably; the result goes to the session as
-    /// (applied, apply_done), in request order.
-    caf::reacts_to<atom::apply, session_actor, apply_request>,
-    /// Drop outbox entries of a lane up to seq (the upstream holds them durably); a
-    /// failure goes back to the session as (ack, lane, seq, error).
-    caf::reacts_to<atom::ack, session_actor, uint8_t, uint64_t>,
-    /// Run a small blocking write off the scheduler.
-    caf::reacts_to<atom::io, io_job>>;
+  /// The store actor of one node.
+  using store_actor = caf::typed_actor<
+      /// Apply remote records (and cursor) durably; the result goes to the session as
+      /// (applied, apply_done), in request order.
+      caf::reacts_to<atom::apply, session_actor, apply_request>,
+      /// Drop outbox entries of a lane up to seq (the upstream holds them durably); a
+      /// failure goes back to the session as (ack, lane, seq, error).
+      caf::reacts_to<atom::ack, session_actor, uint8_t, uint64_t>,
+      /// Run a small blocking write off the scheduler.
+      caf::reacts_to<atom::io, io_job>>;
 
-/// The hub of one node.
-using hub_actor = caf::typed_actor<
-    /// A durable commit of the node store (from the commit listener).
-    caf::reacts_to<atom::committed, committed>,
-    /// A downlink session serves these feeds (replaces its earlier subscription).
-    caf::reacts_to<atom::subscribe, session_actor, feed_subscription>,
-    /// This session is the node's uplink: tell it when commits may have grown the outbox.
-    caf::reacts_to<atom::uplink, session_actor>,
-    /// Add a node-level change callback.
-    caf::reacts_to<atom::watch, change_watch>,
-    /// Remove a node-level change callback by id.
-    caf::reacts_to<atom::unwatch, uint64_t>,
-    /// Internal: announce what accumulated since the last flush.
-    caf::reacts_to<atom::flush>>;
+  /// The hub of one node.
+  using hub_actor = caf::typed_actor<
+      /// A durable commit of the node store (from the commit listener).
+      caf::reacts_to<atom::committed, committed>,
+      /// A downlink session serves these feeds (replaces its earlier subscription).
+      caf::reacts_to<atom::subscribe, session_actor, feed_subscription>,
+      /// This session is the node's uplink: tell it when commits may have grown the outbox.
+      caf::reacts_to<atom::uplink, session_actor>,
+      /// Add a node-level change callback.
+      caf::reacts_to<atom::watch, change_watch>,
+      /// Remove a node-level change callback by id.
+      caf::reacts_to<atom::unwatch, uint64_t>,
+      /// Internal: announce what accumulated since the last flush.
+      caf::reacts_to<atom::flush>>;
 
-/// The uplink supervisor of one node.
-using supervisor_actor = caf::typed_actor<
-    /// Internal: try to connect now (the generation guards stale timers).
-    caf::reacts_to<atom::connect, uint64_t>,
-    /// The uplink session was welcomed by its upstream.
-    caf::reacts_to<atom::welcome>,
-    /// The uplink session ends with this reason (sent just before it exits).
-    caf::reacts_to<atom::ended, error>,
-    /// Cut (false) or restore (true) the uplink.
-    caf::reacts_to<atom::enable, bool>,
-    /// Connect now if down (skip the backoff wait), push now if up.
-    caf::reacts_to<atom::sync>,
-    /// Stop the session, stop retrying and exit once the session is gone.
-    caf::reacts_to<atom::stop, error>>;
+  /// The timer of the sessions of one actor system (ticker.hpp).
+  using ticker_actor = caf::typed_actor<
+      /// Send the session (tick) in delay_ms, or (tick, at) if at != 0.
+      caf::reacts_to<atom::wake, session_actor, int64_t, int64_t>,
+      /// Internal: its own timer; sends what is due.
+      caf::reacts_to<atom::tick>>;
+
+  /// The uplink supervisor of one node.
+  using supervisor_actor = caf::typed_actor<
+      /// Internal: try to connect now (the generation guards stale timers).
+      caf::reacts_to<atom::connect, uint64_t>,
+      /// The uplink session was welcomed by its upstream.
+      caf::reacts_to<atom::welcome>,
+      /// The uplink session ends with this reason (sent just before it exits).
+      caf::reacts_to<atom::ended, error>,
+      /// Cut (false) or restore (true) the uplink.
+      caf::reacts_to<atom::enable, bool>,
+      /// Connect now if down (skip the backoff wait), push now if up.
+      caf::reacts_to<atom::sync>,
+      /// Stop the session, stop retrying and exit once the session is gone.
+      caf::reacts_to<atom::stop, error>>;
 
 } // namespace possync::actors

@@ -71,6 +71,9 @@ struct session_setup {
   std::shared_ptr<storage::node_store> store;
   store_actor store_h;
   hub_actor hub;
+  /// Sends the session its ticks (ticker.hpp): one timer for every session of the
+  /// actor system. Null: each session schedules its own with CAF's delayed_send.
+  ticker_actor ticker;
   admit_fn admit;                        ///< downlink: admission of the Hello
   /// uplink: called before each session (by the supervisor) for the device token of
   /// its Hello, so a renewed token is picked up on reconnect; empty = me.token
