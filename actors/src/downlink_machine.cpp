@@ -86,8 +86,9 @@ struct downlink_machine::state {
   /// found it changed): unchanged since, a check reads nothing but the token's expiry.
   uint64_t admission_seen = 0;
   uint64_t admission_changes() const {
+    static const std::vector<std::string> names = admission_collections();
     uint64_t n = 0;
-    for (const auto& c : admission_collections())
+    for (const auto& c : names)
       n += store.collection_changes(c);
     return n;
   }
