@@ -424,6 +424,7 @@ session_actor::behavior_type session_fn(self_ptr self, std::shared_ptr<spawn_pac
                      {{"lane", lane}, {"seq", seq}, {"error", why.to_string()}});
         }
         st.up->on_outbox_ack_failed(lane, seq, st.now());
+        pump(self); // the retry is timed work: ticked within tick_ms, not at a quiet tick
       },
       [=](atom::io_done) {
         auto& st = self->state;

@@ -346,10 +346,10 @@ public:
   /// Highest sequence number issued in `lane` (all tenants and scopes).
   uint64_t lane_head(uint8_t lane) const;
   /// Records of `collection` changed by commits since the store was opened, counted
-  /// once they are readable; a reset (start_over) counts for every collection, a purge of
-  /// old sales (purge_sales) for none. A cheap
-  /// "has it changed since" for callers that would otherwise read it again and again
-  /// (a session's periodic admission check). 0 for a collection the registry lacks.
+  /// once they are readable; a reset (start_over) counts for every collection, a purge
+  /// of old sales (purge_sales) for none. A cheap "has it changed since" for callers
+  /// that would otherwise read it again and again (a session's periodic admission
+  /// check). 0 for a collection the registry lacks.
   uint64_t collection_changes(std::string_view collection) const;
 
   // -- outbox -------------------------------------------------------------------------
