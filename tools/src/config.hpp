@@ -32,10 +32,11 @@
 //   max_hellos_per_minute  [120] hq/branch: sessions one node may open per minute
 //   port_file              [""]: write the bound port here once listening
 //   console                [false for hq/branch; the terminal always has one]
-//   tick_ms                [200]   session timer period
+//   tick_ms                [200]   session timer period while a session has timed work
 //   gzip                   [true]  gRPC message compression
 //   session.{push_window [8], push_batch [256], changes_batch [128],
-//            heartbeat_ms [5000], idle_timeout_ms [30000]}
+//            heartbeat_ms [5000], idle_timeout_ms [30000], stock_pause_ms [1000],
+//            urgent_hold_ms [20], quiet_tick_ms [1000]: timer period of a quiet session}
 //   backoff.{initial_ms [1000], max_ms [30000], multiplier [2.0], jitter [0.2],
 //            healthy_ms [60000]}
 //   devices                [[]] HQ: list of {tenant, branch, node_id, role, name}
